@@ -1,0 +1,34 @@
+// Runs every test with Node's test runner. First makes sure the servers the tests start are installed
+// (apt when root, else it stops and names the command); each test file starts its own servers on free
+// loopback ports through test/harness and stops them when it ends.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { ensureBinary } from '../test/harness/ensure-binary.ts';
+
+const needed = ['redis-server'];
+try {
+  for (const binary of needed) ensureBinary(binary);
+} catch (err) {
+  console.error((err as Error).message);
+  process.exit(1);
+}
+
+function findTests(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) return findTests(path);
+    return name.endsWith('.test.ts') ? [path] : [];
+  });
+}
+
+const filter = process.argv.slice(2);
+const files = findTests('test')
+  .filter((f) => filter.length === 0 || filter.some((x) => f.includes(x)))
+  .sort();
+const result = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', '--test', '--test-concurrency=3', '--test-timeout=300000', ...files],
+  { stdio: 'inherit' },
+);
+process.exit(result.status ?? 1);

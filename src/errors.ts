@@ -1,0 +1,175 @@
+/**
+ * Every error the project throws, in one place. Each carries a stable `code` (listed in docs/errors.md)
+ * and the HTTP status an adapter answers with when the error ends a request.
+ *
+ * @example
+ *   if (err instanceof ClonesError && err.code === 'CLONES_SESSION_STORE_UNAVAILABLE') retryLater();
+ */
+export class ClonesError extends Error {
+  readonly code: string;
+  readonly status: number;
+
+  constructor(code: string, message: string, options: { status?: number; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'ClonesError';
+    this.code = code;
+    this.status = options.status ?? 500;
+  }
+
+  /** The same status under the name Fastify and http-errors read. */
+  get statusCode(): number {
+    return this.status;
+  }
+
+  /** Frameworks show the message of an error that says it may be exposed. */
+  get expose(): boolean {
+    return true;
+  }
+
+  /** The JSON body every HTTP error answer carries: `{ "error": { "code", "message" } }`. */
+  toJSON(): { error: { code: string; message: string } } {
+    return { error: { code: this.code, message: this.message } };
+  }
+}
+
+/** An option or URL was wrong at start-up; the message names the option. */
+export const invalidOption = (option: string, message: string): ClonesError =>
+  new ClonesError('CLONES_INVALID_OPTION', `${option}: ${message}`);
+
+/** The session secret is missing or shorter than 32 bytes. */
+export const weakSecret = (message: string): ClonesError =>
+  new ClonesError('CLONES_SESSION_SECRET_WEAK', message);
+
+/** SESSION_STORE / `store` is not a URL this project knows. */
+export const badStoreUrl = (url: string, why: string): ClonesError =>
+  new ClonesError('CLONES_SESSION_STORE_URL', `cannot use session store "${redactUrl(url)}": ${why}`);
+
+/** `memory:` was asked for while NODE_ENV=production. */
+export const memoryInProduction = (): ClonesError =>
+  new ClonesError(
+    'CLONES_SESSION_MEMORY_IN_PRODUCTION',
+    'the memory: session store keeps sessions inside one clone and is for tests only; NODE_ENV is production',
+  );
+
+/** The store did not answer, or answered with an error; the request fails closed with 503. */
+export const storeUnavailable = (store: string, cause: unknown): ClonesError =>
+  new ClonesError(
+    'CLONES_SESSION_STORE_UNAVAILABLE',
+    `session store ${store} is unavailable: ${cause instanceof Error ? cause.message : String(cause)}`,
+    { status: 503, cause },
+  );
+
+/** The store took longer than `storeTimeout`. */
+export const storeTimeout = (store: string, ms: number): ClonesError =>
+  new ClonesError('CLONES_SESSION_STORE_TIMEOUT', `session store ${store} did not answer within ${ms} ms`, {
+    status: 503,
+  });
+
+/** The store's schema was written by a newer version of clones; this version will not guess how to read it. */
+export const storeSchemaTooNew = (store: string, found: number, supported: number): ClonesError =>
+  new ClonesError(
+    'CLONES_SESSION_STORE_SCHEMA',
+    `session store ${store} has schema version ${found}, newer than ${supported} which this version of clones understands; upgrade clones on this host, or point it at another store`,
+    { status: 503 },
+  );
+
+/** An atomic update kept losing the compare-and-set race beyond the retry limit. */
+export const updateConflict = (attempts: number): ClonesError =>
+  new ClonesError(
+    'CLONES_SESSION_CONFLICT',
+    `session update lost the compare-and-set race ${attempts} times; giving up`,
+    { status: 409 },
+  );
+
+/** The sealed session cookie would exceed the browser's 4,096-byte limit. */
+export const cookieTooLarge = (bytes: number, limit: number): ClonesError =>
+  new ClonesError(
+    'CLONES_SESSION_COOKIE_TOO_LARGE',
+    `the Set-Cookie header for the sealed session would be ${bytes} bytes, over the ${limit}-byte limit browsers keep; store less in the session or use a server-side store`,
+    { status: 500 },
+  );
+
+/** Session data was read before the session was loaded (lazy sessions load on `await session.load()`). */
+export const notLoaded = (key: string): ClonesError =>
+  new ClonesError(
+    'CLONES_SESSION_NOT_LOADED',
+    `session key "${key}" was read before the session was loaded: call "await req.session.load()" first, or mount the middleware with { eager: true }`,
+  );
+
+/** Session data must be JSON: a value that does not survive JSON was assigned. */
+export const notSerializable = (key: string, why: string): ClonesError =>
+  new ClonesError('CLONES_SESSION_NOT_SERIALIZABLE', `session key "${key}" cannot be stored: ${why}`);
+
+/** The session was changed after the response had started and the change could not be saved. */
+export const headersSent = (): ClonesError =>
+  new ClonesError(
+    'CLONES_SESSION_HEADERS_SENT',
+    'the session changed after the response headers were sent; call "await req.session.save()" before streaming',
+  );
+
+/** A binary the test harness needs is missing and cannot be installed here. */
+export const missingBinary = (binary: string, installCommand: string): ClonesError =>
+  new ClonesError('CLONES_MISSING_BINARY', `${binary} is not installed; run: ${installCommand}`);
+
+/** The balancer has no target that can take the request (none registered, all unhealthy or draining). */
+export const noTarget = (why: string): ClonesError =>
+  new ClonesError('CLONES_BALANCER_NO_TARGET', `no clone can take this request: ${why}`, { status: 503 });
+
+/** The clone refused, reset or broke the connection, and the request could not be retried. */
+export const upstreamFailed = (target: string, cause: unknown): ClonesError =>
+  new ClonesError(
+    'CLONES_BALANCER_UPSTREAM_ERROR',
+    `clone ${target} failed: ${cause instanceof Error ? cause.message : String(cause)}`,
+    { status: 502, cause },
+  );
+
+/** The clone did not answer within `upstream.timeout`. */
+export const upstreamTimeout = (target: string, ms: number): ClonesError =>
+  new ClonesError('CLONES_BALANCER_UPSTREAM_TIMEOUT', `clone ${target} did not answer within ${ms} ms`, {
+    status: 504,
+  });
+
+/** The request breaks RFC 9112 framing or header rules (a request-smuggling vector); the connection closes. */
+export const badRequest = (reason: string, status = 400): ClonesError =>
+  new ClonesError('CLONES_BALANCER_BAD_REQUEST', `rejected request: ${reason}`, { status });
+
+/** The request's header block is larger than `server.maxHeaderSize`. */
+export const headersTooLarge = (limit: number): ClonesError =>
+  new ClonesError('CLONES_BALANCER_HEADERS_TOO_LARGE', `request headers exceed ${limit} bytes`, {
+    status: 431,
+  });
+
+/** The client did not send its whole header block within `server.headersTimeout`. */
+export const requestTimeout = (): ClonesError =>
+  new ClonesError('CLONES_BALANCER_REQUEST_TIMEOUT', 'the request headers did not arrive in time', {
+    status: 408,
+  });
+
+/** An admin API call without the right bearer token. */
+export const adminUnauthorized = (): ClonesError =>
+  new ClonesError('CLONES_BALANCER_UNAUTHORIZED', 'admin API: missing or wrong bearer token', { status: 401 });
+
+/** An admin API call or method naming a target the balancer does not know. */
+export const unknownTarget = (id: string): ClonesError =>
+  new ClonesError('CLONES_BALANCER_UNKNOWN_TARGET', `no target with id "${id}"`, { status: 404 });
+
+/** `addTarget` with an id that is already registered. */
+export const duplicateTarget = (id: string): ClonesError =>
+  new ClonesError('CLONES_BALANCER_DUPLICATE_TARGET', `a target with id "${id}" already exists`, {
+    status: 409,
+  });
+
+/** An admin API body or a target/group argument is malformed; the message names the field. */
+export const badTargetSpec = (field: string, message: string): ClonesError =>
+  new ClonesError('CLONES_BALANCER_BAD_SPEC', `${field}: ${message}`, { status: 400 });
+
+/** Hides the password in a URL before it is shown in a message or a log line. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@');
+}
+
+/** The session was destroyed (logout, or another request) while this request was updating it. */
+export const sessionGone = (): ClonesError =>
+  new ClonesError('CLONES_SESSION_GONE', 'the session was destroyed while this request was changing it', {
+    status: 409,
+  });

@@ -1,0 +1,72 @@
+import { badStoreUrl, ClonesError, storeUnavailable } from '../errors.ts';
+import { KeyLock } from './key-lock.ts';
+import { type ResolvedOptions, resolveOptions, type SessionOptions } from './options.ts';
+import type { RequestInfo } from './request-info.ts';
+import type { RequestSession } from './request-session.ts';
+import { SealedSession } from './sealed-session.ts';
+import { createSealer, type Sealer } from './sealer.ts';
+import { IdSigner } from './session-id.ts';
+import { StoreSession } from './store-session.ts';
+import { openStore, storeSchemes } from './stores/open-store.ts';
+import type { GuardedStore } from './stores/guarded-store.ts';
+import type { SessionStore } from './stores/store.ts';
+
+/**
+ * The framework-neutral core: options validated once, the store opened lazily, and one RequestSession per
+ * request. Adapters call `begin(info)` when a request arrives and `commit()` on it before the response goes.
+ *
+ * @example
+ *   const engine = new SessionEngine({ secret, store: 'sqlite:.clones/sessions.db' });
+ *   const rs = engine.begin(requestInfo(req));
+ */
+export class SessionEngine {
+  readonly options: ResolvedOptions;
+  readonly #sealer: Sealer | undefined;
+  readonly #signer: IdSigner;
+  readonly #locks = new KeyLock();
+  #store: Promise<SessionStore> | undefined;
+
+  constructor(options: SessionOptions = {}) {
+    this.options = resolveOptions(options);
+    const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(this.options.store)?.[0]?.toLowerCase();
+    this.#signer = new IdSigner(this.options.secrets);
+    if (scheme === 'cookie:') {
+      this.#sealer = createSealer(this.options.secrets);
+    } else if (!scheme || !storeSchemes().includes(scheme)) {
+      throw badStoreUrl(this.options.store, `unknown scheme; use one of ${[...storeSchemes(), 'cookie:'].join(' ')}`);
+    }
+  }
+
+  /** True when sessions live in sealed cookies rather than a store. */
+  get sealed(): boolean {
+    return this.#sealer !== undefined;
+  }
+
+  begin(info: RequestInfo): RequestSession {
+    if (this.#sealer) return new SealedSession(this.options, this.#sealer, info);
+    return new StoreSession({ options: this.options, store: () => this.store(), signer: this.#signer, locks: this.#locks }, info);
+  }
+
+  /** The store, opened on first use (no I/O until then). */
+  store(): Promise<SessionStore> {
+    this.#store ??= openStore(this.options.store, {
+      timeoutMs: this.options.storeTimeout,
+      prefix: this.options.prefix,
+    }).catch((err) => {
+      // A backend that failed to load (a missing native module, say) is tried again on the next request.
+      this.#store = undefined;
+      throw err instanceof ClonesError ? err : storeUnavailable(this.options.store, err);
+    });
+    return this.#store;
+  }
+
+  /** Store calls so far per operation (all zero while the store has not been opened). */
+  async metrics(): Promise<GuardedStore['counts']> {
+    if (!this.#store) return { get: 0, create: 0, patch: 0, touch: 0, destroy: 0, errors: 0, timeouts: 0 };
+    return { ...((await this.#store) as GuardedStore).counts };
+  }
+
+  async close(): Promise<void> {
+    if (this.#store) await (await this.#store).close();
+  }
+}

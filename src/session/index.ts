@@ -1,0 +1,43 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { expressAdapter, expressErrors } from './adapters/express.ts';
+import { fastifyAdapter } from './adapters/fastify.ts';
+import { honoAdapter } from './adapters/hono.ts';
+import { nodeAdapter, type SessionRequest } from './adapters/node.ts';
+import { SessionEngine } from './engine.ts';
+import type { SessionOptions } from './options.ts';
+import type { SessionData } from './stores/store.ts';
+
+export { ClonesError } from '../errors.ts';
+export type { SessionRequest } from './adapters/node.ts';
+export { SessionEngine } from './engine.ts';
+export type { SessionOptions } from './options.ts';
+export type { Session, SessionMethods } from './session-proxy.ts';
+export type { SessionData, SessionStore, StoredSession } from './stores/store.ts';
+
+/**
+ * Sessions that live outside the clone. One factory; the store is chosen by URL (`store` option or
+ * SESSION_STORE): `sqlite:<path>` (default `.clones/sessions.db`), `redis://`, `rediss://`, `cookie:`,
+ * `memory:` (tests only).
+ *
+ * @example
+ *   type Data = { userId: string; cart: string[] };
+ *   const s = sessions<Data>({ secret: process.env.SESSION_SECRET });
+ *   app.use(s.express());                                  // Express 5
+ *   await fastify.register(s.fastify);                     // Fastify 5
+ *   hono.use(s.hono());                                    // Hono
+ *   http.createServer(s.node(async (req, res) => { ... })); // node:http
+ */
+export function sessions<T extends SessionData = SessionData>(options?: SessionOptions) {
+  const engine = new SessionEngine(options);
+  return {
+    engine,
+    express: () => expressAdapter(engine),
+    expressErrors,
+    fastify: fastifyAdapter(engine),
+    hono: () => honoAdapter(engine),
+    node: (handler: (req: SessionRequest<T>, res: ServerResponse) => unknown) =>
+      nodeAdapter<T>(engine, handler) as (req: IncomingMessage, res: ServerResponse) => void,
+    /** Closes the store's connections. */
+    close: () => engine.close(),
+  };
+}

@@ -1,0 +1,146 @@
+import { BlockList, isIP } from 'node:net';
+import { invalidOption, memoryInProduction, weakSecret } from '../errors.ts';
+import type { CookieAttributes } from './cookie.ts';
+
+/**
+ * What `sessions(options)` accepts. Only `secret` is needed (or the SESSION_SECRET environment variable);
+ * everything else has a default chosen to be safe behind a load balancer.
+ *
+ * @example
+ *   sessions({ secret: [process.env.NEW_SECRET!, process.env.OLD_SECRET!], store: 'redis://127.0.0.1:6379' });
+ */
+export interface SessionOptions {
+  /** At least 32 bytes; `[current, ...previous]` to rotate. Default: SESSION_SECRET (space-separated list). */
+  secret?: string | readonly string[];
+  /** Store URL. Default: SESSION_STORE, else `sqlite:.clones/sessions.db`. */
+  store?: string;
+  /** Cookie name. Default `clones.sid` (`clones.session` for the sealed cookie). */
+  name?: string;
+  cookie?: {
+    path?: string;
+    domain?: string;
+    sameSite?: 'Lax' | 'Strict' | 'None';
+    /** 'auto' (default): Secure when the request came over TLS, directly or through a trusted proxy. */
+    secure?: boolean | 'auto';
+    partitioned?: boolean;
+    /** 'absolute' (default): the cookie lives as long as the absolute timeout; 'browser': a session cookie. */
+    lifetime?: 'absolute' | 'browser';
+  };
+  /** Idle timeout in ms (default 24 h): a session unused this long is gone, checked on the server. */
+  idleTimeout?: number;
+  /** Absolute timeout in ms (default 7 days) from creation or `regenerate()`, whatever the activity. */
+  absoluteTimeout?: number;
+  /** Touch at most once per this fraction of the idle timeout (default 0.1). */
+  touchAfter?: number;
+  /** Proxies whose X-Forwarded-Proto is believed: addresses or CIDRs. Default loopback. */
+  trustProxy?: readonly string[];
+  /** What a store outage does: 'fail-closed' (default, 503 JSON) or 'anonymous' (serve without a session). */
+  onStoreError?: 'fail-closed' | 'anonymous';
+  /** Longest wait for the store per operation, in ms (default 2000). */
+  storeTimeout?: number;
+  /** Attempts of `update(fn)` against concurrent writers before CLONES_SESSION_CONFLICT (default 100). */
+  maxUpdateAttempts?: number;
+  /** Prefix for store keys / table names (default 'clones'). */
+  prefix?: string;
+  /** Load the session before the handler when the request carries a session cookie (express-session style). */
+  eager?: boolean;
+}
+
+export interface ResolvedOptions {
+  readonly secrets: readonly string[];
+  readonly store: string;
+  readonly name: string;
+  readonly cookie: Readonly<Required<Omit<CookieAttributes, 'maxAge' | 'domain' | 'priority' | 'secure'>>> & {
+    readonly domain: string | undefined;
+    readonly secure: boolean | 'auto';
+    readonly lifetime: 'absolute' | 'browser';
+  };
+  readonly idleTimeout: number;
+  readonly absoluteTimeout: number;
+  readonly touchAfter: number;
+  readonly trusted: BlockList;
+  readonly onStoreError: 'fail-closed' | 'anonymous';
+  readonly storeTimeout: number;
+  readonly maxUpdateAttempts: number;
+  readonly prefix: string;
+  readonly eager: boolean;
+}
+
+const HOUR = 3_600_000;
+const DEFAULT_STORE = 'sqlite:.clones/sessions.db';
+
+/** Validates options once, fills defaults, and freezes the result; every message names the option. */
+export function resolveOptions(options: SessionOptions = {}, env = process.env): ResolvedOptions {
+  const secrets = resolveSecrets(options.secret ?? env.SESSION_SECRET?.split(/\s+/).filter(Boolean));
+  const store = options.store ?? env.SESSION_STORE ?? DEFAULT_STORE;
+  if (store.startsWith('memory:') && env.NODE_ENV === 'production') throw memoryInProduction();
+  const sealed = store.startsWith('cookie:');
+  const idleTimeout = positive('idleTimeout', options.idleTimeout ?? 24 * HOUR);
+  const absoluteTimeout = positive('absoluteTimeout', options.absoluteTimeout ?? 7 * 24 * HOUR);
+  if (absoluteTimeout < idleTimeout) throw invalidOption('absoluteTimeout', 'must not be shorter than idleTimeout');
+  const touchAfter = options.touchAfter ?? 0.1;
+  if (!(touchAfter >= 0 && touchAfter < 1)) throw invalidOption('touchAfter', 'must be a fraction in [0, 1)');
+  const name = options.name ?? (sealed ? 'clones.session' : 'clones.sid');
+  if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) throw invalidOption('name', `"${name}" is not a cookie name`);
+  const c = options.cookie ?? {};
+  const sameSite = c.sameSite ?? 'Lax';
+  if (!['Lax', 'Strict', 'None'].includes(sameSite)) throw invalidOption('cookie.sameSite', 'Lax, Strict or None');
+  const onStoreError = options.onStoreError ?? 'fail-closed';
+  if (onStoreError !== 'fail-closed' && onStoreError !== 'anonymous') {
+    throw invalidOption('onStoreError', "'fail-closed' or 'anonymous'");
+  }
+  return Object.freeze({
+    secrets,
+    store,
+    name,
+    cookie: Object.freeze({
+      path: c.path ?? '/',
+      domain: c.domain,
+      sameSite,
+      secure: c.secure ?? 'auto',
+      httpOnly: true,
+      partitioned: c.partitioned ?? false,
+      lifetime: c.lifetime ?? 'absolute',
+    }),
+    idleTimeout,
+    absoluteTimeout,
+    touchAfter,
+    trusted: trustList(options.trustProxy ?? ['127.0.0.0/8', '::1/128']),
+    onStoreError,
+    storeTimeout: positive('storeTimeout', options.storeTimeout ?? 2000),
+    maxUpdateAttempts: positive('maxUpdateAttempts', options.maxUpdateAttempts ?? 100),
+    prefix: options.prefix ?? 'clones',
+    eager: options.eager ?? false,
+  });
+}
+
+function resolveSecrets(secret: string | readonly string[] | undefined): readonly string[] {
+  const list = typeof secret === 'string' ? [secret] : secret;
+  if (!list || list.length === 0) {
+    throw weakSecret('no session secret: pass { secret } or set SESSION_SECRET (at least 32 bytes, random)');
+  }
+  list.forEach((s, i) => {
+    if (typeof s !== 'string' || Buffer.byteLength(s) < 32) {
+      throw weakSecret(`secret[${i}] is shorter than 32 bytes; use e.g. \`openssl rand -base64 32\``);
+    }
+  });
+  return Object.freeze([...list]);
+}
+
+function positive(option: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) throw invalidOption(option, 'must be a positive number');
+  return value;
+}
+
+function trustList(entries: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const entry of entries) {
+    const [address = '', bits] = entry.split('/');
+    const family = isIP(address);
+    if (family === 0) throw invalidOption('trustProxy', `"${entry}" is not an address or CIDR`);
+    const type = family === 6 ? 'ipv6' : 'ipv4';
+    if (bits === undefined) list.addAddress(address, type);
+    else list.addSubnet(address, Number(bits), type);
+  }
+  return list;
+}

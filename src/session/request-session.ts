@@ -1,0 +1,194 @@
+import { ClonesError, notLoaded } from '../errors.ts';
+import { logger } from '../logger.ts';
+import { ChangeTracker } from './change-tracker.ts';
+import { type CookieAttributes, parseCookies, serializeCookie } from './cookie.ts';
+import type { ResolvedOptions } from './options.ts';
+import type { RequestInfo } from './request-info.ts';
+import type { SessionData } from './stores/store.ts';
+
+const log = logger.child({ part: 'session' });
+
+/**
+ * One request's view of its session, whatever keeps it (a store or a sealed cookie). Subclasses say how a
+ * session is read, saved, rotated and destroyed; this class holds what they share: lazy loading, the data and
+ * its changes, the outage policy and the Set-Cookie headers to send.
+ */
+export abstract class RequestSession {
+  protected readonly options: ResolvedOptions;
+  protected readonly info: RequestInfo;
+  protected readonly tracker = new ChangeTracker();
+  protected readonly setCookies: string[] = [];
+  /** 'idle': nothing read yet; 'ready': data is what the backend holds (or an empty new session). */
+  #state: 'idle' | 'loading' | 'ready' = 'idle';
+  #loading: Promise<void> | undefined;
+  #cookies: Map<string, string[]> | undefined;
+  /** Set when the store failed and `onStoreError` is 'anonymous': serve without a session, write nothing. */
+  protected degraded = false;
+
+  constructor(options: ResolvedOptions, info: RequestInfo) {
+    this.options = options;
+    this.info = info;
+  }
+
+  /** The session id, or undefined while no session exists yet. */
+  abstract get id(): string | undefined;
+  /** True until the session has been saved once. */
+  abstract get isNew(): boolean;
+  /** Reads the session the cookie names; leaves an empty new session when there is none. */
+  protected abstract read(): Promise<void>;
+  /** Writes pending changes (or a due touch) and queues the cookies to send. */
+  protected abstract persist(): Promise<void>;
+  abstract update<R>(fn: (draft: SessionData) => R | Promise<R>): Promise<Awaited<R>>;
+  abstract regenerate(): Promise<void>;
+  abstract destroy(): Promise<void>;
+  /** True when the request carries a cookie that may name a session (so reading it means I/O). */
+  abstract get hasCookie(): boolean;
+
+  /** Loads the session once; later calls wait for the same load. */
+  load(): Promise<void> {
+    if (this.#state === 'ready') return Promise.resolve();
+    this.#loading ??= this.#load();
+    return this.#loading;
+  }
+
+  get loaded(): boolean {
+    return this.#state === 'ready';
+  }
+
+  /**
+   * Keeps the session alive: loads it, and the save at the end of the request moves its idle expiry, TTL only,
+   * at most once per `touchAfter` of the idle timeout (every loaded session is touched the same way).
+   */
+  async touch(): Promise<void> {
+    await this.load();
+  }
+
+  /** Saves now (the adapters also save at the end of the response). */
+  async save(): Promise<void> {
+    if (this.#state === 'loading') await this.#loading;
+    if (this.degraded) return;
+    try {
+      await this.persist();
+    } catch (err) {
+      this.#storeFailed(err);
+    }
+  }
+
+  /** Saves and returns the Set-Cookie values to send; each call returns only the ones not returned before. */
+  async commit(): Promise<string[]> {
+    await this.save();
+    return this.setCookies.splice(0);
+  }
+
+  readKey(key: string): unknown {
+    if (!this.readable()) throw notLoaded(key);
+    return this.tracker.read(key);
+  }
+
+  writeKey(key: string, value: unknown): void {
+    this.tracker.write(key, value);
+  }
+
+  removeKey(key: string): void {
+    this.tracker.remove(key);
+  }
+
+  keys(): string[] {
+    if (!this.readable()) throw notLoaded('*');
+    return Object.keys(this.tracker.data);
+  }
+
+  /** Data can be read without I/O: it is loaded, or there is no cookie so the session is new and empty. */
+  readable(): boolean {
+    if (this.#state === 'ready') return true;
+    if (this.#state === 'idle' && !this.hasCookie) {
+      this.#state = 'ready';
+      return true;
+    }
+    return false;
+  }
+
+  protected markReady(): void {
+    this.#state = 'ready';
+  }
+
+  protected cookieValues(name: string): string[] | undefined {
+    this.#cookies ??= parseCookies(this.info.cookie);
+    return this.#cookies.get(name);
+  }
+
+  /** The one value of a cookie; a cookie sent twice is refused (cookie tossing), as is an absent one. */
+  protected cookieValue(name: string): string | undefined {
+    const values = this.cookieValues(name);
+    return values?.length === 1 ? values[0] : undefined;
+  }
+
+  protected queueCookie(name: string, value: string, maxAgeSeconds: number | undefined): string {
+    const attributes: CookieAttributes = {
+      path: this.options.cookie.path,
+      httpOnly: true,
+      sameSite: this.options.cookie.sameSite,
+      secure: this.secure(),
+    };
+    if (this.options.cookie.domain) attributes.domain = this.options.cookie.domain;
+    if (this.options.cookie.partitioned) attributes.partitioned = true;
+    if (maxAgeSeconds !== undefined) attributes.maxAge = maxAgeSeconds;
+    const header = serializeCookie(name, value, attributes);
+    this.setCookies.push(header);
+    return header;
+  }
+
+  /** Max-Age for a cookie that should live as long as the session may: the rest of the absolute timeout. */
+  protected lifetimeSeconds(createdAt: number): number | undefined {
+    if (this.options.cookie.lifetime === 'browser') return undefined;
+    return Math.max(1, Math.ceil((createdAt + this.options.absoluteTimeout - Date.now()) / 1000));
+  }
+
+  /** The idle expiry a session active now gets, never past its absolute timeout. */
+  protected nextExpiry(createdAt: number, now = Date.now()): number {
+    return Math.min(now + this.options.idleTimeout, createdAt + this.options.absoluteTimeout);
+  }
+
+  /** Secure when asked, or ('auto') when the request came over TLS directly or via a trusted proxy. */
+  protected secure(): boolean {
+    const wanted = this.options.cookie.secure;
+    if (wanted !== 'auto') return wanted;
+    if (this.info.encrypted) return true;
+    const address = this.info.remoteAddress;
+    if (!address || this.info.forwardedProto === undefined) return false;
+    const mapped = address.startsWith('::ffff:') ? address.slice(7) : address;
+    const type = mapped.includes(':') ? 'ipv6' : 'ipv4';
+    if (!this.options.trusted.check(mapped, type)) return false;
+    const header = Array.isArray(this.info.forwardedProto)
+      ? this.info.forwardedProto.join(',')
+      : this.info.forwardedProto;
+    const last = header.split(',').pop()?.trim().toLowerCase();
+    return last === 'https';
+  }
+
+  /** A store failure: rethrown as a coded 503 (fail-closed), or the session goes anonymous. */
+  protected storeFailed(err: unknown): void {
+    this.#storeFailed(err);
+  }
+
+  async #load(): Promise<void> {
+    this.#state = 'loading';
+    try {
+      await this.read();
+    } catch (err) {
+      this.#state = 'ready';
+      this.#storeFailed(err);
+    }
+    this.#state = 'ready';
+  }
+
+  #storeFailed(err: unknown): void {
+    if (!(err instanceof ClonesError)) throw err;
+    const coded = err;
+    if (coded.status !== 503 || this.options.onStoreError === 'fail-closed') throw coded;
+    log.warn({ code: coded.code, err: coded.message }, 'session store failed; serving without a session');
+    this.degraded = true;
+    this.tracker.reset({});
+    this.setCookies.length = 0;
+  }
+}

@@ -1,0 +1,50 @@
+import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+
+const ID_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+
+/** A new session id: 256 bits from the OS CSPRNG, base64url (43 characters). */
+export function newSessionId(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+/** The key a store files a session under: hex SHA-256 of the id, so a store dump yields no live session. */
+export function storeKey(id: string): string {
+  return createHash('sha256').update(id).digest('hex');
+}
+
+/**
+ * Signs and checks the id cookie (`<id>.<HMAC-SHA256>`), with `[current, ...previous]` secrets. The HMAC key is
+ * derived from each secret (HKDF) so the same secret can also seal cookies without key reuse.
+ *
+ * @example
+ *   const signer = new IdSigner(['a-32-byte-or-longer-secret.......']);
+ *   signer.verify(signer.sign(id)); // { id, stale: false }
+ */
+export class IdSigner {
+  readonly #keys: Buffer[];
+
+  constructor(secrets: readonly string[]) {
+    this.#keys = secrets.map((s) => Buffer.from(hkdfSync('sha256', s, 'clones/session', 'clones session id v1', 32)));
+  }
+
+  sign(id: string): string {
+    return `${id}.${this.#mac(this.#keys[0]!, id).toString('base64url')}`;
+  }
+
+  /** The id when the cookie value is well-formed and signed by one of the secrets; checked in constant time. */
+  verify(value: string): { id: string; stale: boolean } | null {
+    if (value.length !== 87 || value.charCodeAt(43) !== 46) return null;
+    const id = value.slice(0, 43);
+    if (!ID_PATTERN.test(id)) return null;
+    const given = Buffer.from(value.slice(44), 'base64url');
+    if (given.length !== 32) return null;
+    for (let i = 0; i < this.#keys.length; i++) {
+      if (timingSafeEqual(given, this.#mac(this.#keys[i]!, id))) return { id, stale: i > 0 };
+    }
+    return null;
+  }
+
+  #mac(key: Buffer, id: string): Buffer {
+    return createHmac('sha256', key).update(id).digest();
+  }
+}

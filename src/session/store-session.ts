@@ -1,0 +1,233 @@
+import { sessionGone, updateConflict } from '../errors.ts';
+import { diff } from './change-tracker.ts';
+import type { KeyLock } from './key-lock.ts';
+import type { ResolvedOptions } from './options.ts';
+import type { RequestInfo } from './request-info.ts';
+import { RequestSession } from './request-session.ts';
+import { type IdSigner, newSessionId, storeKey } from './session-id.ts';
+import type { SessionData, SessionStore, StoredSession } from './stores/store.ts';
+
+/** What every StoreSession of one engine shares. */
+export interface StoreContext {
+  options: ResolvedOptions;
+  store: () => Promise<SessionStore>;
+  signer: IdSigner;
+  locks: KeyLock;
+}
+
+/**
+ * A session kept in a server-side store, named by a signed id cookie. Saves send only this request's changed
+ * keys (`patch`), which the store merges atomically onto the latest data; `update(fn)` is compare-and-set on
+ * the version, retried.
+ */
+export class StoreSession extends RequestSession {
+  readonly #ctx: StoreContext;
+  #id: string | undefined;
+  #key: string | undefined;
+  #record: StoredSession | undefined;
+  #cookieChecked = false;
+  #staleSignature = false;
+
+  constructor(ctx: StoreContext, info: RequestInfo) {
+    super(ctx.options, info);
+    this.#ctx = ctx;
+  }
+
+  get id(): string | undefined {
+    this.#fromCookie();
+    return this.#id;
+  }
+
+  get isNew(): boolean {
+    return this.#record === undefined;
+  }
+
+  get hasCookie(): boolean {
+    return this.#fromCookie() !== undefined;
+  }
+
+  protected async read(): Promise<void> {
+    const id = this.#fromCookie();
+    if (id === undefined) return this.markReady();
+    const store = await this.#ctx.store();
+    const key = storeKey(id);
+    const record = await store.get(key);
+    const now = Date.now();
+    if (record && record.createdAt + this.options.absoluteTimeout <= now) {
+      await store.destroy(key, now + this.options.idleTimeout);
+    } else if (record) {
+      this.#record = record;
+      this.#key = key;
+      // Keys written before the load (blind writes) stay on top of what the store holds.
+      this.tracker.data = this.tracker.dirty ? this.tracker.overlay(record.data) : record.data;
+      return this.markReady();
+    }
+    this.#forget();
+    this.markReady();
+  }
+
+  protected async persist(): Promise<void> {
+    if (!this.loaded && this.tracker.dirty) await this.load();
+    if (this.degraded) return;
+    const store = await this.#ctx.store();
+    const now = Date.now();
+    if (this.tracker.dirty) {
+      if (this.#record === undefined || this.#key === undefined) return this.#create(store, now);
+      const key = this.#key;
+      const createdAt = this.#record.createdAt;
+      const patch = this.tracker.patch();
+      const result = await store.patch(key, patch, { expiresAt: this.nextExpiry(createdAt, now) });
+      if (!result.ok) {
+        // Destroyed (or expired) while this request ran: the logout wins; this request's changes are dropped.
+        this.#forget();
+        this.tracker.reset({});
+        return;
+      }
+      this.#record = { ...this.#record, version: result.version, expiresAt: this.nextExpiry(createdAt, now) };
+      this.tracker.reset(this.tracker.data);
+    } else if (this.#record && this.#key && this.#touchDue(now)) {
+      const expiresAt = this.nextExpiry(this.#record.createdAt, now);
+      if (await store.touch(this.#key, expiresAt)) this.#record = { ...this.#record, expiresAt };
+    }
+    if (this.#staleSignature && this.#record && this.#id) {
+      this.#staleSignature = false;
+      this.#sendCookie(this.#id, this.#record.createdAt);
+    }
+  }
+
+  async update<R>(fn: (draft: SessionData) => R | Promise<R>): Promise<Awaited<R>> {
+    await this.load();
+    if (this.degraded) return await fn(structuredClone(this.tracker.data));
+    try {
+      const store = await this.#ctx.store();
+      if (this.#record === undefined) await this.#create(store, Date.now());
+      const key = this.#key!;
+      return await this.#ctx.locks.run(key, async (entry) => {
+        let base = newest(entry.last, this.#record!);
+        for (let attempt = 1; attempt <= this.options.maxUpdateAttempts; attempt++) {
+          const draft = this.tracker.overlay(base.data);
+          const result = await fn(draft);
+          const patch = diff(base.data, draft);
+          const expiresAt = this.nextExpiry(base.createdAt);
+          const written = await store.patch(key, patch, { ifVersion: base.version, expiresAt });
+          if (written.ok) {
+            this.#record = { data: draft, version: written.version, createdAt: base.createdAt, expiresAt };
+            entry.last = this.#record;
+            this.tracker.reset(structuredClone(draft));
+            return result;
+          }
+          const latest = written.reason === 'gone' ? null : await store.get(key);
+          if (!latest) {
+            this.#forget();
+            this.tracker.reset({});
+            throw sessionGone();
+          }
+          base = latest;
+          if (attempt > 2) await backoff(attempt);
+        }
+        throw updateConflict(this.options.maxUpdateAttempts);
+      });
+    } catch (err) {
+      this.storeFailed(err);
+      return await fn(structuredClone(this.tracker.data));
+    }
+  }
+
+  async regenerate(): Promise<void> {
+    await this.load();
+    if (this.degraded) return;
+    try {
+      const store = await this.#ctx.store();
+      const oldKey = this.#record ? this.#key : undefined;
+      const data = this.tracker.data;
+      this.#forget();
+      this.tracker.reset({});
+      for (const k of Object.keys(data)) this.tracker.write(k, data[k]);
+      await this.#create(store, Date.now());
+      if (oldKey) await store.destroy(oldKey, Date.now() + this.options.idleTimeout);
+    } catch (err) {
+      this.storeFailed(err);
+    }
+  }
+
+  async destroy(): Promise<void> {
+    const id = this.#fromCookie();
+    const key = this.#key ?? (id === undefined ? undefined : storeKey(id));
+    const had = id !== undefined || this.#record !== undefined;
+    this.#forget();
+    this.tracker.reset({});
+    this.markReady();
+    if (had) this.queueCookie(this.options.name, '', 0);
+    if (key === undefined || this.degraded) return;
+    try {
+      const store = await this.#ctx.store();
+      await store.destroy(key, Date.now() + this.options.idleTimeout);
+    } catch (err) {
+      this.storeFailed(err);
+    }
+  }
+
+  /** The id named by a valid, signed, single session cookie; checked once per request. */
+  #fromCookie(): string | undefined {
+    if (this.#cookieChecked) return this.#id;
+    this.#cookieChecked = true;
+    const value = this.cookieValue(this.options.name);
+    const verified = value === undefined ? null : this.#ctx.signer.verify(value);
+    if (verified) {
+      this.#id = verified.id;
+      this.#staleSignature = verified.stale;
+    }
+    return this.#id;
+  }
+
+  async #create(store: SessionStore, now: number): Promise<void> {
+    for (;;) {
+      const id = newSessionId();
+      const key = storeKey(id);
+      const record: StoredSession = {
+        data: structuredClone(this.tracker.data),
+        version: 1,
+        createdAt: now,
+        expiresAt: this.nextExpiry(now, now),
+      };
+      const result = await store.create(key, record);
+      if (!result.ok) continue; // 256 random bits collided with a live or dead session: draw again
+      this.#id = id;
+      this.#key = key;
+      this.#record = record;
+      this.#cookieChecked = true;
+      this.tracker.reset(this.tracker.data);
+      this.#sendCookie(id, now);
+      return;
+    }
+  }
+
+  #sendCookie(id: string, createdAt: number): void {
+    this.queueCookie(this.options.name, this.#ctx.signer.sign(id), this.lifetimeSeconds(createdAt));
+  }
+
+  /** Throttled: only when the expiry would move by at least `touchAfter` of the idle timeout. */
+  #touchDue(now: number): boolean {
+    const record = this.#record!;
+    const gain = this.nextExpiry(record.createdAt, now) - record.expiresAt;
+    return gain > 0 && gain >= this.options.touchAfter * this.options.idleTimeout;
+  }
+
+  #forget(): void {
+    this.#id = undefined;
+    this.#key = undefined;
+    this.#record = undefined;
+    this.#cookieChecked = true;
+    this.#staleSignature = false;
+  }
+}
+
+function newest(a: StoredSession | undefined, b: StoredSession): StoredSession {
+  return a && a.version > b.version ? a : b;
+}
+
+/** Jittered exponential backoff between compare-and-set attempts across clones. */
+function backoff(attempt: number): Promise<void> {
+  const ms = Math.random() * Math.min(50, 2 ** Math.min(attempt, 6));
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,76 @@
+import type { PatchOptions, SessionPatch, SessionStore, StoredSession, WriteResult } from './store.ts';
+
+/**
+ * Sessions in this process's memory: for tests only (a clone must not keep user data; the URL switch refuses
+ * `memory:` when NODE_ENV=production). Values are copied through JSON in and out, as a real store would.
+ *
+ * @example
+ *   const store = new MemoryStore();
+ */
+export class MemoryStore implements SessionStore {
+  readonly kind = 'memory';
+  readonly #rows = new Map<string, { json: string; version: number; createdAt: number; expiresAt: number }>();
+  readonly #tombstones = new Map<string, number>();
+
+  async get(key: string): Promise<StoredSession | null> {
+    const row = this.#live(key);
+    if (!row) return null;
+    return { data: JSON.parse(row.json), version: row.version, createdAt: row.createdAt, expiresAt: row.expiresAt };
+  }
+
+  async create(key: string, session: StoredSession): Promise<WriteResult> {
+    if (this.#dead(key)) return { ok: false, reason: 'gone' };
+    if (this.#live(key)) return { ok: false, reason: 'conflict' };
+    this.#rows.set(key, {
+      json: JSON.stringify(session.data),
+      version: session.version,
+      createdAt: session.createdAt,
+      expiresAt: session.expiresAt,
+    });
+    return { ok: true, version: session.version };
+  }
+
+  async patch(key: string, patch: SessionPatch, options: PatchOptions = {}): Promise<WriteResult> {
+    const row = this.#live(key);
+    if (!row || this.#dead(key)) return { ok: false, reason: 'gone' };
+    if (options.ifVersion !== undefined && options.ifVersion !== row.version) return { ok: false, reason: 'conflict' };
+    const data = JSON.parse(row.json);
+    for (const k of patch.del) delete data[k];
+    Object.assign(data, JSON.parse(JSON.stringify(patch.set)));
+    row.json = JSON.stringify(data);
+    row.version += 1;
+    if (options.expiresAt !== undefined) row.expiresAt = options.expiresAt;
+    return { ok: true, version: row.version };
+  }
+
+  async touch(key: string, expiresAt: number): Promise<boolean> {
+    const row = this.#live(key);
+    if (!row) return false;
+    row.expiresAt = expiresAt;
+    return true;
+  }
+
+  async destroy(key: string, tombstoneUntil: number): Promise<void> {
+    this.#rows.delete(key);
+    this.#tombstones.set(key, tombstoneUntil);
+  }
+
+  async close(): Promise<void> {}
+
+  #live(key: string) {
+    const row = this.#rows.get(key);
+    if (row && row.expiresAt <= Date.now()) {
+      this.#rows.delete(key);
+      return undefined;
+    }
+    return row;
+  }
+
+  #dead(key: string): boolean {
+    const until = this.#tombstones.get(key);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.#tombstones.delete(key);
+    return false;
+  }
+}

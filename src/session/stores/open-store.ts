@@ -1,0 +1,43 @@
+import { badStoreUrl } from '../../errors.ts';
+import { GuardedStore } from './guarded-store.ts';
+import type { SessionStore, StoreOpenOptions } from './store.ts';
+
+type StoreClass = new (options: StoreOpenOptions) => SessionStore;
+
+/** Each scheme loads its backend only when asked for, so SQLite users never load a Redis client. */
+const BACKENDS: Record<string, () => Promise<StoreClass>> = {
+  'memory:': async () => (await import('./memory-store.ts')).MemoryStore,
+  'sqlite:': async () => (await import('./sqlite-store.ts')).SqliteStore,
+  'redis:': async () => (await import('./redis-store.ts')).RedisStore,
+  'rediss:': async () => (await import('./redis-store.ts')).RedisStore,
+};
+
+const memoryStores = new Map<string, SessionStore>();
+
+/** The URL schemes `SESSION_STORE` accepts for server-side stores (`cookie:` is handled by the engine). */
+export const storeSchemes = (): string[] => Object.keys(BACKENDS);
+
+/**
+ * Opens the store a URL names, wrapped with timeouts and coded errors. Connections are made lazily by the
+ * backends, so opening does no I/O for network stores.
+ *
+ * @example
+ *   const store = await openStore('redis://127.0.0.1:6379/0', { timeoutMs: 2000, prefix: 'clones' });
+ */
+export async function openStore(
+  url: string,
+  options: { timeoutMs: number; prefix: string },
+): Promise<GuardedStore> {
+  const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(url)?.[0]?.toLowerCase();
+  const load = scheme ? BACKENDS[scheme] : undefined;
+  if (!load) throw badStoreUrl(url, `unknown scheme; use one of ${[...storeSchemes(), 'cookie:'].join(' ')}`);
+  const Backend = await load();
+  if (scheme === 'memory:') {
+    // One process-wide store per memory: URL, so several engines in one test process see the same sessions.
+    const shared = memoryStores.get(url) ?? new Backend({ url, connectTimeout: options.timeoutMs, prefix: options.prefix });
+    memoryStores.set(url, shared);
+    return new GuardedStore(shared, options.timeoutMs);
+  }
+  const store = new Backend({ url, connectTimeout: options.timeoutMs, prefix: options.prefix });
+  return new GuardedStore(store, options.timeoutMs);
+}

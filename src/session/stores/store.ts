@@ -1,0 +1,70 @@
+/**
+ * The contract every server-side session store implements: a handful of methods, each atomic on its own.
+ * The engine never reads-then-writes through two calls where one call can do it: `patch` applies a request's
+ * changed keys onto the latest stored data inside the store (Lua in Redis, a transaction in SQLite), so
+ * concurrent requests that change different keys all persist. `ifVersion` turns a patch into a
+ * compare-and-set, which is what `session.update(fn)` retries on.
+ *
+ * Keys are the hex SHA-256 of the session id: a store never sees a live session id.
+ * Times are milliseconds since the epoch. A store returns `null` from `get` for a session that is missing,
+ * past its `expiresAt`, or destroyed (tombstoned) -- even when the backend's own TTL is coarser.
+ *
+ * @example
+ *   const r = await store.patch(key, { set: { cart: [1] }, del: [] }, { ifVersion: 3 });
+ *   if (!r.ok && r.reason === 'conflict') reloadAndRetry();
+ */
+export interface SessionStore {
+  /** A short name for messages and metrics: 'redis', 'sqlite', 'memory', ... */
+  readonly kind: string;
+  get(key: string): Promise<StoredSession | null>;
+  /** Inserts a new session; `conflict` if the key exists, `gone` if it is tombstoned. */
+  create(key: string, session: StoredSession): Promise<WriteResult>;
+  /**
+   * Applies `patch` onto the latest stored data and bumps the version, atomically. `gone` when the session is
+   * missing, expired or tombstoned (a patch never creates); `conflict` only when `ifVersion` is given and the
+   * stored version differs. `expiresAt`, when given, also moves the idle expiry (a write is activity).
+   */
+  patch(key: string, patch: SessionPatch, options?: PatchOptions): Promise<WriteResult>;
+  /** Moves the idle expiry only (no rewrite of the data); `false` when the session is gone. Never creates. */
+  touch(key: string, expiresAt: number): Promise<boolean>;
+  /** Removes the session and leaves a tombstone until `tombstoneUntil`, so no in-flight write revives it. */
+  destroy(key: string, tombstoneUntil: number): Promise<void>;
+  /** Releases connections; calling it twice is harmless. */
+  close(): Promise<void>;
+}
+
+/** Session data as the user sees it: top-level keys with JSON values. */
+export type SessionData = Record<string, unknown>;
+
+export interface StoredSession {
+  data: SessionData;
+  /** Starts at 1 and grows by one on every create or patch. */
+  version: number;
+  /** When the session was created; the absolute timeout counts from here. */
+  createdAt: number;
+  /** When the session expires for idleness (already capped by the absolute timeout by the engine). */
+  expiresAt: number;
+}
+
+/** The keys one request changed: values to set (JSON-serialisable) and keys to delete. */
+export interface SessionPatch {
+  set: SessionData;
+  del: string[];
+}
+
+export interface PatchOptions {
+  ifVersion?: number;
+  expiresAt?: number;
+}
+
+export type WriteResult = { ok: true; version: number } | { ok: false; reason: 'conflict' | 'gone' };
+
+/** Options every store factory receives from the URL and the session options. */
+export interface StoreOpenOptions {
+  /** The URL as given (`redis://...`, `sqlite:...`). */
+  url: string;
+  /** Milliseconds a store waits to connect before it reports the store unavailable. */
+  connectTimeout: number;
+  /** A prefix for keys or table names, from the `prefix` option. */
+  prefix: string;
+}
