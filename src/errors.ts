@@ -147,7 +147,9 @@ export const requestTimeout = (): ClonesError =>
 
 /** An admin API call without the right bearer token. */
 export const adminUnauthorized = (): ClonesError =>
-  new ClonesError('CLONES_BALANCER_UNAUTHORIZED', 'admin API: missing or wrong bearer token', { status: 401 });
+  new ClonesError('CLONES_BALANCER_UNAUTHORIZED', 'admin API: missing or wrong bearer token', {
+    status: 401,
+  });
 
 /** An admin API call or method naming a target the balancer does not know. */
 export const unknownTarget = (id: string): ClonesError =>

@@ -29,7 +29,10 @@ export class ChangeTracker {
   }
 
   write(key: string, value: unknown): void {
-    if (value === undefined) return this.remove(key);
+    if (value === undefined) {
+      this.remove(key);
+      return;
+    }
     let json: string | undefined;
     try {
       json = JSON.stringify(value);

@@ -7,8 +7,8 @@ import { SealedSession } from './sealed-session.ts';
 import { createSealer, type Sealer } from './sealer.ts';
 import { IdSigner } from './session-id.ts';
 import { StoreSession } from './store-session.ts';
-import { openStore, storeSchemes } from './stores/open-store.ts';
 import type { GuardedStore } from './stores/guarded-store.ts';
+import { openStore, storeSchemes } from './stores/open-store.ts';
 import type { SessionStore } from './stores/store.ts';
 
 /**
@@ -33,7 +33,10 @@ export class SessionEngine {
     if (scheme === 'cookie:') {
       this.#sealer = createSealer(this.options.secrets);
     } else if (!scheme || !storeSchemes().includes(scheme)) {
-      throw badStoreUrl(this.options.store, `unknown scheme; use one of ${[...storeSchemes(), 'cookie:'].join(' ')}`);
+      throw badStoreUrl(
+        this.options.store,
+        `unknown scheme; use one of ${[...storeSchemes(), 'cookie:'].join(' ')}`,
+      );
     }
   }
 
@@ -44,7 +47,10 @@ export class SessionEngine {
 
   begin(info: RequestInfo): RequestSession {
     if (this.#sealer) return new SealedSession(this.options, this.#sealer, info);
-    return new StoreSession({ options: this.options, store: () => this.store(), signer: this.#signer, locks: this.#locks }, info);
+    return new StoreSession(
+      { options: this.options, store: () => this.store(), signer: this.#signer, locks: this.#locks },
+      info,
+    );
   }
 
   /** The store, opened on first use (no I/O until then). */

@@ -77,14 +77,17 @@ export function resolveOptions(options: SessionOptions = {}, env = process.env):
   const sealed = store.startsWith('cookie:');
   const idleTimeout = positive('idleTimeout', options.idleTimeout ?? 24 * HOUR);
   const absoluteTimeout = positive('absoluteTimeout', options.absoluteTimeout ?? 7 * 24 * HOUR);
-  if (absoluteTimeout < idleTimeout) throw invalidOption('absoluteTimeout', 'must not be shorter than idleTimeout');
+  if (absoluteTimeout < idleTimeout)
+    throw invalidOption('absoluteTimeout', 'must not be shorter than idleTimeout');
   const touchAfter = options.touchAfter ?? 0.1;
   if (!(touchAfter >= 0 && touchAfter < 1)) throw invalidOption('touchAfter', 'must be a fraction in [0, 1)');
   const name = options.name ?? (sealed ? 'clones.session' : 'clones.sid');
-  if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) throw invalidOption('name', `"${name}" is not a cookie name`);
+  if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name))
+    throw invalidOption('name', `"${name}" is not a cookie name`);
   const c = options.cookie ?? {};
   const sameSite = c.sameSite ?? 'Lax';
-  if (!['Lax', 'Strict', 'None'].includes(sameSite)) throw invalidOption('cookie.sameSite', 'Lax, Strict or None');
+  if (!['Lax', 'Strict', 'None'].includes(sameSite))
+    throw invalidOption('cookie.sameSite', 'Lax, Strict or None');
   const onStoreError = options.onStoreError ?? 'fail-closed';
   if (onStoreError !== 'fail-closed' && onStoreError !== 'anonymous') {
     throw invalidOption('onStoreError', "'fail-closed' or 'anonymous'");

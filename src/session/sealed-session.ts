@@ -53,7 +53,9 @@ export class SealedSession extends RequestSession {
     ) {
       this.#payload = opened.payload;
       this.#stale = opened.stale;
-      this.tracker.data = this.tracker.dirty ? this.tracker.overlay(opened.payload.data) : opened.payload.data;
+      this.tracker.data = this.tracker.dirty
+        ? this.tracker.overlay(opened.payload.data)
+        : opened.payload.data;
     }
     this.markReady();
   }
@@ -62,7 +64,8 @@ export class SealedSession extends RequestSession {
     if (!this.loaded && this.tracker.dirty) await this.load();
     const now = Date.now();
     const payload = this.#payload;
-    const touchDue = payload !== undefined && now - payload.seenAt >= this.options.touchAfter * this.options.idleTimeout;
+    const touchDue =
+      payload !== undefined && now - payload.seenAt >= this.options.touchAfter * this.options.idleTimeout;
     if (!this.tracker.dirty && !this.#rotated && !this.#stale && !touchDue) return;
     const next: SealedPayload = {
       sid: payload?.sid ?? newSessionId(),

@@ -24,7 +24,9 @@ export class IdSigner {
   readonly #keys: Buffer[];
 
   constructor(secrets: readonly string[]) {
-    this.#keys = secrets.map((s) => Buffer.from(hkdfSync('sha256', s, 'clones/session', 'clones session id v1', 32)));
+    this.#keys = secrets.map((s) =>
+      Buffer.from(hkdfSync('sha256', s, 'clones/session', 'clones session id v1', 32)),
+    );
   }
 
   sign(id: string): string {

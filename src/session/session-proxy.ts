@@ -39,6 +39,7 @@ const METHODS = new Set([
   'get',
   'set',
   'toJSON',
+  // Not a data key: `await req.session` must see no thenable (reads as undefined).
   'then',
 ]);
 
@@ -57,8 +58,6 @@ export function sessionProxy<T extends SessionData>(rs: RequestSession): Session
     get: (key: string) => rs.readKey(key),
     set: (key: string, value: unknown) => rs.writeKey(key, value),
     toJSON: () => Object.fromEntries(rs.keys().map((k) => [k, rs.readKey(k)])),
-    // A session is not a thenable: `await req.session` must not call into the data.
-    then: undefined,
   };
   const proxy: Session<T> = new Proxy(Object.create(null), {
     get(_target, prop) {

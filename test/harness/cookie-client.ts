@@ -16,6 +16,7 @@ export class CookieClient {
     method: string,
     path: string,
     options: { headers?: Record<string, string>; cookie?: string; body?: string } = {},
+    // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON answers
   ): Promise<{ status: number; body: any; setCookies: string[]; headers: Headers }> {
     const cookie = options.cookie ?? this.cookieHeader();
     const res = await fetch(this.base + path, {

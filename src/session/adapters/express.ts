@@ -18,7 +18,10 @@ export function expressAdapter(engine: SessionEngine) {
     const rs = engine.begin(requestInfo(req));
     req.session = sessionProxy(rs);
     const end = saveBeforeEnd(res, rs);
-    if (!(engine.options.eager && rs.hasCookie)) return next();
+    if (!(engine.options.eager && rs.hasCookie)) {
+      next();
+      return;
+    }
     rs.load().then(
       () => next(),
       (err) => sendError(res, err, end),
@@ -35,7 +38,7 @@ export function expressAdapter(engine: SessionEngine) {
  */
 export function expressErrors() {
   return (err: unknown, _req: IncomingMessage, res: ServerResponse, next: Next): void => {
-    if (err instanceof Error && err.name === 'ClonesError' && !res.headersSent) return sendError(res, err);
-    next(err);
+    if (err instanceof Error && err.name === 'ClonesError' && !res.headersSent) sendError(res, err);
+    else next(err);
   };
 }

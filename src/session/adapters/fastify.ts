@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { SessionEngine } from '../engine.ts';
-import type { RequestSession } from '../request-session.ts';
 import { requestInfo } from '../request-info.ts';
+import type { RequestSession } from '../request-session.ts';
 import { type Session, sessionProxy } from '../session-proxy.ts';
 
 const STATE = Symbol('clones.session');
