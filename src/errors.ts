@@ -165,6 +165,10 @@ export const duplicateTarget = (id: string): ClonesError =>
 export const badTargetSpec = (field: string, message: string): ClonesError =>
   new ClonesError('CLONES_BALANCER_BAD_SPEC', `${field}: ${message}`, { status: 400 });
 
+/** No such admin API route. */
+export const adminNotFound = (method: string, path: string): ClonesError =>
+  new ClonesError('CLONES_BALANCER_NOT_FOUND', `no admin route ${method} ${path}`, { status: 404 });
+
 /** Hides the password in a URL before it is shown in a message or a log line. */
 export function redactUrl(url: string): string {
   return url.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@');

@@ -1,0 +1,110 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { adminNotFound, adminUnauthorized, badTargetSpec, ClonesError } from '../errors.ts';
+import type { Balancer } from './balancer.ts';
+import type { ResolvedOptions, TargetSpec } from './options.ts';
+
+const MAX_BODY = 64 * 1024;
+
+/**
+ * The admin API, on its own port (loopback by default) and behind a bearer token compared in constant time.
+ *
+ *   GET    /state                 groups and targets with health, in-flight, release
+ *   GET    /targets               the targets
+ *   POST   /targets               { id, url, group?, release?, weight? } -> 201
+ *   DELETE /targets/:id           drain, then remove -> 202 (?wait=1 answers when done)
+ *   POST   /targets/:id/drain     -> 202 (?wait=1 likewise)
+ *   PUT    /groups                { "blue": 90, "green": 10 }
+ *   GET    /metrics               Prometheus text
+ *
+ * @example
+ *   const admin = createAdminServer(balancer, options);
+ *   admin.listen(9090, '127.0.0.1');
+ */
+export function createAdminServer(balancer: Balancer, options: ResolvedOptions): Server {
+  const expected = digest(options.admin.token);
+  const logger = options.logger;
+  return createServer(async (req, res) => {
+    try {
+      if (!authorized(req, expected)) throw adminUnauthorized();
+      const url = new URL(req.url ?? '/', 'http://admin');
+      const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+      const wait = url.searchParams.get('wait') === '1';
+      const route = `${req.method} /${parts[0] ?? ''}${parts.length > 1 ? '/:id' : ''}${parts[2] ? `/${parts[2]}` : ''}`;
+      switch (route) {
+        case 'GET /state':
+          return json(res, 200, balancer.state());
+        case 'GET /targets':
+          return json(res, 200, { targets: balancer.state().targets });
+        case 'POST /targets': {
+          const spec = (await readJson(req)) as TargetSpec;
+          return json(res, 201, balancer.addTarget(spec));
+        }
+        case 'DELETE /targets/:id':
+        case 'POST /targets/:id/drain': {
+          const id = parts[1]!;
+          const job = route.startsWith('DELETE') ? balancer.removeTarget(id) : balancer.drain(id);
+          if (wait) await job;
+          else job.catch((err) => logger.error({ err, target: id }, 'drain failed'));
+          return json(res, wait ? 200 : 202, { id, draining: true });
+        }
+        case 'PUT /groups': {
+          const weights = (await readJson(req)) as Record<string, number>;
+          if (weights === null || typeof weights !== 'object' || Array.isArray(weights)) {
+            throw badTargetSpec('body', 'must be an object of group weights');
+          }
+          balancer.setGroupWeights(weights);
+          return json(res, 200, { groups: balancer.state().groups });
+        }
+        case 'GET /metrics':
+          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+          res.end(balancer.metrics());
+          return;
+        default:
+          throw adminNotFound(req.method ?? '', url.pathname);
+      }
+    } catch (err) {
+      const e =
+        err instanceof ClonesError
+          ? err
+          : new ClonesError('CLONES_INTERNAL', 'internal error', { cause: err });
+      if (e.status >= 500) logger.error({ err }, 'admin API error');
+      json(res, e.status, e.toJSON());
+    }
+  });
+}
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+/** Hashing both sides first makes the comparison constant-time whatever the lengths. */
+function authorized(req: IncomingMessage, expected: Buffer): boolean {
+  const header = req.headers.authorization ?? '';
+  const given = header.startsWith('Bearer ') ? header.slice(7) : '';
+  return timingSafeEqual(digest(given), expected) && given !== '';
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) throw badTargetSpec('body', `larger than ${MAX_BODY} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw badTargetSpec('body', 'is not valid JSON');
+  }
+}

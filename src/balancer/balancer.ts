@@ -1,0 +1,233 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { badRequest, headersTooLarge, requestTimeout } from '../errors.ts';
+import { createAdminServer } from './admin-server.ts';
+import { HealthChecker } from './health-checker.ts';
+import { Metrics } from './metrics.ts';
+import { type BalancerOptions, type ResolvedOptions, resolveOptions, type TargetSpec } from './options.ts';
+import { createPicker } from './pick/create-picker.ts';
+import type { ProxyContext } from './proxy-context.ts';
+import { writeRawError } from './proxy-context.ts';
+import { createRequestHandler } from './proxy-request.ts';
+import { closeUpgraded, createUpgradeHandler } from './proxy-upgrade.ts';
+import { RetryBudget } from './retry-budget.ts';
+import { Router } from './router.ts';
+import { TargetSet } from './target-set.ts';
+
+export interface GroupState {
+  name: string;
+  weight: number;
+  targets: number;
+  healthy: number;
+  /** Fewer than `panicThreshold`% healthy: requests go to every target of the group. */
+  panic: boolean;
+}
+
+/** What the admin API and `clones status` show. */
+export interface BalancerState {
+  algorithm: string;
+  inFlight: number;
+  retriesInFlight: number;
+  groups: GroupState[];
+  targets: Record<string, unknown>[];
+}
+
+export interface DrainOptions {
+  /** Milliseconds to wait for in-flight requests before cutting them; default `drain.deadline`. */
+  deadline?: number;
+}
+
+/**
+ * A running L7 load balancer. Create it with `createBalancer`, then `listen`.
+ */
+export interface Balancer {
+  readonly options: ResolvedOptions;
+  /** Starts the proxy (and the admin API when `admin.port` is set); resolves with the bound address. */
+  listen(port?: number, host?: string): Promise<AddressInfo>;
+  /** The admin API's address once listening, else undefined. */
+  adminAddress(): AddressInfo | undefined;
+  /** Stops accepting, lets in-flight requests finish (up to `drain.deadline`), then closes everything. */
+  close(): Promise<void>;
+  addTarget(spec: TargetSpec): Record<string, unknown>;
+  /** Drains the target, then forgets it. */
+  removeTarget(id: string, options?: DrainOptions): Promise<void>;
+  /** No new requests for the target; resolves when its in-flight requests are done or the deadline passed. */
+  drain(id: string, options?: DrainOptions): Promise<void>;
+  /** Sets weights (0-1000) of named groups; a group at 0 gets no new clients. */
+  setGroupWeights(weights: Record<string, number>): void;
+  /** Runs one active health check on a target now. */
+  checkNow(id: string): Promise<boolean>;
+  state(): BalancerState;
+  /** Prometheus text exposition of the balancer's metrics. */
+  metrics(): string;
+}
+
+/**
+ * Creates an L7 load balancer for clones. Options are validated here, once; see docs/balancer.md.
+ *
+ * @example
+ *   const lb = createBalancer({ targets: [{ id: 'c1', url: 'http://127.0.0.1:3001' }] });
+ *   await lb.listen(8080, '127.0.0.1');
+ *   lb.addTarget({ id: 'c2', url: 'http://127.0.0.1:3002' });
+ *   await lb.removeTarget('c1');
+ */
+export function createBalancer(input: BalancerOptions = {}): Balancer {
+  const options = resolveOptions(input);
+  const logger = options.logger;
+  const metrics = new Metrics();
+  const set = new TargetSet(options, metrics, logger);
+  const router = new Router(options, set, createPicker(options.algorithm, options.random));
+  const checker = new HealthChecker(options, set);
+  const ctx: ProxyContext = {
+    options,
+    set,
+    router,
+    metrics,
+    logger,
+    budget: new RetryBudget(options.retries.budgetPercent, options.retries.minRetryConcurrency),
+    active: 0,
+  };
+  const drains = new Map<string, Promise<void>>();
+  let admin: Server | undefined;
+  let closing: Promise<void> | undefined;
+
+  const server = createServer({
+    maxHeaderSize: options.server.maxHeaderSize,
+    headersTimeout: options.server.headersTimeout,
+    requestTimeout: options.server.requestTimeout,
+    keepAliveTimeout: options.server.keepAliveTimeout,
+    connectionsCheckingInterval: Math.min(1000, Math.ceil(options.server.headersTimeout / 2)),
+    // Host is checked by request hygiene, which answers in the same JSON as every other refusal.
+    requireHostHeader: false,
+    insecureHTTPParser: false,
+  });
+  server.on('request', createRequestHandler(ctx));
+  server.on('upgrade', createUpgradeHandler(ctx));
+  server.on('clientError', (err: NodeJS.ErrnoException, duplex) => {
+    const socket = duplex as Socket & { _httpMessage?: unknown };
+    const code = err.code ?? 'unknown';
+    if (code === 'ECONNRESET' || !socket.writable || socket._httpMessage) {
+      socket.destroy();
+      return;
+    }
+    metrics.rejected(code.toLowerCase());
+    if (code === 'HPE_HEADER_OVERFLOW') writeRawError(socket, headersTooLarge(options.server.maxHeaderSize));
+    else if (code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'HPE_HEADERS_TIMEOUT')
+      writeRawError(socket, requestTimeout());
+    else writeRawError(socket, badRequest(`unparseable request (${code})`));
+  });
+
+  for (const spec of options.targets) checker.start(set.add(spec));
+
+  const drain = (id: string, drainOptions: DrainOptions = {}): Promise<void> => {
+    const target = set.get(id);
+    const running = drains.get(id);
+    if (running) return running;
+    target.draining = true;
+    logger.info({ target: id }, 'draining target');
+    const deadline = Date.now() + (drainOptions.deadline ?? options.drain.deadline);
+    const done = (async () => {
+      while ((target.outstanding > 0 || target.upgraded.size > 0) && Date.now() < deadline) await sleep(20);
+      for (const pair of [...target.upgraded]) closeUpgraded(pair);
+      if (target.outstanding > 0)
+        logger.warn({ target: id, inFlight: target.outstanding }, 'drain deadline passed');
+    })();
+    drains.set(id, done);
+    return done;
+  };
+
+  return {
+    options,
+    async listen(port = 0, host = '127.0.0.1') {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      if (options.admin.port !== undefined) {
+        admin = createAdminServer(this, options);
+        await new Promise<void>((resolve, reject) => {
+          admin!.once('error', reject);
+          admin!.listen(options.admin.port, options.admin.host, () => resolve());
+        });
+      }
+      const address = server.address() as AddressInfo;
+      logger.info({ address: address.address, port: address.port }, 'balancer listening');
+      return address;
+    },
+    adminAddress() {
+      return (admin?.address() as AddressInfo | null) ?? undefined;
+    },
+    close() {
+      closing ??= (async () => {
+        checker.stopAll();
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        admin?.close();
+        admin?.closeAllConnections();
+        server.closeIdleConnections();
+        const deadline = Date.now() + options.drain.deadline;
+        while (ctx.active > 0 && Date.now() < deadline) await sleep(20);
+        for (const target of set.targets.values()) {
+          for (const pair of [...target.upgraded]) closeUpgraded(pair);
+          target.agent.destroy();
+        }
+        server.closeAllConnections();
+        await stopped;
+      })();
+      return closing;
+    },
+    addTarget(spec) {
+      const target = set.add(spec);
+      checker.start(target);
+      logger.info(
+        { target: target.id, url: target.url, group: target.group, release: target.release },
+        'target added',
+      );
+      return target.toJSON();
+    },
+    removeTarget(id, drainOptions) {
+      const target = set.get(id);
+      return drain(id, drainOptions).then(() => {
+        checker.stop(target);
+        set.delete(target);
+        drains.delete(id);
+        logger.info({ target: id }, 'target removed');
+      });
+    },
+    drain,
+    setGroupWeights(weights) {
+      set.setGroupWeights(weights);
+    },
+    checkNow(id) {
+      return checker.check(set.get(id));
+    },
+    state() {
+      const now = Date.now();
+      const groups: GroupState[] = [];
+      for (const [name, weight] of set.groupWeights) {
+        let targets = 0;
+        let healthy = 0;
+        for (const t of set.targets.values()) {
+          if (t.group !== name || t.draining) continue;
+          targets++;
+          if (t.health === 'healthy' && !t.isEjected(now)) healthy++;
+        }
+        const panic = options.panic && healthy * 100 < targets * options.panicThreshold;
+        groups.push({ name, weight, targets, healthy, panic });
+      }
+      return {
+        algorithm: options.algorithm,
+        inFlight: ctx.active,
+        retriesInFlight: ctx.budget.inFlight,
+        groups,
+        targets: [...set.targets.values()].map((t) => t.toJSON(now)),
+      };
+    },
+    metrics() {
+      return metrics.render(set.targets.values());
+    },
+  };
+}

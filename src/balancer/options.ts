@@ -1,0 +1,354 @@
+import { randomBytes } from 'node:crypto';
+import { BlockList, isIP } from 'node:net';
+import pino, { type Logger } from 'pino';
+import { invalidOption } from '../errors.ts';
+import type { PickerName } from './pick/picker.ts';
+
+const SECOND = 1000;
+const DAY = 86_400 * SECOND;
+
+/**
+ * Every balancer default, in one place; the CLI reuses these as its flag defaults.
+ *
+ * @example
+ *   createBalancer({ healthCheck: { interval: balancerDefaults.healthCheck.interval * 2 } });
+ */
+export const balancerDefaults = Object.freeze({
+  algorithm: 'least-outstanding' as PickerName,
+  /** Adds `x-clones-clone` and `x-clones-release` to every proxied response. */
+  cloneHeaders: true,
+  /** The Via pseudonym (RFC 9110 §7.6.3); '' turns Via off. */
+  via: 'clones',
+  /** Peers whose X-Forwarded-* are kept and appended to; any other peer's are overwritten. */
+  trustedProxies: ['127.0.0.0/8', '::1'] as readonly string[],
+  healthCheck: Object.freeze({
+    enabled: true,
+    path: '/up',
+    interval: 5 * SECOND,
+    /** Each interval is moved by up to this fraction either way, so checks from many balancers spread out. */
+    jitter: 0.2,
+    timeout: 2 * SECOND,
+    healthyThreshold: 2,
+    unhealthyThreshold: 3,
+    /** Interval while a target is between states (a check passed or failed against its current state). */
+    transitionInterval: 1 * SECOND,
+    /** Status codes that count as a pass: 'lo-hi' ranges and single codes, comma-separated. */
+    matcher: '200-399',
+  }),
+  passive: Object.freeze({
+    enabled: true,
+    consecutiveFailures: 5,
+    baseEjection: 30 * SECOND,
+    maxEjection: 300 * SECOND,
+    maxEjectedPercent: 50,
+  }),
+  /** Route to every target of a group when fewer than `panicThreshold`% of them are healthy. */
+  panic: true,
+  panicThreshold: 50,
+  retries: Object.freeze({
+    /** Extra attempts after the first, each on another target when there is one. */
+    attempts: 2,
+    budgetPercent: 20,
+    minRetryConcurrency: 3,
+    /** Request bodies up to this size are kept so that they can be replayed on a retry. */
+    bufferBytes: 64 * 1024,
+  }),
+  upstream: Object.freeze({
+    /** Time for the clone to send response headers (and the longest idle gap afterwards). */
+    timeout: 30 * SECOND,
+    /** Idle upstream sockets are closed after this, or 1 s before the clone's Keep-Alive timeout if sooner. */
+    idleTimeout: 4 * SECOND,
+    maxSockets: 512,
+    maxFreeSockets: 256,
+  }),
+  sticky: Object.freeze({
+    enabled: false,
+    /** 'balancer': the balancer's signed cookie names the target; 'app': hash of an app cookie's value. */
+    mode: 'balancer' as 'balancer' | 'app',
+    cookie: 'clones_sticky',
+    /** The app cookie to stick on in 'app' mode. */
+    appCookie: '',
+    duration: 1 * DAY,
+  }),
+  groupStickiness: Object.freeze({
+    enabled: true,
+    cookie: 'clones_group',
+    duration: 1 * DAY,
+  }),
+  /** Weight of a group created implicitly by addTarget: the first group gets 100, later ones 0. */
+  firstGroupWeight: 100,
+  drain: Object.freeze({ deadline: 30 * SECOND }),
+  /** Linear weight ramp for a target that has just become healthy; 0 is off. */
+  slowStart: 0,
+  server: Object.freeze({
+    /** Longer than the 60 s idle timeout of AWS ALB and nginx, so a fronting LB never reuses a closed socket. */
+    keepAliveTimeout: 65 * SECOND,
+    headersTimeout: 10 * SECOND,
+    requestTimeout: 300 * SECOND,
+    maxHeaderSize: 16 * 1024,
+  }),
+  admin: Object.freeze({ port: undefined as number | undefined, host: '127.0.0.1', token: '' }),
+});
+
+type Widen<T> = T extends string ? string : T extends number ? number : T extends boolean ? boolean : T;
+/** The defaults' shape with literal types widened (true -> boolean, 0.2 -> number). */
+type Loose<T> = { readonly [K in keyof T]: T[K] extends object ? T[K] : Widen<T[K]> };
+export type DeepPartial<T> = {
+  -readonly [K in keyof T]?: T[K] extends readonly unknown[]
+    ? T[K]
+    : T[K] extends object
+      ? DeepPartial<T[K]>
+      : Widen<T[K]>;
+};
+
+/** What a target is registered with: through options, `addTarget` or the admin API. */
+export interface TargetSpec {
+  id: string;
+  url: string;
+  /** Target group, usually one per release (e.g. 'blue' and 'green'); default 'default'. */
+  group?: string;
+  release?: string;
+  /** 1-1000, default 1. */
+  weight?: number;
+}
+
+export interface BalancerOptions extends DeepPartial<Omit<typeof balancerDefaults, 'algorithm' | 'sticky'>> {
+  algorithm?: PickerName;
+  sticky?: DeepPartial<typeof balancerDefaults.sticky> & { secret?: string | Buffer };
+  targets?: TargetSpec[];
+  /** Initial group weights, 0-1000. */
+  groups?: Record<string, number>;
+  logger?: Logger;
+  /** Source of randomness for power-of-two choices and jitter; inject a seeded one for reproducible runs. */
+  random?: () => number;
+}
+
+/** Options after validation: every field set, frozen. */
+export interface ResolvedOptions {
+  readonly algorithm: PickerName;
+  readonly cloneHeaders: boolean;
+  readonly via: string;
+  readonly trustedProxies: BlockList;
+  readonly healthCheck: Loose<Omit<typeof balancerDefaults.healthCheck, 'matcher'>> & {
+    readonly matcher: (status: number) => boolean;
+  };
+  readonly passive: Loose<typeof balancerDefaults.passive>;
+  readonly panic: boolean;
+  readonly panicThreshold: number;
+  readonly retries: Loose<typeof balancerDefaults.retries>;
+  readonly upstream: Loose<typeof balancerDefaults.upstream>;
+  readonly sticky: Readonly<{
+    enabled: boolean;
+    mode: 'balancer' | 'app';
+    cookie: string;
+    appCookie: string;
+    duration: number;
+  }>;
+  readonly groupStickiness: Loose<typeof balancerDefaults.groupStickiness>;
+  readonly secret: Buffer;
+  readonly firstGroupWeight: number;
+  readonly drain: Loose<typeof balancerDefaults.drain>;
+  readonly slowStart: number;
+  readonly server: Loose<typeof balancerDefaults.server>;
+  readonly admin: Readonly<{ port: number | undefined; host: string; token: string }>;
+  readonly targets: readonly TargetSpec[];
+  readonly groups: Readonly<Record<string, number>>;
+  readonly logger: Logger;
+  readonly random: () => number;
+}
+
+const ALGORITHMS: readonly PickerName[] = ['least-outstanding', 'round-robin', 'power-of-two'];
+const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * Validates options once, fills in defaults and freezes the result; every message names the option.
+ *
+ * @example
+ *   const options = resolveOptions({ algorithm: 'round-robin', sticky: { enabled: true } });
+ */
+export function resolveOptions(input: BalancerOptions = {}): ResolvedOptions {
+  const d = balancerDefaults;
+  const hc = { ...d.healthCheck, ...input.healthCheck };
+  const passive = { ...d.passive, ...input.passive };
+  const retries = { ...d.retries, ...input.retries };
+  const upstream = { ...d.upstream, ...input.upstream };
+  const sticky = { ...d.sticky, ...input.sticky };
+  const groupStickiness = { ...d.groupStickiness, ...input.groupStickiness };
+  const server = { ...d.server, ...input.server };
+  const admin = { ...d.admin, ...input.admin };
+  const drain = { ...d.drain, ...input.drain };
+
+  const algorithm = input.algorithm ?? d.algorithm;
+  if (!ALGORITHMS.includes(algorithm)) {
+    throw invalidOption('algorithm', `must be one of ${ALGORITHMS.join(', ')}; got ${String(algorithm)}`);
+  }
+  bool('cloneHeaders', input.cloneHeaders ?? d.cloneHeaders);
+  bool('panic', input.panic ?? d.panic);
+  const via = input.via ?? d.via;
+  if (typeof via !== 'string' || /[^\w.-]/.test(via))
+    throw invalidOption('via', 'must be a token such as "clones"');
+
+  bool('healthCheck.enabled', hc.enabled);
+  if (typeof hc.path !== 'string' || !hc.path.startsWith('/'))
+    throw invalidOption('healthCheck.path', 'must start with /');
+  int('healthCheck.interval', hc.interval, 10, 3_600_000);
+  num('healthCheck.jitter', hc.jitter, 0, 0.5);
+  int('healthCheck.timeout', hc.timeout, 1, 60_000);
+  int('healthCheck.healthyThreshold', hc.healthyThreshold, 1, 100);
+  int('healthCheck.unhealthyThreshold', hc.unhealthyThreshold, 1, 100);
+  int('healthCheck.transitionInterval', hc.transitionInterval, 10, 3_600_000);
+  const matcher = parseMatcher(hc.matcher);
+
+  bool('passive.enabled', passive.enabled);
+  int('passive.consecutiveFailures', passive.consecutiveFailures, 1, 1000);
+  int('passive.baseEjection', passive.baseEjection, 1, 86_400_000);
+  int('passive.maxEjection', passive.maxEjection, passive.baseEjection, 86_400_000);
+  int('passive.maxEjectedPercent', passive.maxEjectedPercent, 0, 100);
+  int('panicThreshold', input.panicThreshold ?? d.panicThreshold, 0, 100);
+
+  int('retries.attempts', retries.attempts, 0, 10);
+  int('retries.budgetPercent', retries.budgetPercent, 0, 100);
+  int('retries.minRetryConcurrency', retries.minRetryConcurrency, 0, 10_000);
+  int('retries.bufferBytes', retries.bufferBytes, 0, 64 * 1024 * 1024);
+
+  int('upstream.timeout', upstream.timeout, 1, 3_600_000);
+  int('upstream.idleTimeout', upstream.idleTimeout, 1, 3_600_000);
+  int('upstream.maxSockets', upstream.maxSockets, 1, 1_000_000);
+  int('upstream.maxFreeSockets', upstream.maxFreeSockets, 0, 1_000_000);
+
+  bool('sticky.enabled', sticky.enabled);
+  if (sticky.mode !== 'balancer' && sticky.mode !== 'app') {
+    throw invalidOption('sticky.mode', `must be 'balancer' or 'app'; got ${String(sticky.mode)}`);
+  }
+  cookieName('sticky.cookie', sticky.cookie);
+  if (sticky.enabled && sticky.mode === 'app') cookieName('sticky.appCookie', sticky.appCookie);
+  int('sticky.duration', sticky.duration, 1000, 7 * DAY);
+  bool('groupStickiness.enabled', groupStickiness.enabled);
+  cookieName('groupStickiness.cookie', groupStickiness.cookie);
+  int('groupStickiness.duration', groupStickiness.duration, 1000, 7 * DAY);
+  let secret: Buffer;
+  if (input.sticky?.secret === undefined) secret = randomBytes(32);
+  else {
+    secret = Buffer.from(input.sticky.secret);
+    if (secret.length < 32) throw invalidOption('sticky.secret', 'must be at least 32 bytes');
+  }
+
+  int('firstGroupWeight', input.firstGroupWeight ?? d.firstGroupWeight, 0, 1000);
+  int('drain.deadline', drain.deadline, 0, 3_600_000);
+  int('slowStart', input.slowStart ?? d.slowStart, 0, 3_600_000);
+  int('server.keepAliveTimeout', server.keepAliveTimeout, 0, 3_600_000);
+  int('server.headersTimeout', server.headersTimeout, 1, 3_600_000);
+  int('server.requestTimeout', server.requestTimeout, 0, 86_400_000);
+  int('server.maxHeaderSize', server.maxHeaderSize, 1024, 1024 * 1024);
+
+  if (admin.port !== undefined) {
+    int('admin.port', admin.port, 0, 65_535);
+    if (typeof admin.token !== 'string' || admin.token.length < 16) {
+      throw invalidOption('admin.token', 'the admin API needs a bearer token of at least 16 characters');
+    }
+  }
+  if (typeof admin.host !== 'string' || isIP(admin.host) === 0)
+    throw invalidOption('admin.host', 'must be an IP address');
+
+  const trustedProxies = new BlockList();
+  const proxies = input.trustedProxies ?? d.trustedProxies;
+  if (!Array.isArray(proxies)) throw invalidOption('trustedProxies', 'must be an array of IPs or CIDRs');
+  for (const entry of proxies) addTrusted(trustedProxies, entry);
+
+  const groups: Record<string, number> = {};
+  for (const [name, weight] of Object.entries(input.groups ?? {})) {
+    int(`groups.${name}`, weight, 0, 1000);
+    groups[name] = weight;
+  }
+  if (input.targets !== undefined && !Array.isArray(input.targets))
+    throw invalidOption('targets', 'must be an array');
+  if (input.random !== undefined && typeof input.random !== 'function')
+    throw invalidOption('random', 'must be a function');
+
+  return Object.freeze({
+    algorithm,
+    cloneHeaders: input.cloneHeaders ?? d.cloneHeaders,
+    via,
+    trustedProxies,
+    healthCheck: Object.freeze({ ...hc, matcher }),
+    passive: Object.freeze(passive),
+    panic: input.panic ?? d.panic,
+    panicThreshold: input.panicThreshold ?? d.panicThreshold,
+    retries: Object.freeze(retries),
+    upstream: Object.freeze(upstream),
+    sticky: Object.freeze({
+      enabled: sticky.enabled,
+      mode: sticky.mode,
+      cookie: sticky.cookie,
+      appCookie: sticky.appCookie,
+      duration: sticky.duration,
+    }),
+    groupStickiness: Object.freeze(groupStickiness),
+    secret,
+    firstGroupWeight: input.firstGroupWeight ?? d.firstGroupWeight,
+    drain: Object.freeze(drain),
+    slowStart: input.slowStart ?? d.slowStart,
+    server: Object.freeze(server),
+    admin: Object.freeze(admin),
+    targets: Object.freeze([...(input.targets ?? [])]),
+    groups: Object.freeze(groups),
+    logger: input.logger ?? pino({ name: 'clones-balancer' }),
+    random: input.random ?? Math.random,
+  });
+}
+
+function bool(name: string, value: unknown): void {
+  if (typeof value !== 'boolean') throw invalidOption(name, `must be true or false; got ${String(value)}`);
+}
+
+function num(name: string, value: unknown, min: number, max: number): void {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+    throw invalidOption(name, `must be a number from ${min} to ${max}; got ${String(value)}`);
+  }
+}
+
+function int(name: string, value: unknown, min: number, max: number): void {
+  num(name, value, min, max);
+  if (!Number.isInteger(value)) throw invalidOption(name, `must be a whole number; got ${String(value)}`);
+}
+
+function cookieName(name: string, value: unknown): void {
+  if (typeof value !== 'string' || !COOKIE_NAME.test(value))
+    throw invalidOption(name, 'must be a cookie name (a token)');
+}
+
+function addTrusted(list: BlockList, entry: unknown): void {
+  if (typeof entry !== 'string')
+    throw invalidOption('trustedProxies', `entries must be strings; got ${String(entry)}`);
+  const [address = '', prefix] = entry.split('/');
+  const family = isIP(address);
+  if (family === 0) throw invalidOption('trustedProxies', `"${entry}" is not an IP address or CIDR`);
+  const type = family === 4 ? 'ipv4' : 'ipv6';
+  if (prefix === undefined) {
+    list.addAddress(address, type);
+    return;
+  }
+  const bits = Number(prefix);
+  if (!Number.isInteger(bits) || bits < 0 || bits > (family === 4 ? 32 : 128)) {
+    throw invalidOption('trustedProxies', `"${entry}" has a bad prefix length`);
+  }
+  list.addSubnet(address, bits, type);
+}
+
+/** Parses '200-399' or '200,204,300-302' into a predicate. */
+function parseMatcher(spec: unknown): (status: number) => boolean {
+  if (typeof spec !== 'string')
+    throw invalidOption('healthCheck.matcher', 'must be a string such as "200-399"');
+  const ranges: [number, number][] = [];
+  for (const part of spec.split(',')) {
+    const m = /^\s*(\d{3})\s*(?:-\s*(\d{3}))?\s*$/.exec(part);
+    if (!m)
+      throw invalidOption('healthCheck.matcher', `"${part}" is not a status code or a range like 200-399`);
+    const lo = Number(m[1]);
+    const hi = Number(m[2] ?? m[1]);
+    if (lo < 100 || hi > 599 || lo > hi)
+      throw invalidOption('healthCheck.matcher', `"${part}" is not a valid range`);
+    ranges.push([lo, hi]);
+  }
+  return (status) => ranges.some(([lo, hi]) => status >= lo && status <= hi);
+}

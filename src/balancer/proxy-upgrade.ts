@@ -1,0 +1,137 @@
+import { type IncomingMessage, request } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { badRequest, noTarget, upstreamFailed } from '../errors.ts';
+import { requestHeaders, responseHeaders } from './forward-headers.ts';
+import {
+  CONNECT_ERRORS,
+  forwardContext,
+  isSecure,
+  type ProxyContext,
+  writeRawError,
+} from './proxy-context.ts';
+import { checkRequest } from './request-hygiene.ts';
+import type { RouteState } from './router.ts';
+import type { UpgradedPair } from './target.ts';
+
+/**
+ * The handler for the balancer's 'upgrade' event (WebSocket): routes like a request, relays the clone's
+ * 101 answer, then pipes raw bytes both ways until either side closes. A connect failure is retried on
+ * another clone; the pair is tracked on its target so draining can close it.
+ *
+ * @example
+ *   server.on('upgrade', createUpgradeHandler(ctx));
+ */
+export function createUpgradeHandler(
+  ctx: ProxyContext,
+): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
+  return (req, duplex, head) => {
+    const socket = duplex as Socket;
+    socket.on('error', () => socket.destroy());
+    const bad = checkRequest(req);
+    if (bad) {
+      ctx.metrics.rejected(bad.reason);
+      writeRawError(socket, badRequest(bad.reason, bad.status));
+      return;
+    }
+    if (String(req.headers.upgrade).toLowerCase() !== 'websocket') {
+      ctx.metrics.rejected('unsupported-upgrade');
+      writeRawError(socket, badRequest('only WebSocket upgrades are proxied'));
+      return;
+    }
+    const fwd = forwardContext(ctx, req, true);
+    const headers = requestHeaders(req, fwd);
+    const state: RouteState = { group: undefined, groupCookie: undefined, tried: [] };
+    const secure = isSecure(req, fwd);
+
+    const attempt = (): void => {
+      const route = ctx.router.route(req, state, secure);
+      if (!route) {
+        writeRawError(socket, noTarget('no routable target for the upgrade'));
+        return;
+      }
+      const target = route.target;
+      state.tried.push(target);
+      const upReq = request({
+        agent: false,
+        host: target.host,
+        port: target.port,
+        method: req.method,
+        path: req.url,
+        headers,
+        timeout: ctx.options.upstream.timeout,
+      });
+      upReq.on('timeout', () => upReq.destroy(new Error('upstream timeout')));
+      upReq.on('error', (err: NodeJS.ErrnoException) => {
+        if (socket.destroyed) return;
+        ctx.set.recordFailure(target, Date.now());
+        if (CONNECT_ERRORS.has(err.code ?? '') && state.tried.length <= ctx.options.retries.attempts) {
+          ctx.metrics.retry('not-delivered');
+          attempt();
+          return;
+        }
+        writeRawError(socket, upstreamFailed(target.id, err));
+      });
+      upReq.on('response', (upRes) => {
+        // The clone refused the upgrade: relay its answer as a plain response and close.
+        const lines = [`HTTP/1.1 ${upRes.statusCode} ${upRes.statusMessage}`];
+        const h = responseHeaders(upRes.rawHeaders, upRes.headers, false);
+        for (let i = 0; i < h.length; i += 2) lines.push(`${h[i]}: ${h[i + 1]}`);
+        lines.push('connection: close');
+        socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+        upRes.pipe(socket);
+      });
+      upReq.on('upgrade', (upRes, upSocket, upHead) => {
+        ctx.set.recordSuccess(target);
+        if (socket.destroyed) {
+          upSocket.destroy();
+          return;
+        }
+        const lines = [`HTTP/1.1 101 ${upRes.statusMessage || 'Switching Protocols'}`];
+        const h = responseHeaders(upRes.rawHeaders, upRes.headers, true);
+        if (ctx.options.cloneHeaders) h.push('x-clones-clone', target.id, 'x-clones-release', target.release);
+        if (route.cookies) for (const c of route.cookies) h.push('Set-Cookie', c);
+        for (let i = 0; i < h.length; i += 2) lines.push(`${h[i]}: ${h[i + 1]}`);
+        socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+        if (upHead.length > 0) socket.write(upHead);
+        if (head.length > 0) upSocket.write(head);
+        socket.setTimeout(0);
+        upSocket.setTimeout(0);
+        socket.setNoDelay(true);
+        upSocket.setNoDelay(true);
+        const pair: UpgradedPair = { client: socket, upstream: upSocket };
+        target.upgraded.add(pair);
+        const close = () => {
+          target.upgraded.delete(pair);
+          upSocket.destroy();
+          if (!pair.closing) socket.destroy();
+        };
+        upSocket.on('error', close);
+        upSocket.on('close', close);
+        socket.on('close', close);
+        upSocket.pipe(socket);
+        socket.pipe(upSocket);
+      });
+      upReq.end();
+    };
+    attempt();
+  };
+}
+
+/** A WebSocket close frame, server to client (unmasked), code 1012 "service restart": clients reconnect. */
+const CLOSE_1012 = Buffer.from([0x88, 0x02, 0x03, 0xf4]);
+
+/**
+ * Ends a proxied WebSocket for draining: the client gets a close frame with 1012 so it reconnects, and both
+ * sockets are closed.
+ *
+ * @example
+ *   for (const pair of target.upgraded) closeUpgraded(pair);
+ */
+export function closeUpgraded(pair: UpgradedPair): void {
+  pair.closing = true;
+  pair.upstream.unpipe(pair.client);
+  pair.upstream.destroy();
+  if (pair.client.writable) pair.client.end(CLOSE_1012);
+  setTimeout(() => pair.client.destroy(), 1000).unref();
+}

@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { connect } from 'node:net';
+import { describe, test } from 'node:test';
+import { fetchText, sleep, startBalancer, startUpstream } from './helpers.ts';
+
+describe('balancer: draining', () => {
+  test('no request fails while a target is drained under load, and it gets no new requests', async () => {
+    const ups = await Promise.all(['a', 'b', 'c'].map((id) => startUpstream(id)));
+    const { lb, url } = await startBalancer({ targets: ups.map((u) => ({ id: u.id, url: u.url })) });
+    try {
+      let stop = false;
+      const failures: string[] = [];
+      const worker = async () => {
+        while (!stop) {
+          const res = await fetchText(`${url}/slow?ms=20`).catch((e) => ({ status: 0, body: String(e) }));
+          if (res.status !== 200) failures.push(`${res.status} ${res.body}`);
+        }
+      };
+      const workers = Array.from({ length: 8 }, worker);
+      await sleep(200);
+      const removing = lb.removeTarget('b');
+      const seenAtDrain =
+        ups[1]!.seen.length + (lb.state().targets.find((t) => t.id === 'b')!.inFlight as number);
+      await removing;
+      await sleep(200);
+      stop = true;
+      await Promise.all(workers);
+      assert.deepEqual(failures, []);
+      assert.ok(ups[1]!.seen.length <= (seenAtDrain as number), 'no new request after the drain began');
+      assert.deepEqual(
+        lb
+          .state()
+          .targets.map((t) => t.id)
+          .sort(),
+        ['a', 'c'],
+      );
+    } finally {
+      await lb.close();
+      await Promise.all(ups.map((u) => u.close()));
+    }
+  });
+
+  test('in-flight requests finish before the drain resolves', async () => {
+    const up = await startUpstream('a');
+    const { lb, url } = await startBalancer({ targets: [{ id: 'a', url: up.url }] });
+    try {
+      const slow = fetchText(`${url}/slow?ms=400`);
+      await sleep(50);
+      const started = Date.now();
+      await lb.drain('a', { deadline: 5000 });
+      assert.ok(Date.now() - started >= 300, 'waited for the in-flight request');
+      assert.equal((await slow).status, 200);
+      assert.equal((await fetchText(`${url}/`)).status, 503, 'a drained target gets nothing new');
+    } finally {
+      await lb.close();
+      await up.close();
+    }
+  });
+
+  test('WebSockets are closed with 1012 at the drain deadline', async () => {
+    const ws = await startUpstream('ws');
+    ws.server.on('upgrade', (req, socket) => {
+      const accept = createHash('sha1')
+        .update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
+        .digest('base64');
+      socket.write(
+        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+      );
+      socket.on('error', () => socket.destroy());
+      socket.on('end', () => socket.end());
+    });
+    const { lb, port } = await startBalancer({ targets: [{ id: 'ws', url: ws.url }] });
+    try {
+      const socket = connect(port, '127.0.0.1');
+      const received: Buffer[] = [];
+      const closed = new Promise<number>((resolve) => socket.on('close', () => resolve(Date.now())));
+      socket.on('data', (d) => received.push(d));
+      socket.write(
+        'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+      );
+      await sleep(100);
+      const started = Date.now();
+      await lb.drain('ws', { deadline: 300 });
+      const closedAt = await closed;
+      assert.ok(closedAt - started >= 250, 'kept open until the deadline');
+      const all = Buffer.concat(received);
+      assert.deepEqual([...all.subarray(all.length - 4)], [0x88, 0x02, 0x03, 0xf4], 'close frame 1012');
+    } finally {
+      await lb.close();
+      await ws.close();
+    }
+  });
+});
