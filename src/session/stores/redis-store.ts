@@ -1,0 +1,318 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import { badStoreUrl, storeUnavailable } from '../../errors.ts';
+import { logger } from '../../logger.ts';
+import type {
+  PatchOptions,
+  SessionPatch,
+  SessionStore,
+  StoredSession,
+  StoreOpenOptions,
+  WriteResult,
+} from './store.ts';
+
+// Layout: a session is the HASH `<prefix>:s:{<key>}` with `v` (version), `c` (createdAt), `e` (expiresAt), one
+// `d:<name>` field of JSON per top-level session key, and `j`: the whole data as one JSON object, rebuilt
+// from the `d:` fields by every script that changes them. The `d:` fields let a patch merge only the keys it
+// changed, atomically on the server; `j` lets a read be one HMGET of four values and one JSON.parse: ioredis
+// decodes every field of a reply, and an HGETALL of a 4-key session cost about 2.5 times a GET (11 vs 4.5 us
+// of client CPU), while HMGET v c e j costs about 6.7 us. `j` doubles the memory a session takes.
+// The hash expires at `e` (PEXPIREAT). A destroyed session leaves `<prefix>:t:{<key>}` until the tombstone
+// ends. Both keys share the hash tag `{<key>}`, so the scripts stay valid on Redis Cluster.
+// The scripts take `now` from the caller: the store contract compares expiry with the clones' clock.
+
+const LUA_HELPERS = `
+-- HSET/HDEL in slices: unpack() of a huge table would overflow Lua's C stack.
+local function chunked(cmd, key, args)
+  for i = 1, #args, 1000 do redis.call(cmd, key, unpack(args, i, math.min(i + 999, #args))) end
+end
+-- j from the d: fields. Values are already JSON text and are copied byte for byte; only names are encoded.
+local function rebuild(key)
+  local all = redis.call('HGETALL', key)
+  local parts = {}
+  for i = 1, #all, 2 do
+    local f = all[i]
+    if string.sub(f, 1, 2) == 'd:' then parts[#parts + 1] = cjson.encode(string.sub(f, 3)) .. ':' .. all[i + 1] end
+  end
+  redis.call('HSET', key, 'j', '{' .. table.concat(parts, ',') .. '}')
+end
+`;
+
+/**
+ * ARGV: now, version, createdAt, expiresAt, j (the data as JSON), then name/json pairs.
+ * -1 gone, -2 conflict, else the version.
+ */
+const CREATE = `${LUA_HELPERS}
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+local e = redis.call('HGET', KEYS[1], 'e')
+if e and tonumber(e) > tonumber(ARGV[1]) then return -2 end
+redis.call('DEL', KEYS[1])
+local args = { 'v', ARGV[2], 'c', ARGV[3], 'e', ARGV[4], 'j', ARGV[5] }
+for i = 6, #ARGV, 2 do
+  args[#args + 1] = 'd:' .. ARGV[i]
+  args[#args + 1] = ARGV[i + 1]
+end
+chunked('HSET', KEYS[1], args)
+redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+return tonumber(ARGV[2])
+`;
+
+/**
+ * ARGV: now, ifVersion or '', expiresAt or '', number of pairs to set, the name/json pairs, then the names to
+ * delete. -1 gone, -2 conflict, else the new version.
+ */
+const PATCH = `${LUA_HELPERS}
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+local h = redis.call('HMGET', KEYS[1], 'v', 'e')
+if not h[2] or tonumber(h[2]) <= tonumber(ARGV[1]) then return -1 end
+if ARGV[2] ~= '' and tonumber(h[1]) ~= tonumber(ARGV[2]) then return -2 end
+local first_del = 5 + 2 * tonumber(ARGV[4])
+if first_del <= #ARGV then
+  local del = {}
+  for i = first_del, #ARGV do del[#del + 1] = 'd:' .. ARGV[i] end
+  chunked('HDEL', KEYS[1], del)
+end
+local set = {}
+for i = 5, first_del - 1, 2 do
+  set[#set + 1] = 'd:' .. ARGV[i]
+  set[#set + 1] = ARGV[i + 1]
+end
+if ARGV[3] ~= '' then
+  set[#set + 1] = 'e'
+  set[#set + 1] = ARGV[3]
+end
+if #set > 0 then chunked('HSET', KEYS[1], set) end
+if first_del > 5 or first_del <= #ARGV then rebuild(KEYS[1]) end
+local v = redis.call('HINCRBY', KEYS[1], 'v', 1)
+-- After the writes: an expiry in the past deletes the key, and nothing may recreate it afterwards.
+if ARGV[3] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
+return v
+`;
+
+/** ARGV: now, expiresAt. 1 when the live session's expiry moved, else 0. Never touches the data fields. */
+const TOUCH = `
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e or tonumber(e) <= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'e', ARGV[2])
+redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+return 1
+`;
+
+/** ARGV: now, tombstoneUntil. */
+const DESTROY = `
+redis.call('DEL', KEYS[1])
+if tonumber(ARGV[2]) > tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[2], '1', 'PXAT', ARGV[2])
+else
+  redis.call('DEL', KEYS[2])
+end
+return 1
+`;
+
+type Script = (sessionKey: string, tombstoneKey: string, ...argv: (string | number)[]) => Promise<number>;
+interface SessionCommands {
+  clonesCreate: Script;
+  clonesPatch: Script;
+  clonesTouch: Script;
+  clonesDestroy: Script;
+}
+
+const GONE: WriteResult = Object.freeze({ ok: false, reason: 'gone' });
+const CONFLICT: WriteResult = Object.freeze({ ok: false, reason: 'conflict' });
+const log = logger.child({ part: 'session', store: 'redis' });
+
+/**
+ * Sessions in Redis or Valkey (`redis://[user:password@]host:port[/db]`, or `rediss://` for TLS; add
+ * `?tls_insecure=1` to accept a self-signed certificate). A read is one HMGET and one JSON.parse; every
+ * write is one Lua script, atomic on the server. Connects on first use and reconnects by itself after an
+ * outage: a call made while disconnected waits up to `connectTimeout` for the connection, then fails, and once
+ * an outage has lasted longer than that, calls fail at once until Redis is back.
+ *
+ * @example
+ *   const store = new RedisStore({ url: 'redis://127.0.0.1:6379/0', connectTimeout: 2000, prefix: 'clones' });
+ *   const session = await store.get(key);
+ */
+export class RedisStore implements SessionStore {
+  readonly kind = 'redis';
+  readonly #redis: Redis & SessionCommands;
+  readonly #s: string;
+  readonly #t: string;
+  readonly #connectTimeout: number;
+  #whenReady: Promise<void> | undefined;
+  #lastError: Error | undefined;
+  /** When the current outage began (first error since the last 'ready'). */
+  #downSince = 0;
+  #closed = false;
+
+  constructor(options: StoreOpenOptions) {
+    this.#connectTimeout = options.connectTimeout;
+    this.#s = `${options.prefix}:s:{`;
+    this.#t = `${options.prefix}:t:{`;
+    this.#redis = new Redis({
+      ...redisConnection(options.url),
+      lazyConnect: true,
+      connectTimeout: options.connectTimeout,
+      // A write in flight when the connection drops may or may not have run: resending it could apply a
+      // compare-and-set patch twice (it would then report a conflict and update(fn) would run fn again).
+      // So in-flight calls fail at the first disconnect (maxRetriesPerRequest 0) and are never resent.
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      // A call never waits in an unbounded offline queue: #connected() waits for 'ready' with a deadline,
+      // so nothing is sent late after its caller has already been told it failed.
+      enableOfflineQueue: false,
+      enableAutoPipelining: true,
+      // A connection that stops answering (a failover behind a virtual IP, a dropped NAT entry) would hold
+      // every call until the kernel gives up, minutes later: drop it and reconnect instead.
+      socketTimeout: Math.max(options.connectTimeout, 1000),
+      retryStrategy: (attempt) => Math.min(100 * attempt, 2000),
+    }) as Redis & SessionCommands;
+    this.#redis.defineCommand('clonesCreate', { lua: CREATE, numberOfKeys: 2 });
+    this.#redis.defineCommand('clonesPatch', { lua: PATCH, numberOfKeys: 2 });
+    this.#redis.defineCommand('clonesTouch', { lua: TOUCH, numberOfKeys: 2 });
+    this.#redis.defineCommand('clonesDestroy', { lua: DESTROY, numberOfKeys: 2 });
+    this.#redis.on('error', (err: Error) => {
+      // Warn once per outage; ioredis repeats the error on every reconnect attempt.
+      if (!this.#lastError) log.warn({ err: err.message }, 'redis session store unavailable; reconnecting');
+      else log.debug({ err: err.message }, 'redis session store still unavailable');
+      this.#lastError = err;
+      if (this.#downSince === 0) this.#downSince = Date.now();
+    });
+    this.#redis.on('ready', () => {
+      if (this.#lastError) log.info('redis session store reconnected');
+      this.#lastError = undefined;
+      this.#downSince = 0;
+    });
+  }
+
+  async get(key: string): Promise<StoredSession | null> {
+    if (this.#redis.status !== 'ready' || this.#closed) await this.#connected();
+    const [v, c, e, j] = await this.#redis.hmget(`${this.#s}${key}}`, 'v', 'c', 'e', 'j');
+    if (e == null || j == null) return null;
+    const expiresAt = +e;
+    if (expiresAt <= Date.now()) return null;
+    return { data: JSON.parse(j), version: +(v as string), createdAt: +(c as string), expiresAt };
+  }
+
+  async create(key: string, session: StoredSession): Promise<WriteResult> {
+    if (this.#redis.status !== 'ready' || this.#closed) await this.#connected();
+    const argv: (string | number)[] = [Date.now(), session.version, session.createdAt, session.expiresAt, ''];
+    let j = '{';
+    for (const name of Object.keys(session.data)) {
+      const json = JSON.stringify(session.data[name]);
+      if (json === undefined) continue; // as JSON.stringify of the whole object would
+      argv.push(name, json);
+      j += `${j.length === 1 ? '' : ','}${JSON.stringify(name)}:${json}`;
+    }
+    argv[4] = `${j}}`;
+    const r = await this.#redis.clonesCreate(`${this.#s}${key}}`, `${this.#t}${key}}`, ...argv);
+    return r === -1 ? GONE : r === -2 ? CONFLICT : { ok: true, version: r };
+  }
+
+  async patch(key: string, patch: SessionPatch, options: PatchOptions = {}): Promise<WriteResult> {
+    if (this.#redis.status !== 'ready' || this.#closed) await this.#connected();
+    const argv: (string | number)[] = [Date.now(), options.ifVersion ?? '', options.expiresAt ?? '', 0];
+    let dropped: string[] | undefined;
+    for (const name of Object.keys(patch.set)) {
+      const json = JSON.stringify(patch.set[name]);
+      // JSON has no undefined: as in JSON.stringify of the whole object, such a key disappears.
+      if (json !== undefined) argv.push(name, json);
+      else if (dropped) dropped.push(name);
+      else dropped = [name];
+    }
+    argv[3] = (argv.length - 4) / 2;
+    for (const name of patch.del) argv.push(name);
+    if (dropped) for (const name of dropped) argv.push(name);
+    const r = await this.#redis.clonesPatch(`${this.#s}${key}}`, `${this.#t}${key}}`, ...argv);
+    return r === -1 ? GONE : r === -2 ? CONFLICT : { ok: true, version: r };
+  }
+
+  async touch(key: string, expiresAt: number): Promise<boolean> {
+    if (this.#redis.status !== 'ready' || this.#closed) await this.#connected();
+    return (
+      (await this.#redis.clonesTouch(`${this.#s}${key}}`, `${this.#t}${key}}`, Date.now(), expiresAt)) === 1
+    );
+  }
+
+  async destroy(key: string, tombstoneUntil: number): Promise<void> {
+    if (this.#redis.status !== 'ready' || this.#closed) await this.#connected();
+    await this.#redis.clonesDestroy(`${this.#s}${key}}`, `${this.#t}${key}}`, Date.now(), tombstoneUntil);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#redis.status === 'ready') {
+      await this.#redis.quit().catch(() => this.#redis.disconnect());
+    } else {
+      this.#redis.disconnect();
+    }
+  }
+
+  /**
+   * The slow path: first use, or an outage. Waits for 'ready' up to connectTimeout, so a blip (a restart, a
+   * failover) costs a short wait rather than an error. Once an outage has outlasted connectTimeout, calls fail
+   * at once instead of piling up; the reconnect loop keeps trying in the background.
+   */
+  #connected(): Promise<void> {
+    const redis = this.#redis;
+    if (this.#closed || redis.status === 'end') {
+      return Promise.reject(storeUnavailable(this.kind, new Error('the store was closed')));
+    }
+    if (this.#downSince !== 0 && Date.now() - this.#downSince >= this.#connectTimeout) {
+      const why = this.#lastError?.message ?? 'no answer';
+      const seconds = ((Date.now() - this.#downSince) / 1000).toFixed(1);
+      return Promise.reject(storeUnavailable(this.kind, new Error(`down for ${seconds} s (${why})`)));
+    }
+    // The error (if any) reaches the 'error' listener; the retry strategy keeps trying in the background.
+    if (redis.status === 'wait') redis.connect().catch(() => {});
+    this.#whenReady ??= new Promise<void>((resolve) => {
+      redis.once('ready', () => {
+        this.#whenReady = undefined;
+        resolve();
+      });
+    });
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const why = this.#lastError?.message ?? 'no answer';
+        reject(
+          storeUnavailable(this.kind, new Error(`not connected within ${this.#connectTimeout} ms (${why})`)),
+        );
+      }, this.#connectTimeout);
+      this.#whenReady?.then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}
+
+/** Host, port, credentials, db and TLS from a `redis://` or `rediss://` URL, validated once. */
+export function redisConnection(url: string): RedisOptions {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw badStoreUrl(url, 'not a URL; expected redis://[user:password@]host:port[/db]');
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:')
+    throw badStoreUrl(url, 'expected redis:// or rediss://');
+  const db = u.pathname === '' || u.pathname === '/' ? 0 : Number(u.pathname.slice(1));
+  if (!Number.isInteger(db) || db < 0)
+    throw badStoreUrl(url, `"${u.pathname.slice(1)}" is not a database number`);
+  const port = u.port === '' ? 6379 : Number(u.port);
+  const insecure = u.searchParams.get('tls_insecure');
+  for (const name of u.searchParams.keys()) {
+    if (name !== 'tls_insecure') throw badStoreUrl(url, `unknown parameter "${name}"; known: tls_insecure`);
+  }
+  if (insecure !== null && u.protocol !== 'rediss:') throw badStoreUrl(url, 'tls_insecure needs rediss://');
+  const options: RedisOptions = {
+    host: u.hostname.replace(/^\[(.*)\]$/, '$1') || '127.0.0.1',
+    port,
+    db,
+  };
+  if (u.username) options.username = decodeURIComponent(u.username);
+  if (u.password) options.password = decodeURIComponent(u.password);
+  if (u.protocol === 'rediss:')
+    options.tls = insecure === '1' || insecure === 'true' ? { rejectUnauthorized: false } : {};
+  return options;
+}

@@ -1,0 +1,268 @@
+import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, resolve } from 'node:path';
+import { badStoreUrl, storeSchemaTooNew } from '../../errors.ts';
+import type {
+  PatchOptions,
+  SessionData,
+  SessionPatch,
+  SessionStore,
+  StoredSession,
+  StoreOpenOptions,
+  WriteResult,
+} from './store.ts';
+
+/** The schema this code writes; `PRAGMA user_version` records it so later versions know what to migrate. */
+const SCHEMA_VERSION = 1;
+const DEFAULT_PATH = '.clones/sessions.db';
+const SWEEP_EVERY_MS = 5 * 60_000;
+/** Rows deleted per sweep transaction, so a big backlog never holds the write lock for long. */
+const SWEEP_BATCH = 1000;
+
+/**
+ * Sessions in a SQLite file (WAL mode): the default store, shared by every clone on one host. Writes are
+ * transactions that take the write lock up front (BEGIN IMMEDIATE), so a patch from one process cannot
+ * interleave with a patch from another; readers never block writers.
+ *
+ * URL: `sqlite:<path>` (relative to the working directory, or absolute); `sqlite:` alone is
+ * `.clones/sessions.db`. The parent directory is created. The table is `<prefix>_sessions`.
+ *
+ * @example
+ *   const store = new SqliteStore({ url: 'sqlite:.clones/sessions.db', connectTimeout: 2000, prefix: 'clones' });
+ *   await store.create(key, { data: {}, version: 1, createdAt: now, expiresAt: now + 86_400_000 });
+ */
+export class SqliteStore implements SessionStore {
+  readonly kind = 'sqlite';
+  /** The file in use, resolved to an absolute path. */
+  readonly path: string;
+  readonly #db: Database;
+  readonly #sql: Statements;
+  readonly #createTx: (key: string, session: StoredSession, now: number) => WriteResult;
+  readonly #patchTx: (key: string, patch: SessionPatch, options: PatchOptions, now: number) => WriteResult;
+  #sweeper: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(options: StoreOpenOptions) {
+    this.path = sqlitePath(options.url);
+    if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true });
+    const Sqlite = loadDriver();
+    this.#db = new Sqlite(this.path, { timeout: 5000 });
+    try {
+      this.#db.pragma('busy_timeout = 5000');
+      this.#db.pragma('journal_mode = WAL');
+      this.#db.pragma('synchronous = NORMAL');
+      const table = tableName(options.prefix);
+      migrate(this.#db, table);
+      this.#sql = prepare(this.#db, table);
+    } catch (err) {
+      this.#db.close();
+      throw err;
+    }
+    this.#createTx = this.#db.transaction(createIn(this.#sql)).immediate;
+    this.#patchTx = this.#db.transaction(patchIn(this.#sql)).immediate;
+    this.sweep();
+    this.#sweeper = setInterval(() => this.#sweepQuietly(), SWEEP_EVERY_MS);
+    this.#sweeper.unref();
+  }
+
+  async get(key: string): Promise<StoredSession | null> {
+    const row = this.#sql.get.get(key, Date.now()) as LiveRow | undefined;
+    if (!row) return null;
+    return {
+      data: JSON.parse(row.data),
+      version: row.version,
+      createdAt: row.created_at,
+      expiresAt: row.expires_at,
+    };
+  }
+
+  async create(key: string, session: StoredSession): Promise<WriteResult> {
+    return this.#createTx(key, session, Date.now());
+  }
+
+  async patch(key: string, patch: SessionPatch, options: PatchOptions = {}): Promise<WriteResult> {
+    return this.#patchTx(key, patch, options, Date.now());
+  }
+
+  async touch(key: string, expiresAt: number): Promise<boolean> {
+    return this.#sql.touch.run(expiresAt, key, Date.now()).changes === 1;
+  }
+
+  async destroy(key: string, tombstoneUntil: number): Promise<void> {
+    this.#sql.destroy.run(key, Date.now(), tombstoneUntil);
+  }
+
+  /**
+   * Deletes rows past their `expires_at`, live sessions and tombstones alike, and answers how many. Runs at
+   * open and every five minutes; any process sharing the file may run it, deleting twice is harmless.
+   */
+  sweep(now = Date.now()): number {
+    let total = 0;
+    for (;;) {
+      const { changes } = this.#sql.sweep.run(now, SWEEP_BATCH);
+      total += changes;
+      if (changes < SWEEP_BATCH) return total;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+    this.#db.close();
+  }
+
+  #sweepQuietly(): void {
+    try {
+      this.sweep();
+    } catch {
+      // Busy beyond busy_timeout or a closed file: the next sweep, or another process, will do it.
+    }
+  }
+}
+
+/** Maps `sqlite:<path>` to an absolute file path (`:memory:` is passed through for experiments). */
+export function sqlitePath(url: string): string {
+  if (!url.startsWith('sqlite:')) throw badStoreUrl(url, 'expected sqlite:<path>');
+  const rest = url.slice('sqlite:'.length);
+  if (rest.startsWith('//')) {
+    throw badStoreUrl(
+      url,
+      'write sqlite:<path>, e.g. sqlite:.clones/sessions.db or sqlite:/var/lib/app/sessions.db',
+    );
+  }
+  if (rest === ':memory:') return rest;
+  return resolve(rest === '' ? DEFAULT_PATH : rest);
+}
+
+/** `prefix` as a safe SQL identifier: lower-case letters, digits and underscores, then `_sessions`. */
+export function tableName(prefix: string): string {
+  const safe = prefix.toLowerCase().replace(/[^a-z0-9_]/g, '_');
+  return `${/^[a-z_]/.test(safe) ? safe : `t_${safe}`}_sessions`;
+}
+
+function migrate(db: Database, table: string): void {
+  // IMMEDIATE: two processes opening a new file at once must not both run the DDL half-way.
+  db.transaction(() => {
+    const found = db.pragma('user_version', { simple: true }) as number;
+    if (found > SCHEMA_VERSION) throw storeSchemaTooNew('sqlite', found, SCHEMA_VERSION);
+    // Always IF NOT EXISTS: several prefixes may share one file, and user_version belongs to the file.
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS "${table}" (
+        key TEXT PRIMARY KEY NOT NULL,
+        data TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        dead INTEGER NOT NULL DEFAULT 0
+      ) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS "${table}_expires_at" ON "${table}" (expires_at);
+    `);
+    if (found < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }).immediate();
+}
+
+function prepare(db: Database, t: string): Statements {
+  return {
+    get: db.prepare(
+      `SELECT data, version, created_at, expires_at FROM "${t}" WHERE key = ? AND dead = 0 AND expires_at > ?`,
+    ),
+    head: db.prepare(`SELECT data, version, expires_at, dead FROM "${t}" WHERE key = ?`),
+    upsert: db.prepare(
+      `INSERT OR REPLACE INTO "${t}" (key, data, version, created_at, expires_at, dead) VALUES (?, ?, ?, ?, ?, 0)`,
+    ),
+    update: db.prepare(`UPDATE "${t}" SET data = ?, version = ?, expires_at = ? WHERE key = ?`),
+    touch: db.prepare(`UPDATE "${t}" SET expires_at = ? WHERE key = ? AND dead = 0 AND expires_at > ?`),
+    destroy: db.prepare(
+      `INSERT INTO "${t}" (key, data, version, created_at, expires_at, dead) VALUES (?, '{}', 0, ?, ?, 1)
+       ON CONFLICT (key) DO UPDATE SET data = '{}', dead = 1, expires_at = excluded.expires_at`,
+    ),
+    sweep: db.prepare(
+      `DELETE FROM "${t}" WHERE key IN (SELECT key FROM "${t}" WHERE expires_at <= ? LIMIT ?)`,
+    ),
+  };
+}
+
+function createIn(sql: Statements) {
+  return (key: string, session: StoredSession, now: number): WriteResult => {
+    const row = sql.head.get(key) as HeadRow | undefined;
+    // An expired row, live or tombstone, is as good as absent: the sweep just has not reached it yet.
+    if (row && row.expires_at > now) return { ok: false, reason: row.dead ? 'gone' : 'conflict' };
+    const data = JSON.stringify(session.data);
+    sql.upsert.run(key, data, session.version, session.createdAt, session.expiresAt);
+    return { ok: true, version: session.version };
+  };
+}
+
+function patchIn(sql: Statements) {
+  return (key: string, patch: SessionPatch, options: PatchOptions, now: number): WriteResult => {
+    const row = sql.head.get(key) as HeadRow | undefined;
+    if (!row || row.dead || row.expires_at <= now) return { ok: false, reason: 'gone' };
+    if (options.ifVersion !== undefined && options.ifVersion !== row.version)
+      return { ok: false, reason: 'conflict' };
+    const data = mergePatch(JSON.parse(row.data), patch);
+    const version = row.version + 1;
+    sql.update.run(JSON.stringify(data), version, options.expiresAt ?? row.expires_at, key);
+    return { ok: true, version };
+  };
+}
+
+/** Deletes, then sets, top-level keys; a key named `__proto__` stays data and never becomes the prototype. */
+function mergePatch(data: SessionData, patch: SessionPatch): SessionData {
+  for (const k of patch.del) delete data[k];
+  for (const k of Object.keys(patch.set)) {
+    if (k === '__proto__')
+      Object.defineProperty(data, k, {
+        value: patch.set[k],
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    else data[k] = patch.set[k];
+  }
+  return data;
+}
+
+// better-sqlite3 ships no types and @types/better-sqlite3 is not a dependency: the calls used here, typed.
+interface Statement {
+  get(...params: unknown[]): unknown;
+  run(...params: unknown[]): { changes: number };
+}
+interface Transaction<F> {
+  immediate: F;
+}
+interface Database {
+  prepare(sql: string): Statement;
+  pragma(sql: string, options?: { simple?: boolean }): unknown;
+  exec(sql: string): void;
+  transaction<F extends (...args: never[]) => unknown>(fn: F): F & Transaction<F>;
+  close(): void;
+}
+type DatabaseConstructor = new (path: string, options?: { timeout?: number }) => Database;
+
+interface Statements {
+  get: Statement;
+  head: Statement;
+  upsert: Statement;
+  update: Statement;
+  touch: Statement;
+  destroy: Statement;
+  sweep: Statement;
+}
+interface LiveRow {
+  data: string;
+  version: number;
+  created_at: number;
+  expires_at: number;
+}
+interface HeadRow {
+  data: string;
+  version: number;
+  expires_at: number;
+  dead: number;
+}
+
+function loadDriver(): DatabaseConstructor {
+  return createRequire(import.meta.url)('better-sqlite3') as DatabaseConstructor;
+}

@@ -1,0 +1,120 @@
+import { rmSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureBinary } from './ensure-binary.ts';
+import { freePort } from './free-port.ts';
+import { probeTcp, type ServerProcess, spawnServer } from './server-process.ts';
+
+/** A redis-server the test started on a free loopback port, with its own temporary directory. */
+export interface RedisServer {
+  /** `redis://[:password@]127.0.0.1:<port>`, ready for a store or a client. */
+  readonly url: string;
+  readonly port: number;
+  /** The pid of the current process (it changes on `restart`). */
+  readonly pid: number;
+  /** The data directory (`--dir`), kept across `kill` and `restart`, removed by `stop`. */
+  readonly dir: string;
+  /** Shuts the server down, waits for it to exit and removes its directory. Calling it twice is harmless. */
+  stop(): Promise<void>;
+  /** SIGKILL: simulates a crash; the directory stays so `restart` can bring the server back. */
+  kill(): Promise<void>;
+  /** Starts the server again on the same port and directory (stopping it first if it still runs). */
+  restart(): Promise<void>;
+}
+
+export interface StartRedisOptions {
+  /** Persist every write to the append-only file before answering (`--appendfsync always`). */
+  appendonly?: boolean;
+  /** Require this password (`--requirepass`); the `url` carries it. */
+  password?: string;
+}
+
+const START_ATTEMPTS = 3;
+const liveDirs = new Set<string>();
+
+// A test file that fails before its after() hook must not leave data directories behind (server-process.ts
+// kills the servers themselves on exit).
+process.once('exit', () => {
+  for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/**
+ * Starts redis-server on 127.0.0.1 and a free port, with no RDB snapshots, and resolves once it answers PING.
+ *
+ * @example
+ *   const redis = await startRedis({ appendonly: true });
+ *   const store = new RedisStore({ url: redis.url, connectTimeout: 1000, prefix: 'test' });
+ *   await redis.kill(); // crash
+ *   await redis.restart(); // back, same port and data
+ *   await redis.stop();
+ */
+export async function startRedis(options: StartRedisOptions = {}): Promise<RedisServer> {
+  const binary = ensureBinary('redis-server');
+  const dir = await mkdtemp(join(tmpdir(), 'clones-redis-'));
+  liveDirs.add(dir);
+  const password = options.password;
+
+  const spawnOn = (port: number) => {
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', ''];
+    args.push('--daemonize', 'no', '--databases', '16', '--logfile', '');
+    if (options.appendonly) args.push('--appendonly', 'yes', '--appendfsync', 'always');
+    else args.push('--appendonly', 'no');
+    if (password !== undefined) args.push('--requirepass', password);
+    return spawnServer({ name: 'redis-server', command: binary, args, ready: () => ping(port, password) });
+  };
+
+  // The free port can be taken between freePort() and the bind: pick another one and try again.
+  let port = 0;
+  let started: ServerProcess | undefined;
+  for (let attempt = 1; !started; attempt++) {
+    port = await freePort();
+    try {
+      started = await spawnOn(port);
+    } catch (err) {
+      const inUse = /address already in use/i.test((err as Error).message);
+      if (!inUse || attempt >= START_ATTEMPTS) {
+        await rm(dir, { recursive: true, force: true });
+        liveDirs.delete(dir);
+        throw err;
+      }
+    }
+  }
+
+  let current: ServerProcess = started;
+  let stopped = false;
+  const auth = password === undefined ? '' : `:${encodeURIComponent(password)}@`;
+  return {
+    url: `redis://${auth}127.0.0.1:${port}`,
+    port,
+    dir,
+    get pid() {
+      return current.pid;
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await current.stop();
+      await rm(dir, { recursive: true, force: true });
+      liveDirs.delete(dir);
+    },
+    async kill() {
+      await current.kill();
+    },
+    async restart() {
+      if (stopped) throw new Error('redis-server was stopped and its directory removed; start a new one');
+      await current.stop();
+      current = await spawnOn(port);
+    },
+  };
+}
+
+/** PING (after AUTH when a password is set) answered with PONG: the server is up and has loaded its data. */
+function ping(port: number, password: string | undefined): Promise<boolean> {
+  const request = password === undefined ? 'PING\r\n' : `${resp(['AUTH', password])}${resp(['PING'])}`;
+  return probeTcp(port, request, (reply) => reply.includes('+PONG'));
+}
+
+function resp(parts: string[]): string {
+  return `*${parts.length}\r\n${parts.map((p) => `$${Buffer.byteLength(p)}\r\n${p}\r\n`).join('')}`;
+}
