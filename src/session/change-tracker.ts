@@ -1,4 +1,5 @@
 import { notSerializable } from '../errors.ts';
+import { setOwn } from './stores/apply-patch.ts';
 import type { SessionData, SessionPatch } from './stores/store.ts';
 
 /**
@@ -21,7 +22,8 @@ export class ChangeTracker {
   }
 
   read(key: string): unknown {
-    const value = this.data[key];
+    // Only own keys are data: `session.toString` or `session.constructor` are not in the session.
+    const value = Object.hasOwn(this.data, key) ? this.data[key] : undefined;
     if (typeof value === 'object' && value !== null && !this.#changed.has(key) && !this.#snapshots.has(key)) {
       this.#snapshots.set(key, JSON.stringify(value));
     }
@@ -40,13 +42,13 @@ export class ChangeTracker {
       throw notSerializable(key, (err as Error).message);
     }
     if (json === undefined) throw notSerializable(key, `a ${typeof value} is not JSON`);
-    this.data[key] = value;
+    setOwn(this.data, key, value);
     this.#changed.add(key);
     this.#snapshots.delete(key);
   }
 
   remove(key: string): void {
-    if (!(key in this.data)) return;
+    if (!Object.hasOwn(this.data, key)) return;
     delete this.data[key];
     this.#changed.add(key);
     this.#snapshots.delete(key);
@@ -64,7 +66,7 @@ export class ChangeTracker {
     const set: SessionData = {};
     const del: string[] = [];
     for (const key of this.#changed) {
-      if (key in this.data) set[key] = this.data[key];
+      if (Object.hasOwn(this.data, key)) setOwn(set, key, this.data[key]);
       else del.push(key);
     }
     return { set, del };
@@ -75,7 +77,7 @@ export class ChangeTracker {
     const merged: SessionData = structuredClone(base);
     const { set, del } = this.patch();
     for (const key of del) delete merged[key];
-    for (const key of Object.keys(set)) merged[key] = structuredClone(set[key]);
+    for (const key of Object.keys(set)) setOwn(merged, key, structuredClone(set[key]));
     return merged;
   }
 
@@ -100,13 +102,14 @@ export class ChangeTracker {
 export function diff(before: SessionData, after: SessionData): SessionPatch {
   const set: SessionData = {};
   const del: string[] = [];
-  for (const key of Object.keys(before)) if (!(key in after)) del.push(key);
+  for (const key of Object.keys(before)) if (!Object.hasOwn(after, key)) del.push(key);
   for (const [key, value] of Object.entries(after)) {
     if (value === undefined) {
-      if (key in before) del.push(key);
+      if (Object.hasOwn(before, key)) del.push(key);
       continue;
     }
-    if (!(key in before) || JSON.stringify(before[key]) !== JSON.stringify(value)) set[key] = value;
+    if (!Object.hasOwn(before, key) || JSON.stringify(before[key]) !== JSON.stringify(value))
+      setOwn(set, key, value);
   }
   return { set, del };
 }

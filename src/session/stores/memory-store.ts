@@ -1,3 +1,4 @@
+import { applyPatch } from './apply-patch.ts';
 import type { PatchOptions, SessionPatch, SessionStore, StoredSession, WriteResult } from './store.ts';
 
 /**
@@ -15,7 +16,12 @@ export class MemoryStore implements SessionStore {
   async get(key: string): Promise<StoredSession | null> {
     const row = this.#live(key);
     if (!row) return null;
-    return { data: JSON.parse(row.json), version: row.version, createdAt: row.createdAt, expiresAt: row.expiresAt };
+    return {
+      data: JSON.parse(row.json),
+      version: row.version,
+      createdAt: row.createdAt,
+      expiresAt: row.expiresAt,
+    };
   }
 
   async create(key: string, session: StoredSession): Promise<WriteResult> {
@@ -33,10 +39,12 @@ export class MemoryStore implements SessionStore {
   async patch(key: string, patch: SessionPatch, options: PatchOptions = {}): Promise<WriteResult> {
     const row = this.#live(key);
     if (!row || this.#dead(key)) return { ok: false, reason: 'gone' };
-    if (options.ifVersion !== undefined && options.ifVersion !== row.version) return { ok: false, reason: 'conflict' };
-    const data = JSON.parse(row.json);
-    for (const k of patch.del) delete data[k];
-    Object.assign(data, JSON.parse(JSON.stringify(patch.set)));
+    if (options.ifVersion !== undefined && options.ifVersion !== row.version)
+      return { ok: false, reason: 'conflict' };
+    const data = applyPatch(JSON.parse(row.json), {
+      set: JSON.parse(JSON.stringify(patch.set)),
+      del: patch.del,
+    });
     row.json = JSON.stringify(data);
     row.version += 1;
     if (options.expiresAt !== undefined) row.expiresAt = options.expiresAt;

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import { badStoreUrl, storeSchemaTooNew } from '../../errors.ts';
+import { applyPatch } from './apply-patch.ts';
 import type {
   PatchOptions,
   SessionData,
@@ -46,9 +47,12 @@ export class SqliteStore implements SessionStore {
     this.path = sqlitePath(options.url);
     if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true });
     const Sqlite = loadDriver();
-    this.#db = new Sqlite(this.path, { timeout: 5000 });
+    // better-sqlite3 waits for a lock synchronously, holding the event loop: the wait must not outlast the
+    // store timeout the engine promises (its own timer cannot fire while the loop is held).
+    const busyMs = Math.max(1, Math.min(options.connectTimeout, 5000));
+    this.#db = new Sqlite(this.path, { timeout: busyMs });
     try {
-      this.#db.pragma('busy_timeout = 5000');
+      this.#db.pragma(`busy_timeout = ${busyMs}`);
       this.#db.pragma('journal_mode = WAL');
       this.#db.pragma('synchronous = NORMAL');
       const table = tableName(options.prefix);
@@ -201,27 +205,11 @@ function patchIn(sql: Statements) {
     if (!row || row.dead || row.expires_at <= now) return { ok: false, reason: 'gone' };
     if (options.ifVersion !== undefined && options.ifVersion !== row.version)
       return { ok: false, reason: 'conflict' };
-    const data = mergePatch(JSON.parse(row.data), patch);
+    const data = applyPatch(JSON.parse(row.data), patch);
     const version = row.version + 1;
     sql.update.run(JSON.stringify(data), version, options.expiresAt ?? row.expires_at, key);
     return { ok: true, version };
   };
-}
-
-/** Deletes, then sets, top-level keys; a key named `__proto__` stays data and never becomes the prototype. */
-function mergePatch(data: SessionData, patch: SessionPatch): SessionData {
-  for (const k of patch.del) delete data[k];
-  for (const k of Object.keys(patch.set)) {
-    if (k === '__proto__')
-      Object.defineProperty(data, k, {
-        value: patch.set[k],
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
-    else data[k] = patch.set[k];
-  }
-  return data;
 }
 
 // better-sqlite3 ships no types and @types/better-sqlite3 is not a dependency: the calls used here, typed.
