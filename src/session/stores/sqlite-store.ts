@@ -5,7 +5,6 @@ import { badStoreUrl, storeSchemaTooNew } from '../../errors.ts';
 import { applyPatch } from './apply-patch.ts';
 import type {
   PatchOptions,
-  SessionData,
   SessionPatch,
   SessionStore,
   StoredSession,
