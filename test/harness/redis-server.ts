@@ -1,7 +1,9 @@
-import { rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { ensureBinary } from './ensure-binary.ts';
 import { freePort } from './free-port.ts';
 import { probeTcp, type ServerProcess, spawnServer } from './server-process.ts';
@@ -28,6 +30,8 @@ export interface StartRedisOptions {
   appendonly?: boolean;
   /** Require this password (`--requirepass`); the `url` carries it. */
   password?: string;
+  /** Serve TLS only, with a self-signed certificate made by openssl; the `url` is `rediss://...?ca=<pem>`. */
+  tls?: boolean;
 }
 
 const START_ATTEMPTS = 3;
@@ -55,13 +59,21 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
   liveDirs.add(dir);
   const password = options.password;
 
+  const tls = options.tls ? makeCertificate(dir) : undefined;
   const spawnOn = (port: number) => {
-    const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', ''];
+    const args = ['--bind', '127.0.0.1', '--dir', dir, '--save', ''];
+    if (tls) {
+      args.push('--port', '0', '--tls-port', String(port), '--tls-auth-clients', 'no');
+      args.push('--tls-cert-file', tls.cert, '--tls-key-file', tls.key, '--tls-ca-cert-file', tls.cert);
+    } else {
+      args.push('--port', String(port));
+    }
     args.push('--daemonize', 'no', '--databases', '16', '--logfile', '');
     if (options.appendonly) args.push('--appendonly', 'yes', '--appendfsync', 'always');
     else args.push('--appendonly', 'no');
     if (password !== undefined) args.push('--requirepass', password);
-    return spawnServer({ name: 'redis-server', command: binary, args, ready: () => ping(port, password) });
+    const ready = () => (tls ? pingTls(port, password, tls.cert) : ping(port, password));
+    return spawnServer({ name: 'redis-server', command: binary, args, ready });
   };
 
   // The free port can be taken between freePort() and the bind: pick another one and try again.
@@ -85,7 +97,9 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
   let stopped = false;
   const auth = password === undefined ? '' : `:${encodeURIComponent(password)}@`;
   return {
-    url: `redis://${auth}127.0.0.1:${port}`,
+    url: tls
+      ? `rediss://${auth}127.0.0.1:${port}?ca=${encodeURIComponent(tls.cert)}`
+      : `redis://${auth}127.0.0.1:${port}`,
     port,
     dir,
     get pid() {
@@ -113,6 +127,44 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
 function ping(port: number, password: string | undefined): Promise<boolean> {
   const request = password === undefined ? 'PING\r\n' : `${resp(['AUTH', password])}${resp(['PING'])}`;
   return probeTcp(port, request, (reply) => reply.includes('+PONG'));
+}
+
+/** The same probe over TLS, trusting only the server's own certificate. */
+function pingTls(port: number, password: string | undefined, caFile: string): Promise<boolean> {
+  const request = password === undefined ? 'PING\r\n' : `${resp(['AUTH', password])}${resp(['PING'])}`;
+  return new Promise((resolve) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, ca: readFileSync(caFile) }, () =>
+      socket.write(request),
+    );
+    let reply = '';
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(1000, () => done(false));
+    socket.on('data', (d) => {
+      reply += d;
+      if (reply.includes('+PONG')) done(true);
+    });
+    socket.on('error', () => done(false));
+  });
+}
+
+/** A self-signed certificate for 127.0.0.1, made once per server in its directory. */
+function makeCertificate(dir: string): { cert: string; key: string } {
+  const cert = join(dir, 'tls-cert.pem');
+  const key = join(dir, 'tls-key.pem');
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1'].concat([
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ]),
+    { stdio: 'ignore' },
+  );
+  return { cert, key };
 }
 
 function resp(parts: string[]): string {

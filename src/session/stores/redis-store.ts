@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
 import { badStoreUrl, storeUnavailable } from '../../errors.ts';
 import { logger } from '../../logger.ts';
@@ -123,7 +124,7 @@ const log = logger.child({ part: 'session', store: 'redis' });
 
 /**
  * Sessions in Redis or Valkey (`redis://[user:password@]host:port[/db]`, or `rediss://` for TLS; add
- * `?tls_insecure=1` to accept a self-signed certificate). A read is one HMGET and one JSON.parse; every
+ * `?ca=/path/ca.pem` for a private CA, or `?tls_insecure=1` to accept any certificate). A read is one HMGET and one JSON.parse; every
  * write is one Lua script, atomic on the server. Connects on first use and reconnects by itself after an
  * outage: a call made while disconnected waits up to `connectTimeout` for the connection, then fails, and once
  * an outage has lasted longer than that, calls fail at once until Redis is back.
@@ -286,6 +287,15 @@ export class RedisStore implements SessionStore {
   }
 }
 
+/** The PEM of a private CA (`rediss://...?ca=/path/ca.pem`), read once when the store is opened. */
+function readCa(url: string, path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw badStoreUrl(url, `cannot read the CA file: ${(err as Error).message}`);
+  }
+}
+
 /** Host, port, credentials, db and TLS from a `redis://` or `rediss://` URL, validated once. */
 export function redisConnection(url: string): RedisOptions {
   let u: URL;
@@ -301,10 +311,15 @@ export function redisConnection(url: string): RedisOptions {
     throw badStoreUrl(url, `"${u.pathname.slice(1)}" is not a database number`);
   const port = u.port === '' ? 6379 : Number(u.port);
   const insecure = u.searchParams.get('tls_insecure');
+  const ca = u.searchParams.get('ca');
   for (const name of u.searchParams.keys()) {
-    if (name !== 'tls_insecure') throw badStoreUrl(url, `unknown parameter "${name}"; known: tls_insecure`);
+    if (name !== 'tls_insecure' && name !== 'ca') {
+      throw badStoreUrl(url, `unknown parameter "${name}"; known: tls_insecure, ca`);
+    }
   }
-  if (insecure !== null && u.protocol !== 'rediss:') throw badStoreUrl(url, 'tls_insecure needs rediss://');
+  if ((insecure !== null || ca !== null) && u.protocol !== 'rediss:') {
+    throw badStoreUrl(url, 'tls_insecure and ca need rediss://');
+  }
   const options: RedisOptions = {
     host: u.hostname.replace(/^\[(.*)\]$/, '$1') || '127.0.0.1',
     port,
@@ -312,7 +327,9 @@ export function redisConnection(url: string): RedisOptions {
   };
   if (u.username) options.username = decodeURIComponent(u.username);
   if (u.password) options.password = decodeURIComponent(u.password);
-  if (u.protocol === 'rediss:')
+  if (u.protocol === 'rediss:') {
     options.tls = insecure === '1' || insecure === 'true' ? { rejectUnauthorized: false } : {};
+    if (ca) options.tls.ca = readCa(url, ca);
+  }
   return options;
 }
