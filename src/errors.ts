@@ -179,3 +179,69 @@ export const sessionGone = (): ClonesError =>
   new ClonesError('CLONES_SESSION_GONE', 'the session was destroyed while this request was changing it', {
     status: 409,
   });
+
+/** Bad command-line input (unknown flag, missing or malformed value); the CLI exits with code 2. */
+export const usageError = (message: string): ClonesError =>
+  new ClonesError('CLONES_USAGE', message, { status: 400 });
+
+/** The app directory cannot become a release: missing, or no entry file to run. */
+export const badAppDir = (dir: string, why: string): ClonesError =>
+  new ClonesError('CLONES_FLEET_APP_DIR', `cannot build a release of ${dir}: ${why}`, { status: 400 });
+
+/** A command needs a running `clones up` and found none in this directory's `.clones/`. */
+export const fleetNotRunning = (home: string, why: string): ClonesError =>
+  new ClonesError(
+    'CLONES_FLEET_NOT_RUNNING',
+    `no running "clones up" found in ${home} (${why}); start one with: clones up [app-dir]`,
+    { status: 503 },
+  );
+
+/** Another deploy (or rollback, or scale) holds the deploy lock. */
+export const deployLocked = (holder: string): ClonesError =>
+  new ClonesError('CLONES_FLEET_LOCKED', `another deploy is running: ${holder}`, { status: 409 });
+
+/** A release id that is not in `.clones/releases/`. */
+export const unknownRelease = (release: string): ClonesError =>
+  new ClonesError('CLONES_FLEET_UNKNOWN_RELEASE', `no release "${release}" in .clones/releases`, {
+    status: 404,
+  });
+
+/** `clones rollback` with no earlier release to go back to. */
+export const noPreviousRelease = (): ClonesError =>
+  new ClonesError('CLONES_FLEET_NO_PREVIOUS', 'there is no previous release to roll back to', {
+    status: 409,
+  });
+
+/** A clone did not become ready (health gate timeout, exit before ready, crash loop); the message says why. */
+export const cloneFailed = (clone: string, why: string): ClonesError =>
+  new ClonesError('CLONES_FLEET_CLONE_FAILED', `clone ${clone} failed: ${why}`, { status: 500 });
+
+/** A deploy failed and was rolled back; the message gives the reason and the release now serving. */
+export const deployFailed = (why: string, rolledBackTo: string | undefined): ClonesError =>
+  new ClonesError(
+    'CLONES_FLEET_DEPLOY_FAILED',
+    `deploy failed: ${why}${rolledBackTo ? `; rolled back to ${rolledBackTo.slice(0, 12)}` : ''}`,
+    { status: 500 },
+  );
+
+/** The deploy's client went away (Ctrl-C, killed) before it ended; the deploy is rolled back. */
+export const deployCancelled = (): ClonesError =>
+  new ClonesError('CLONES_FLEET_CANCELLED', 'the deploy was cancelled (its client disconnected)', {
+    status: 499,
+  });
+
+/** The canary's 5xx rate, measured by the balancer, exceeded the stable group's by more than the margin. */
+export const canaryBreach = (detail: string): ClonesError =>
+  new ClonesError('CLONES_FLEET_CANARY_BREACH', `canary failed: ${detail}`, { status: 500 });
+
+/** After a rollout, a clone or balancer target still runs another release (never expected; checked anyway). */
+export const staleClones = (count: number): ClonesError =>
+  new ClonesError('CLONES_FLEET_STALE', `${count} clone(s) still run another release after the rollout`, {
+    status: 500,
+  });
+
+/** The fleet has no desired state yet (nothing was ever started with `clones up`). */
+export const noDesiredState = (): ClonesError =>
+  new ClonesError('CLONES_FLEET_NO_STATE', 'the fleet has no desired state yet: run clones up first', {
+    status: 503,
+  });

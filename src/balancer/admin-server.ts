@@ -15,6 +15,7 @@ const MAX_BODY = 64 * 1024;
  *   DELETE /targets/:id           drain, then remove -> 202 (?wait=1 answers when done)
  *   POST   /targets/:id/drain     -> 202 (?wait=1 likewise)
  *   PUT    /groups                { "blue": 90, "green": 10 }
+ *   PUT    /releases              { "releases": ["<digest>"] } the version guard (null lifts it)
  *   GET    /metrics               Prometheus text
  *
  * @example
@@ -55,6 +56,15 @@ export function createAdminServer(balancer: Balancer, options: ResolvedOptions):
           }
           balancer.setGroupWeights(weights);
           return json(res, 200, { groups: balancer.state().groups });
+        }
+        case 'PUT /releases': {
+          const body = (await readJson(req)) as { releases?: unknown };
+          const list = body?.releases;
+          if (list !== null && (!Array.isArray(list) || list.some((r) => typeof r !== 'string'))) {
+            throw badTargetSpec('releases', 'must be an array of release ids, or null');
+          }
+          balancer.setReleases(list === null ? undefined : (list as string[]));
+          return json(res, 200, { releases: list });
         }
         case 'GET /metrics':
           res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });

@@ -27,6 +27,8 @@ export interface GroupState {
 /** What the admin API and `clones status` show. */
 export interface BalancerState {
   algorithm: string;
+  /** The version guard: releases that may get new requests, or null when any may. */
+  releases: string[] | null;
   inFlight: number;
   retriesInFlight: number;
   groups: GroupState[];
@@ -56,6 +58,11 @@ export interface Balancer {
   drain(id: string, options?: DrainOptions): Promise<void>;
   /** Sets weights (0-1000) of named groups; a group at 0 gets no new clients. */
   setGroupWeights(weights: Record<string, number>): void;
+  /**
+   * The version guard: only targets of these releases get new requests (`undefined` lifts the guard).
+   * In-flight requests to other targets finish; drain and remove those targets to stop them for good.
+   */
+  setReleases(releases: readonly string[] | undefined): void;
   /** Runs one active health check on a target now. */
   checkNow(id: string): Promise<boolean>;
   state(): BalancerState;
@@ -201,6 +208,10 @@ export function createBalancer(input: BalancerOptions = {}): Balancer {
     setGroupWeights(weights) {
       set.setGroupWeights(weights);
     },
+    setReleases(releases) {
+      set.allowedReleases = releases === undefined ? undefined : new Set(releases);
+      logger.info({ releases }, 'release guard set');
+    },
     checkNow(id) {
       return checker.check(set.get(id));
     },
@@ -212,6 +223,7 @@ export function createBalancer(input: BalancerOptions = {}): Balancer {
         let healthy = 0;
         for (const t of set.targets.values()) {
           if (t.group !== name || t.draining) continue;
+          if (set.allowedReleases !== undefined && !set.allowedReleases.has(t.release)) continue;
           targets++;
           if (t.health === 'healthy' && !t.isEjected(now)) healthy++;
         }
@@ -220,6 +232,7 @@ export function createBalancer(input: BalancerOptions = {}): Balancer {
       }
       return {
         algorithm: options.algorithm,
+        releases: set.allowedReleases === undefined ? null : [...set.allowedReleases],
         inFlight: ctx.active,
         retriesInFlight: ctx.budget.inFlight,
         groups,

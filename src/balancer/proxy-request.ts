@@ -126,6 +126,7 @@ class Exchange {
     const ctx = this.#ctx;
     const res = this.#res;
     const status = upRes.statusCode ?? 502;
+    if (status >= 500) target.errors++;
     if (status === 502 || status === 503 || status === 504) ctx.set.recordFailure(target, Date.now());
     else ctx.set.recordSuccess(target);
     this.#responded = true;

@@ -18,6 +18,11 @@ import { type Health, Target } from './target.ts';
 export class TargetSet {
   readonly targets = new Map<string, Target>();
   readonly groupWeights = new Map<string, number>();
+  /**
+   * The version guard: when set, only targets whose release is in it get new requests, whatever their
+   * health, panic mode included. The fleet sets it to the desired release (plus a pinned canary).
+   */
+  allowedReleases: ReadonlySet<string> | undefined;
   readonly #options: ResolvedOptions;
   readonly #metrics: Metrics;
   readonly #logger: Logger;
@@ -81,6 +86,7 @@ export class TargetSet {
     const healthy: Target[] = [];
     for (const t of this.targets.values()) {
       if (t.group !== group || t.draining) continue;
+      if (this.allowedReleases !== undefined && !this.allowedReleases.has(t.release)) continue;
       all.push(t);
       if (t.health === 'healthy' && !t.isEjected(now)) healthy.push(t);
     }

@@ -48,6 +48,8 @@ export class Target {
   ejections = 0;
   lastEjectionEnd = 0;
   requests = 0;
+  /** Responses with a 5xx status from this target: the canary gate compares groups on it. */
+  errors = 0;
 
   constructor(spec: TargetSpec, agent: ConstructorParameters<typeof UpstreamAgent>[0]) {
     const parsed = parseTargetSpec(spec);
@@ -81,6 +83,7 @@ export class Target {
       inFlight: this.outstanding,
       websockets: this.upgraded.size,
       requests: this.requests,
+      errors: this.errors,
     };
   }
 }

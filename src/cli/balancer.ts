@@ -1,0 +1,146 @@
+import { readFileSync } from 'node:fs';
+import {
+  type BalancerOptions,
+  balancerDefaults,
+  createBalancer,
+  type TargetSpec,
+} from '../balancer/index.ts';
+import { invalidOption, usageError } from '../errors.ts';
+import { logger } from '../logger.ts';
+import { duration, int, oneOf, parse, positionals } from './args.ts';
+import type { Verb } from './main.ts';
+
+const HELP = `Usage: clones balancer --port P --target URL [--target URL ...] [options]
+       clones balancer --config FILE [flags override the file]
+
+A standalone load balancer. From flags alone every target goes in one group; a JSON config file gives
+every option of docs/balancer.md (plus "port", "host" and "targets").
+
+Options:
+  --port P              listen port (default 8080)
+  --host H              listen address (default 127.0.0.1)
+  --target URL          a clone, http://host:port (repeatable)
+  --algorithm A         least-outstanding (default), round-robin or power-of-two
+  --sticky DURATION     sticky sessions for this long (1s-7d); off by default
+  --health-path PATH    active health check path (default ${balancerDefaults.healthCheck.path})
+  --admin-port P        admin API port (loopback); needs CLONES_ADMIN_TOKEN (16+ characters)
+  --config FILE         JSON options file, validated: every error is reported at once`;
+
+export const balancer: Verb = {
+  help: HELP,
+  async run(argv) {
+    const { values, positionals: args } = parse(argv, {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      target: { type: 'string', multiple: true },
+      algorithm: { type: 'string' },
+      sticky: { type: 'string' },
+      'health-path': { type: 'string' },
+      'admin-port': { type: 'string' },
+      config: { type: 'string' },
+    });
+    positionals(args, 0, 'clones balancer --port P --target URL');
+    const file = values.config === undefined ? {} : loadConfig(values.config);
+    const {
+      port: filePort,
+      host: fileHost,
+      ...options
+    } = file as BalancerOptions & { port?: number; host?: string };
+    const targets: TargetSpec[] = [
+      ...(options.targets ?? []),
+      ...(values.target ?? []).map((url, i) => ({ id: `t${i + 1}`, url })),
+    ];
+    if (targets.length === 0)
+      throw usageError('give at least one --target http://host:port (or "targets" in --config)');
+    const algorithm = oneOf('--algorithm', values.algorithm, [
+      'least-outstanding',
+      'round-robin',
+      'power-of-two',
+    ]);
+    const sticky = duration('--sticky', values.sticky);
+    const adminPort = int('--admin-port', values['admin-port'], 0, 65_535);
+    const lb = createBalancer({
+      logger: logger.child({ part: 'balancer' }),
+      ...options,
+      targets,
+      ...(algorithm ? { algorithm } : {}),
+      ...(sticky !== undefined ? { sticky: { ...options.sticky, enabled: true, duration: sticky } } : {}),
+      ...(values['health-path']
+        ? { healthCheck: { ...options.healthCheck, path: values['health-path'] } }
+        : {}),
+      ...(adminPort !== undefined
+        ? { admin: { ...options.admin, port: adminPort, token: process.env.CLONES_ADMIN_TOKEN ?? '' } }
+        : {}),
+    });
+    const address = await lb.listen(
+      int('--port', values.port, 0, 65_535) ?? filePort ?? 8080,
+      values.host ?? fileHost ?? '127.0.0.1',
+    );
+    const out = {
+      type: 'listening',
+      url: `http://${address.address}:${address.port}`,
+      targets: targets.length,
+      admin: lb.adminAddress()?.port ?? null,
+    };
+    console.log(
+      values.json ? JSON.stringify(out) : `clones balancer: ${out.url} -> ${targets.length} target(s)`,
+    );
+    return await new Promise<number>((resolve) => {
+      const stop = () => lb.close().then(() => resolve(0));
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+  },
+};
+
+const TOP_LEVEL_EXTRA: Record<string, string> = {
+  port: 'number',
+  host: 'string',
+  targets: 'array',
+  groups: 'object',
+};
+
+/**
+ * Reads and checks a JSON config file against the shape of `balancerDefaults`: unknown keys and wrong types
+ * anywhere are all reported at once, each with its path; the value rules then run in `createBalancer`.
+ */
+function loadConfig(file: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw usageError(`--config ${file}: ${(err as Error).message}`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw usageError(`--config ${file}: must be a JSON object`);
+  const errors: string[] = [];
+  const walk = (obj: Record<string, unknown>, shape: Record<string, unknown>, path: string) => {
+    for (const [key, v] of Object.entries(obj)) {
+      const where = path ? `${path}.${key}` : key;
+      const extra = path === '' ? TOP_LEVEL_EXTRA[key] : undefined;
+      if (extra) {
+        if (extra === 'array' ? !Array.isArray(v) : typeof v !== extra)
+          errors.push(`${where}: must be ${extra === 'array' ? 'an array' : `a ${extra}`}`);
+        continue;
+      }
+      if (where === 'sticky.secret') continue;
+      if (!Object.hasOwn(shape, key)) {
+        errors.push(`${where}: unknown option`);
+        continue;
+      }
+      const d = shape[key];
+      if (Array.isArray(d)) {
+        if (!Array.isArray(v)) errors.push(`${where}: must be an array`);
+      } else if (d !== null && typeof d === 'object') {
+        if (v === null || typeof v !== 'object' || Array.isArray(v))
+          errors.push(`${where}: must be an object`);
+        else walk(v as Record<string, unknown>, d as Record<string, unknown>, where);
+      } else if (d !== undefined && typeof v !== typeof d)
+        errors.push(`${where}: must be a ${typeof d}, got ${JSON.stringify(v)}`);
+    }
+  };
+  walk(value as Record<string, unknown>, balancerDefaults as unknown as Record<string, unknown>, '');
+  if (errors.length > 0)
+    throw invalidOption(`--config ${file}`, `${errors.length} error(s):\n  ${errors.join('\n  ')}`);
+  return value as Record<string, unknown>;
+}

@@ -1,0 +1,77 @@
+import { ClonesError } from '../errors.ts';
+
+/** One verb: its help text and what it runs. Resolves with the exit code. */
+export interface Verb {
+  help: string;
+  run(argv: string[]): Promise<number>;
+}
+
+const verbs: Record<string, () => Promise<Verb>> = {
+  up: async () => (await import('./up.ts')).up,
+  deploy: async () => (await import('./deploy.ts')).deploy,
+  rollback: async () => (await import('./rollback.ts')).rollback,
+  scale: async () => (await import('./scale.ts')).scale,
+  status: async () => (await import('./status.ts')).status,
+  releases: async () => (await import('./releases.ts')).releases,
+  balancer: async () => (await import('./balancer.ts')).balancer,
+};
+
+const HELP = `clones: run a Node.js web app as identical clones behind a load balancer
+
+Usage: clones <command> [options]
+
+Commands:
+  up [app-dir]        build the release, start the balancer and N clones (foreground)
+  deploy [app-dir]    build and roll out a new release (rolling, blue-green or canary)
+  rollback [release]  go back to the previous release
+  scale N             run N clones
+  status              the release, epoch, clones and group weights of the running fleet
+  releases            releases on disk
+  balancer            a standalone load balancer from flags or a config file
+
+Run "clones <command> --help" for a command's options. Docs: docs/fleet.md`;
+
+/**
+ * Runs the `clones` command line; resolves with the exit code (0 ok, 1 failed, 2 bad input).
+ *
+ * @example
+ *   process.exitCode = await main(process.argv.slice(2));
+ */
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(HELP);
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-v') {
+    const { readFileSync } = await import('node:fs');
+    console.log(JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version);
+    return 0;
+  }
+  const load = Object.hasOwn(verbs, name) ? verbs[name] : undefined;
+  if (!load) {
+    console.error(`clones: unknown command "${name}" (CLONES_USAGE)\nRun "clones --help" for the list.`);
+    return 2;
+  }
+  const verb = await load();
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(verb.help);
+    return 0;
+  }
+  try {
+    return await verb.run(rest);
+  } catch (err) {
+    return report(err);
+  }
+}
+
+/** Prints an error as one clear message with its code, never a stack trace (unless CLONES_DEBUG is set). */
+export function report(err: unknown): number {
+  if (process.env.CLONES_DEBUG) console.error(err);
+  if (err instanceof ClonesError) {
+    console.error(`clones: ${err.message} (${err.code})`);
+    return err.code === 'CLONES_USAGE' ? 2 : 1;
+  }
+  console.error(`clones: ${err instanceof Error ? err.message : String(err)} (CLONES_INTERNAL)`);
+  return 1;
+}

@@ -1,0 +1,44 @@
+import { DesiredStateFile, fleetPaths, listReleases, readHistory } from '../fleet/index.ts';
+import { parse, positionals } from './args.ts';
+import type { Verb } from './main.ts';
+
+const HELP = `Usage: clones releases [options]
+
+The releases in .clones/releases, newest build first, with the one the fleet runs (*) and a pinned
+canary (c). Reads the disk: works whether or not "clones up" runs.
+
+Options:
+  --home DIR            the fleet's directory (default ./.clones)
+  --json                one JSON object`;
+
+export const releases: Verb = {
+  help: HELP,
+  async run(argv) {
+    const { values, positionals: args } = parse(argv, {});
+    positionals(args, 0, 'clones releases');
+    const paths = fleetPaths(values.home);
+    const desired = new DesiredStateFile(paths.desired).read();
+    const history = readHistory(paths.history);
+    const list = listReleases(paths).map((r) => {
+      const last = history.filter((h) => h.release === r.digest).at(-1);
+      return {
+        release: r.digest,
+        name: r.manifest.name,
+        builtAt: r.manifest.builtAt,
+        current: r.digest === desired?.release,
+        canary: r.digest === desired?.canary?.release,
+        lastAction: last ? `${last.action} ${last.outcome} ${last.at}` : null,
+      };
+    });
+    if (values.json) {
+      console.log(JSON.stringify({ releases: list }));
+      return 0;
+    }
+    if (list.length === 0) console.log(`no releases in ${paths.releases}`);
+    for (const r of list) {
+      const mark = r.current ? '*' : r.canary ? 'c' : ' ';
+      console.log(`${mark} ${r.release.slice(0, 12)}  ${r.builtAt}  ${r.name}  ${r.lastAction ?? ''}`);
+    }
+    return 0;
+  },
+};

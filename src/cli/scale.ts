@@ -1,0 +1,25 @@
+import { usageError } from '../errors.ts';
+import { connectFleet, fleetPaths } from '../fleet/index.ts';
+import { int, parse, positionals, printEvent } from './args.ts';
+import type { Verb } from './main.ts';
+
+const HELP = `Usage: clones scale N [options]
+
+Runs N clones (0-256) of the current release; new clones boot from the desired release.
+
+Options:
+  --home DIR            the fleet's directory (default ./.clones)
+  --json                progress as NDJSON events`;
+
+export const scale: Verb = {
+  help: HELP,
+  async run(argv) {
+    const { values, positionals: args } = parse(argv, {});
+    const [n] = positionals(args, 1, 'clones scale N');
+    if (n === undefined) throw usageError('clones scale needs the number of clones, e.g. clones scale 5');
+    const clones = int('N', n, 0, 256)!;
+    const json = values.json ?? false;
+    await connectFleet(fleetPaths(values.home)).stream('/scale', { clones }, (e) => printEvent(e, json));
+    return 0;
+  },
+};

@@ -1,0 +1,48 @@
+import { connectFleet, type FleetStatus, fleetPaths } from '../fleet/index.ts';
+import { parse, positionals } from './args.ts';
+import type { Verb } from './main.ts';
+
+const HELP = `Usage: clones status [options]
+
+The running fleet: desired release and epoch, each clone's id, release, state, health and port, the
+group weights and the balancer's version guard.
+
+Options:
+  --home DIR            the fleet's directory (default ./.clones)
+  --json                the status as one JSON object`;
+
+export const status: Verb = {
+  help: HELP,
+  async run(argv) {
+    const { values, positionals: args } = parse(argv, {});
+    positionals(args, 0, 'clones status');
+    const client = connectFleet(fleetPaths(values.home));
+    const s = (await client.get('/status')) as FleetStatus;
+    if (values.json) {
+      console.log(JSON.stringify({ ...s, balancer: { host: client.info.host, port: client.info.port } }));
+      return 0;
+    }
+    const short = (r: string) => r.slice(0, 12);
+    console.log(`balancer  http://${client.info.host}:${client.info.port}`);
+    console.log(
+      `release   ${short(s.release)}  epoch ${s.epoch}  strategy ${s.strategy}  clones ${s.clonesWanted}`,
+    );
+    if (s.canary) console.log(`canary    ${short(s.canary.release)} x${s.canary.clones}`);
+    if (s.lock)
+      console.log(`lock      ${s.lock.action} of ${short(s.lock.release)} since ${s.lock.startedAt}`);
+    console.log(
+      `weights   ${s.groups.map((g) => `${g.name}=${g.weight} (${g.healthy}/${g.targets} healthy)`).join('  ') || '-'}`,
+    );
+    console.log(`guard     ${s.guard ? s.guard.map(short).join(', ') : 'off'}`);
+    console.log('');
+    console.log(
+      `${'CLONE'.padEnd(6)} ${'RELEASE'.padEnd(13)} ${'STATE'.padEnd(9)} ${'HEALTH'.padEnd(10)} ${'PORT'.padEnd(6)} ${'PID'.padEnd(8)} RESTARTS  REASON`,
+    );
+    for (const c of s.clones) {
+      console.log(
+        `${c.id.padEnd(6)} ${short(c.release).padEnd(13)} ${c.state.padEnd(9)} ${c.health.padEnd(10)} ${String(c.port).padEnd(6)} ${String(c.pid ?? '-').padEnd(8)} ${String(c.restarts).padEnd(9)} ${c.reason ?? ''}`,
+      );
+    }
+    return 0;
+  },
+};

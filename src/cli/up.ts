@@ -1,0 +1,75 @@
+import { startFleet } from '../fleet/index.ts';
+import { duration, int, parse, positionals, printEvent } from './args.ts';
+import type { Verb } from './main.ts';
+import { report } from './main.ts';
+
+const HELP = `Usage: clones up [app-dir] [options]
+
+Builds the release of app-dir (default: .), starts the balancer and N clones of it, and stays in the
+foreground; Ctrl-C stops gracefully (drain, SIGTERM, SIGKILL after --stop-grace).
+
+Options:
+  --clones N            clones to run (default 3)
+  --port P              balancer port (default 8080)
+  --host H              balancer address (default 127.0.0.1)
+  --sticky DURATION     how long a client keeps its target group (canary stickiness; default 1d)
+  --ready-timeout D     a clone must answer GET /up with 200 within this (default 30s)
+  --drain-timeout D     in-flight requests of a stopping clone get this long (default 30s)
+  --stop-grace D        SIGTERM, then SIGKILL after this (default 10s)
+  --home DIR            the fleet's directory (default ./.clones)
+  --json                progress as NDJSON events`;
+
+export const up: Verb = {
+  help: HELP,
+  async run(argv) {
+    const { values, positionals: args } = parse(argv, {
+      clones: { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      sticky: { type: 'string' },
+      'ready-timeout': { type: 'string' },
+      'drain-timeout': { type: 'string' },
+      'stop-grace': { type: 'string' },
+    });
+    const [appDir = '.'] = positionals(args, 1, 'clones up [app-dir]');
+    const json = values.json ?? false;
+    const sticky = duration('--sticky', values.sticky);
+    const supervisor = {
+      readyTimeout: duration('--ready-timeout', values['ready-timeout']),
+      drainTimeout: duration('--drain-timeout', values['drain-timeout']),
+      stopGrace: duration('--stop-grace', values['stop-grace']),
+    };
+    const running = await startFleet({
+      appDir,
+      home: values.home,
+      clones: int('--clones', values.clones, 1, 256),
+      port: int('--port', values.port, 0, 65_535),
+      host: values.host,
+      balancer: sticky === undefined ? {} : { groupStickiness: { duration: sticky } },
+      supervisor: Object.fromEntries(Object.entries(supervisor).filter(([, v]) => v !== undefined)),
+      onEvent: (event) => printEvent(event, json),
+    });
+    const { address, runtime } = running;
+    const url = `http://${address.address}:${address.port}`;
+    if (json) printEvent({ type: 'up', url, ...runtime }, true);
+    else console.log(`clones up: ${url}  release ${runtime.release.slice(0, 12)}  (Ctrl-C to stop)`);
+
+    return await new Promise<number>((resolve) => {
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) {
+          console.error('clones: stopping now');
+          process.exit(130);
+        }
+        stopping = true;
+        if (!json) console.log(`\n${signal}: draining and stopping clones...`);
+        running.stop().then(
+          () => resolve(0),
+          (err) => resolve(report(err)),
+        );
+      };
+      process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
+    });
+  },
+};

@@ -1,0 +1,118 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { adminNotFound, adminUnauthorized, badTargetSpec, ClonesError } from '../errors.ts';
+import type { Fleet } from './fleet.ts';
+import type { FleetEvent } from './supervisor.ts';
+
+type Job = (emit: (event: FleetEvent) => void, signal: AbortSignal) => Promise<unknown>;
+
+/**
+ * The fleet's admin API, on loopback behind the same bearer token as the balancer's: what `clones
+ * deploy`, `rollback`, `scale`, `status` and `releases` talk to.
+ *
+ *   GET  /status                     the fleet status (JSON)
+ *   GET  /releases                   releases on disk (JSON)
+ *   POST /deploy   { release, strategy?, steps?, stepWait?, canaryClones?, canaryMargin? }  NDJSON events
+ *   POST /rollback { release? }                                                            NDJSON events
+ *   POST /scale    { clones }                                                              NDJSON events
+ *
+ * The streams end with `{ "type": "result", "ok": true|false, ... }`. A client that disconnects during a
+ * deploy cancels it: the deploy rolls back and the lock is released.
+ *
+ * @example
+ *   createFleetApi(fleet, token, logger).listen(0, '127.0.0.1');
+ */
+export function createFleetApi(fleet: Fleet, token: string, logger: Logger): Server {
+  const expected = digest(token);
+  return createServer(async (req, res) => {
+    try {
+      const header = req.headers.authorization ?? '';
+      const given = header.startsWith('Bearer ') ? header.slice(7) : '';
+      if (!timingSafeEqual(digest(given), expected) || given === '') throw adminUnauthorized();
+      const route = `${req.method} ${new URL(req.url ?? '/', 'http://fleet').pathname}`;
+      switch (route) {
+        case 'GET /status':
+          return json(res, 200, fleet.status());
+        case 'GET /releases':
+          return json(res, 200, { releases: fleet.releases() });
+        case 'POST /deploy': {
+          const body = (await readJson(req)) as Record<string, unknown>;
+          if (typeof body.release !== 'string') throw badTargetSpec('release', 'must be a release id');
+          return stream(res, (emit, signal) => fleet.deploy(body as never, emit, signal));
+        }
+        case 'POST /rollback': {
+          const body = (await readJson(req)) as { release?: unknown };
+          const release = typeof body.release === 'string' ? body.release : undefined;
+          return stream(res, (emit, signal) => fleet.rollback(emit, signal, release));
+        }
+        case 'POST /scale': {
+          const body = (await readJson(req)) as { clones?: unknown };
+          const n = body.clones;
+          if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 256)
+            throw badTargetSpec('clones', 'must be a whole number 0-256');
+          return stream(res, (emit) => fleet.scale(n, emit));
+        }
+        default:
+          throw adminNotFound(req.method ?? '', req.url ?? '');
+      }
+    } catch (err) {
+      const e = toClonesError(err);
+      if (e.status >= 500) logger.error({ err }, 'fleet API error');
+      json(res, e.status, e.toJSON());
+    }
+  });
+}
+
+async function stream(res: ServerResponse, job: Job): Promise<void> {
+  res.writeHead(200, { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store' });
+  const abort = new AbortController();
+  res.on('close', () => {
+    if (!res.writableFinished) abort.abort();
+  });
+  const emit = (event: FleetEvent) => {
+    if (!res.writableEnded && !res.destroyed) res.write(`${JSON.stringify(event)}\n`);
+  };
+  try {
+    const status = await job(emit, abort.signal);
+    emit({ type: 'result', ok: true, status });
+  } catch (err) {
+    emit({ type: 'result', ok: false, ...toClonesError(err).toJSON() });
+  }
+  res.end();
+}
+
+function toClonesError(err: unknown): ClonesError {
+  return err instanceof ClonesError
+    ? err
+    : new ClonesError('CLONES_INTERNAL', String((err as Error)?.message ?? err), { cause: err });
+}
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  let text = '';
+  for await (const chunk of req) {
+    text += chunk;
+    if (text.length > 65_536) throw badTargetSpec('body', 'too large');
+  }
+  if (text === '') return {};
+  try {
+    const value = JSON.parse(text) as unknown;
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('not an object');
+    return value;
+  } catch {
+    throw badTargetSpec('body', 'must be a JSON object');
+  }
+}

@@ -1,0 +1,519 @@
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { type Balancer, type BalancerOptions, createBalancer } from '../balancer/index.ts';
+import {
+  canaryBreach,
+  cloneFailed,
+  deployCancelled,
+  deployFailed,
+  noDesiredState,
+  noPreviousRelease,
+  staleClones,
+} from '../errors.ts';
+import { acquireDeployLock, readLock } from './deploy-lock.ts';
+import {
+  appendHistory,
+  type DesiredState,
+  type DesiredStateSource,
+  previousRelease,
+  readHistory,
+  type Strategy,
+} from './desired-state.ts';
+import type { FleetPaths } from './fleet-paths.ts';
+import { gcReleases, listReleases, readRelease } from './release.ts';
+import {
+  type CloneInfo,
+  type FleetEvent,
+  groupOf,
+  Supervisor,
+  type SupervisorOptions,
+} from './supervisor.ts';
+
+/**
+ * Fleet defaults, shared by `clones up`/`deploy` flags and the API.
+ *
+ * @example
+ *   clones = flags.clones ?? fleetDefaults.clones;
+ */
+export const fleetDefaults = Object.freeze({
+  clones: 3,
+  port: 8080,
+  host: '127.0.0.1',
+  strategy: 'rolling' as Strategy,
+  /** Releases kept on disk; the current, the previous and a pinned canary are kept whatever their age. */
+  keepReleases: 5,
+  /** Canary weights, in percent, one step after another; 100 promotes. */
+  steps: [10, 50, 100] as readonly number[],
+  /** How long each canary step is watched before the next. */
+  stepWait: 30_000,
+  canaryClones: 1,
+  /** The canary fails when its 5xx rate exceeds the stable group's by more than this (0.05 = 5 points). */
+  canaryMargin: 0.05,
+  /** Canary 5xx rates are judged only over at least this many canary responses. */
+  canaryMinRequests: 20,
+});
+
+export interface DeployRequest {
+  release: string;
+  strategy?: Strategy;
+  steps?: readonly number[];
+  stepWait?: number;
+  canaryClones?: number;
+  canaryMargin?: number;
+}
+
+/** What `clones status` shows. */
+export interface FleetStatus {
+  release: string;
+  epoch: number;
+  strategy: Strategy;
+  clonesWanted: number;
+  weights: Record<string, number>;
+  canary: DesiredState['canary'] | null;
+  /** The balancer's version guard: the releases that may get new requests. */
+  guard: string[] | null;
+  lock: ReturnType<typeof readLock> | null;
+  groups: { name: string; weight: number; targets: number; healthy: number }[];
+  clones: (CloneInfo & { health: string; inFlight: number })[];
+}
+
+export interface FleetOptions {
+  paths: FleetPaths;
+  desired: DesiredStateSource;
+  logger: Logger;
+  /** Environment of every clone (SESSION_STORE, SESSION_SECRET). */
+  env: NodeJS.ProcessEnv;
+  balancer?: BalancerOptions;
+  supervisor?: Partial<Omit<SupervisorOptions, 'paths' | 'balancer' | 'env' | 'logger' | 'releaseFor'>>;
+  keepReleases?: number;
+}
+
+type Emit = (event: FleetEvent) => void;
+
+/**
+ * One host's fleet: the balancer, the supervised clones, and the desired-state record they converge to.
+ * `deploy`, `rollback` and `scale` write a new record (higher epoch) and converge; a failed deploy writes
+ * the previous release back and converges again (automatic rollback).
+ *
+ * @example
+ *   const fleet = new Fleet({ paths, desired: new DesiredStateFile(paths.desired), logger, env });
+ *   await fleet.listen(8080, '127.0.0.1');
+ *   await fleet.converge({ release, epoch: 1, strategy: 'rolling', weights: {}, clones: 3 });
+ *   await fleet.deploy({ release: next, strategy: 'blue-green' }, console.log);
+ */
+export class Fleet {
+  readonly paths: FleetPaths;
+  readonly balancer: Balancer;
+  readonly supervisor: Supervisor;
+  readonly #desired: DesiredStateSource;
+  readonly #logger: Logger;
+  readonly #keep: number;
+  #state: DesiredState | undefined;
+  #listeners = new Set<Emit>();
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(options: FleetOptions) {
+    this.paths = options.paths;
+    this.#desired = options.desired;
+    this.#logger = options.logger;
+    this.#keep = options.keepReleases ?? fleetDefaults.keepReleases;
+    this.#state = options.desired.read();
+    this.balancer = createBalancer({
+      logger: options.logger,
+      ...options.balancer,
+      // The supervisor gates every clone on GET /up before adding it: one passing check is enough here.
+      healthCheck: { healthyThreshold: 1, transitionInterval: 500, ...options.balancer?.healthCheck },
+    });
+    this.supervisor = new Supervisor({
+      ...options.supervisor,
+      paths: options.paths,
+      balancer: this.balancer,
+      env: options.env,
+      logger: options.logger,
+      releaseFor: (clone) => this.#releaseFor(clone),
+      onEvent: (event) => {
+        for (const listener of this.#listeners) listener(event);
+      },
+    });
+  }
+
+  get desired(): DesiredState | undefined {
+    return this.#state;
+  }
+
+  listen(port: number, host: string): Promise<AddressInfo> {
+    return this.balancer.listen(port, host);
+  }
+
+  /**
+   * Makes the running clones match `state`: missing clones are started (behind their health gate), clones
+   * of releases no longer wanted are drained and stopped, group weights and the version guard follow.
+   * Rolling moves one clone at a time (start new, gate, add, drain old, stop old); blue-green starts every
+   * new clone first, then switches all traffic at once. Throws when a clone fails its gate.
+   */
+  converge(state: DesiredState, emit: Emit = () => {}, signal?: AbortSignal): Promise<void> {
+    const run = this.#queue.then(() => this.#converge(state, emit, signal));
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  async #converge(state: DesiredState, emit: Emit, signal?: AbortSignal): Promise<void> {
+    if (this.#state && state.epoch < this.#state.epoch) return; // a stale record never wins
+    this.#desired.write(state);
+    this.#state = state;
+    emit({
+      type: 'desired',
+      release: state.release,
+      epoch: state.epoch,
+      strategy: state.strategy,
+      clones: state.clones,
+      canary: state.canary ?? null,
+    });
+    this.#listeners.add(emit);
+    try {
+      const want = new Map<string, number>([[state.release, state.clones]]);
+      if (state.canary)
+        want.set(state.canary.release, (want.get(state.canary.release) ?? 0) + state.canary.clones);
+      for (const release of want.keys()) readRelease(this.paths, release); // fail before touching anything
+      const sup = this.supervisor;
+      const live = () => sup.list().filter((c) => c.state !== 'failed');
+      const count = (release: string) => live().filter((c) => c.release === release).length;
+      for (const c of sup.list()) if (c.state === 'failed') await sup.stop(c.id, 0);
+      for (;;) {
+        if (signal?.aborted) throw deployCancelled();
+        const stale = live().filter((c) => !want.has(c.release));
+        const short = [...want].filter(([release, n]) => count(release) < n);
+        const excess = [...want].filter(([release, n]) => count(release) > n);
+        this.#guard(want, stale.length > 0);
+        if (short.length === 0 && stale.length === 0 && excess.length === 0) break;
+        if (short.length > 0) {
+          if (state.strategy === 'blue-green' || stale.length === 0) {
+            const starts = short.flatMap(([release, n]) =>
+              Array.from({ length: n - count(release) }, () => release),
+            );
+            await Promise.all(starts.map((release) => sup.start(release)));
+            this.#weigh(state, want);
+            continue;
+          }
+          // Rolling, surge style: one new clone in, then one old clone out.
+          await sup.start(short[0]![0]);
+          this.#weigh(state, want);
+        }
+        if (stale.length > 0) {
+          const blueGreen = state.strategy === 'blue-green';
+          const last = stale.length === 1 && [...want].every(([release, n]) => count(release) >= n);
+          // Once every wanted clone is up, the guard refuses the old releases for good, before they drain.
+          this.#guard(want, !(blueGreen || last));
+          this.#weigh(state, want);
+          const victims = blueGreen ? stale : [stale[0]!];
+          await Promise.all(victims.map((c) => sup.stop(c.id)));
+          continue;
+        }
+        const [release, n] = excess[0]!;
+        const extra = live()
+          .filter((c) => c.release === release)
+          .slice(n);
+        await Promise.all(extra.map((c) => sup.stop(c.id)));
+      }
+      this.#guard(want, false);
+      this.#weigh(state, want);
+      emit({ type: 'converged', release: state.release, epoch: state.epoch });
+    } finally {
+      this.#listeners.delete(emit);
+    }
+  }
+
+  /** While old clones still serve (rolling), the guard lets their release through too. */
+  #guard(want: Map<string, number>, includeServing: boolean): void {
+    const allowed = new Set(want.keys());
+    if (includeServing)
+      for (const c of this.supervisor.list()) if (c.state === 'serving') allowed.add(c.release);
+    this.balancer.setReleases([...allowed]);
+  }
+
+  /** Group weights: the record's weights when it has them (canary), else by the number of serving clones. */
+  #weigh(state: DesiredState, want: Map<string, number>): void {
+    const weights: Record<string, number> = {};
+    const groups = new Set(this.balancer.state().groups.map((g) => g.name));
+    if (Object.keys(state.weights).length > 0) {
+      for (const [release, weight] of Object.entries(state.weights)) {
+        if (groups.has(groupOf(release))) weights[groupOf(release)] = weight;
+      }
+    } else {
+      for (const c of this.supervisor.list()) {
+        if (c.state !== 'serving' || !groups.has(c.group)) continue;
+        const allowed = want.has(c.release) || this.balancer.state().releases?.includes(c.release);
+        weights[c.group] = (weights[c.group] ?? 0) + (allowed ? 1 : 0);
+      }
+    }
+    for (const g of groups) weights[g] ??= 0;
+    this.balancer.setGroupWeights(weights);
+  }
+
+  #releaseFor(clone: CloneInfo): string {
+    const state = this.#state;
+    if (!state) return clone.release;
+    if (clone.release === state.release || clone.release === state.canary?.release) return clone.release;
+    return state.release;
+  }
+
+  /**
+   * Rolls `release` out with its strategy. Exits only when every clone runs it (and the balancer refuses
+   * every other release); on any failure converges back to the previous release and throws
+   * CLONES_FLEET_DEPLOY_FAILED with the reason.
+   */
+  async deploy(
+    request: DeployRequest,
+    emit: Emit,
+    signal?: AbortSignal,
+    action: 'deploy' | 'rollback' = 'deploy',
+  ): Promise<FleetStatus> {
+    const prev = this.#state;
+    if (!prev) throw noDesiredState();
+    const release = readRelease(this.paths, request.release).digest;
+    const strategy = request.strategy ?? fleetDefaults.strategy;
+    const unlock = acquireDeployLock(this.paths.lock, { action, release });
+    const started = Date.now();
+    let epoch = prev.epoch;
+    try {
+      emit({ type: 'deploy', action, release, from: prev.release, strategy });
+      if (release === prev.release && !prev.canary) {
+        emit({ type: 'unchanged', release });
+      } else {
+        try {
+          if (strategy === 'canary') await this.#canary(prev, release, request, emit, signal, () => ++epoch);
+          await this.converge(
+            { release, epoch: ++epoch, strategy, weights: {}, clones: prev.clones },
+            emit,
+            signal,
+          );
+          this.#assertNoStale(release);
+        } catch (err) {
+          const reason = err instanceof Error ? err.message : String(err);
+          emit({ type: 'rollback', reason, to: prev.release });
+          this.#logger.warn({ reason, to: prev.release }, 'deploy failed; rolling back');
+          try {
+            await this.converge(
+              {
+                ...prev,
+                epoch: Math.max(epoch, this.#state?.epoch ?? 0) + 1,
+                canary: undefined,
+                weights: {},
+              },
+              emit,
+            );
+          } catch (again) {
+            this.#logger.error({ err: again }, 'rollback failed');
+            emit({ type: 'rollback-failed', reason: (again as Error).message });
+          }
+          appendHistory(this.paths.history, {
+            release,
+            epoch,
+            at: new Date().toISOString(),
+            action,
+            strategy,
+            outcome: 'failed',
+            reason,
+          });
+          throw deployFailed(reason, prev.release);
+        }
+      }
+      appendHistory(this.paths.history, {
+        release,
+        epoch: this.#state!.epoch,
+        at: new Date().toISOString(),
+        action,
+        strategy,
+        outcome: 'ok',
+      });
+      const removed = gcReleases(this.paths, this.#keep, [
+        release,
+        prev.release,
+        this.#state?.canary?.release,
+      ]);
+      if (removed.length > 0) emit({ type: 'gc', removed });
+      emit({ type: 'done', release, ms: Date.now() - started });
+    } finally {
+      unlock();
+    }
+    return this.status();
+  }
+
+  async #canary(
+    prev: DesiredState,
+    release: string,
+    request: DeployRequest,
+    emit: Emit,
+    signal: AbortSignal | undefined,
+    nextEpoch: () => number,
+  ): Promise<void> {
+    const steps = request.steps ?? fleetDefaults.steps;
+    const wait = request.stepWait ?? fleetDefaults.stepWait;
+    const canary = { release, clones: request.canaryClones ?? fleetDefaults.canaryClones };
+    for (const pct of steps) {
+      if (pct >= 100) break;
+      await this.converge(
+        {
+          ...prev,
+          epoch: nextEpoch(),
+          strategy: 'canary',
+          canary,
+          weights: { [prev.release]: 100 - pct, [release]: pct },
+        },
+        emit,
+        signal,
+      );
+      emit({ type: 'step', weight: pct, wait });
+      await this.#watchCanary(
+        prev.release,
+        release,
+        wait,
+        request.canaryMargin ?? fleetDefaults.canaryMargin,
+        signal,
+      );
+    }
+  }
+
+  /** Compares 5xx rates of the canary and the stable group, as the balancer measured them, for `ms`. */
+  async #watchCanary(
+    stable: string,
+    canary: string,
+    ms: number,
+    margin: number,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const sample = () => {
+      const out = new Map<string, { release: string; requests: number; errors: number }>();
+      for (const t of this.balancer.state().targets)
+        out.set(t.id as string, {
+          release: t.release as string,
+          requests: t.requests as number,
+          errors: t.errors as number,
+        });
+      return out;
+    };
+    const start = sample();
+    const end = Date.now() + ms;
+    for (;;) {
+      if (signal?.aborted) throw deployCancelled();
+      const failed = this.supervisor.list().find((c) => c.release === canary && c.state === 'failed');
+      if (failed) throw cloneFailed(`${failed.id} (canary)`, failed.reason ?? 'failed');
+      const totals = { [stable]: { requests: 0, errors: 0 }, [canary]: { requests: 0, errors: 0 } };
+      for (const [id, now] of sample()) {
+        const t = totals[now.release];
+        if (!t) continue;
+        const before = start.get(id);
+        t.requests += now.requests - (before?.requests ?? 0);
+        t.errors += now.errors - (before?.errors ?? 0);
+      }
+      const c = totals[canary]!;
+      const s = totals[stable]!;
+      if (c.requests >= fleetDefaults.canaryMinRequests) {
+        const cRate = c.errors / c.requests;
+        const sRate = s.requests > 0 ? s.errors / s.requests : 0;
+        if (cRate > sRate + margin) {
+          throw canaryBreach(
+            `5xx rate ${(cRate * 100).toFixed(1)}% (${c.errors}/${c.requests}) exceeds the stable group's ${(sRate * 100).toFixed(1)}% by more than ${(margin * 100).toFixed(1)} points`,
+          );
+        }
+      }
+      if (Date.now() >= end) return;
+      await sleep(Math.min(200, Math.max(1, end - Date.now())));
+    }
+  }
+
+  #assertNoStale(release: string): void {
+    const stale = this.supervisor.list().filter((c) => c.release !== release);
+    const targets = this.balancer.state().targets.filter((t) => t.release !== release);
+    if (stale.length > 0 || targets.length > 0) {
+      throw staleClones(Math.max(stale.length, targets.length));
+    }
+  }
+
+  /** Rolls back to the release deployed before the current one (or to `release`). */
+  rollback(emit: Emit, signal?: AbortSignal, release?: string): Promise<FleetStatus> {
+    const current = this.#state?.release ?? '';
+    const target = release ?? previousRelease(readHistory(this.paths.history), current);
+    if (!target) throw noPreviousRelease();
+    return this.deploy({ release: target, strategy: 'rolling' }, emit, signal, 'rollback');
+  }
+
+  /** Sets the number of clones; new ones boot from the current desired release. */
+  async scale(clones: number, emit: Emit): Promise<FleetStatus> {
+    const state = this.#state;
+    if (!state) throw noDesiredState();
+    const unlock = acquireDeployLock(this.paths.lock, { action: 'scale', release: state.release });
+    try {
+      await this.converge({ ...state, epoch: state.epoch + 1, clones }, emit);
+      appendHistory(this.paths.history, {
+        release: state.release,
+        epoch: state.epoch + 1,
+        at: new Date().toISOString(),
+        action: 'scale',
+        strategy: state.strategy,
+        outcome: 'ok',
+      });
+      emit({ type: 'done', release: state.release, clones });
+    } finally {
+      unlock();
+    }
+    return this.status();
+  }
+
+  status(): FleetStatus {
+    const state = this.#state;
+    const lb = this.balancer.state();
+    const targets = new Map(lb.targets.map((t) => [t.id as string, t]));
+    return {
+      release: state?.release ?? '',
+      epoch: state?.epoch ?? 0,
+      strategy: state?.strategy ?? fleetDefaults.strategy,
+      clonesWanted: state?.clones ?? 0,
+      weights: Object.fromEntries(lb.groups.map((g) => [g.name, g.weight])),
+      canary: state?.canary ?? null,
+      guard: lb.releases,
+      lock: readLock(this.paths.lock) ?? null,
+      groups: lb.groups.map(({ name, weight, targets: n, healthy }) => ({
+        name,
+        weight,
+        targets: n,
+        healthy,
+      })),
+      clones: this.supervisor.list().map((c) => ({
+        ...c,
+        health: (targets.get(c.id)?.health as string | undefined) ?? 'none',
+        inFlight: (targets.get(c.id)?.inFlight as number | undefined) ?? 0,
+      })),
+    };
+  }
+
+  /** Releases on disk with what the history says about them, newest first. */
+  releases(): {
+    release: string;
+    builtAt: string;
+    name: string;
+    current: boolean;
+    canary: boolean;
+    deployedAt: string | null;
+  }[] {
+    const history = readHistory(this.paths.history);
+    return listReleases(this.paths).map((r) => {
+      const last = [...history].reverse().find((h) => h.release === r.digest && h.outcome === 'ok');
+      return {
+        release: r.digest,
+        builtAt: r.manifest.builtAt,
+        name: r.manifest.name,
+        current: r.digest === this.#state?.release,
+        canary: r.digest === this.#state?.canary?.release,
+        deployedAt: last?.at ?? null,
+      };
+    });
+  }
+
+  /** Graceful stop: the balancer stops taking requests and lets in-flight ones finish, then every clone stops. */
+  async close(drainTimeout?: number): Promise<void> {
+    await this.balancer.close();
+    await this.supervisor.stopAll(drainTimeout ?? 0);
+  }
+}

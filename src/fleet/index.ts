@@ -1,0 +1,42 @@
+/**
+ * clones/fleet: releases as content-addressed machine images, supervised clones, and deploys (rolling,
+ * blue-green, canary) that leave no clone on old code.
+ *
+ * @example
+ *   import { startFleet } from 'clones/fleet';
+ *   const up = await startFleet({ appDir: 'examples/shop', clones: 3, port: 8080 });
+ */
+export { acquireDeployLock, type LockInfo, readLock } from './deploy-lock.ts';
+export {
+  appendHistory,
+  type DesiredState,
+  DesiredStateFile,
+  type DesiredStateSource,
+  type HistoryEntry,
+  previousRelease,
+  readHistory,
+  type Strategy,
+} from './desired-state.ts';
+export { type DeployRequest, Fleet, type FleetOptions, type FleetStatus, fleetDefaults } from './fleet.ts';
+export { createFleetApi } from './fleet-api.ts';
+export { connectFleet, type FleetClient, type RuntimeInfo } from './fleet-client.ts';
+export { type FleetPaths, fleetPaths } from './fleet-paths.ts';
+export {
+  buildRelease,
+  gcReleases,
+  listReleases,
+  type Release,
+  type ReleaseManifest,
+  readRelease,
+  removeTree,
+} from './release.ts';
+export { type RunningFleet, type StartFleetOptions, startFleet } from './start-fleet.ts';
+export {
+  type CloneInfo,
+  type CloneState,
+  type FleetEvent,
+  Supervisor,
+  type SupervisorOptions,
+  type SupervisorTimings,
+  supervisorDefaults,
+} from './supervisor.ts';

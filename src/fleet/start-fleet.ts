@@ -1,0 +1,128 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { BalancerOptions } from '../balancer/index.ts';
+import { deployLocked } from '../errors.ts';
+import { logger as rootLogger } from '../logger.ts';
+import { isAlive, readLock } from './deploy-lock.ts';
+import { appendHistory, DesiredStateFile, writeJsonAtomic } from './desired-state.ts';
+import { Fleet, fleetDefaults } from './fleet.ts';
+import { createFleetApi } from './fleet-api.ts';
+import type { RuntimeInfo } from './fleet-client.ts';
+import { fleetPaths } from './fleet-paths.ts';
+import { buildRelease } from './release.ts';
+import type { FleetEvent, SupervisorTimings } from './supervisor.ts';
+
+export interface StartFleetOptions {
+  appDir: string;
+  /** The fleet's home, default `./.clones`. */
+  home?: string;
+  clones?: number;
+  port?: number;
+  host?: string;
+  /** Environment for the clones; default `process.env`. SESSION_STORE and SESSION_SECRET are filled in. */
+  env?: NodeJS.ProcessEnv;
+  balancer?: BalancerOptions;
+  supervisor?: Partial<SupervisorTimings>;
+  logger?: Logger;
+  onEvent?: (event: FleetEvent) => void;
+}
+
+export interface RunningFleet {
+  fleet: Fleet;
+  address: AddressInfo;
+  runtime: RuntimeInfo;
+  /** Graceful stop: the balancer drains in-flight requests, then clones get SIGTERM (SIGKILL after the grace). */
+  stop(): Promise<void>;
+}
+
+/**
+ * `clones up` as a function: builds the release of `appDir`, starts the balancer, N clones of the release
+ * and the admin API (loopback, bearer token in `.clones/admin-token`), and publishes `.clones/up.json`.
+ *
+ * @example
+ *   const up = await startFleet({ appDir: 'examples/shop', clones: 3, port: 8080 });
+ *   process.once('SIGINT', () => up.stop());
+ */
+export async function startFleet(options: StartFleetOptions): Promise<RunningFleet> {
+  const paths = fleetPaths(options.home);
+  const logger = options.logger ?? rootLogger.child({ part: 'fleet' });
+  mkdirSync(paths.home, { recursive: true, mode: 0o700 });
+  if (existsSync(paths.runtime)) {
+    const running = JSON.parse(readFileSync(paths.runtime, 'utf8')) as RuntimeInfo;
+    if (isAlive(running.pid) && running.pid !== process.pid)
+      throw deployLocked(`clones up is already running here (pid ${running.pid}, port ${running.port})`);
+  }
+  const stale = readLock(paths.lock);
+  if (stale && !isAlive(stale.pid)) unlinkSync(paths.lock);
+
+  const token = secretFile(paths.adminToken, () => randomBytes(32).toString('base64url'));
+  const env: NodeJS.ProcessEnv = { ...(options.env ?? process.env) };
+  env.SESSION_SECRET ??= secretFile(paths.secret, () => randomBytes(32).toString('base64'));
+  env.SESSION_STORE ??= `sqlite:${paths.sessions}`;
+
+  const release = buildRelease(options.appDir, paths);
+  options.onEvent?.({ type: 'release', release: release.digest, created: release.created, dir: release.dir });
+  const desired = new DesiredStateFile(paths.desired);
+  const previous = desired.read();
+  const fleet = new Fleet({
+    paths,
+    desired,
+    logger,
+    env,
+    balancer: { ...options.balancer, admin: { port: 0, token, ...options.balancer?.admin } },
+    supervisor: options.supervisor,
+  });
+  const address = await fleet.listen(options.port ?? fleetDefaults.port, options.host ?? fleetDefaults.host);
+  const api: Server = createFleetApi(fleet, token, logger);
+  const stop = async () => {
+    api.close();
+    api.closeAllConnections();
+    await fleet.close();
+    try {
+      const info = JSON.parse(readFileSync(paths.runtime, 'utf8')) as RuntimeInfo;
+      if (info.pid === process.pid) unlinkSync(paths.runtime);
+    } catch {
+      // Not ours, or already gone.
+    }
+  };
+  try {
+    const state = {
+      release: release.digest,
+      epoch: (previous?.epoch ?? 0) + 1,
+      strategy: fleetDefaults.strategy,
+      weights: {},
+      clones: options.clones ?? fleetDefaults.clones,
+    };
+    await fleet.converge(state, options.onEvent);
+    appendHistory(paths.history, { ...state, at: new Date().toISOString(), action: 'up', outcome: 'ok' });
+    await new Promise<void>((resolve, reject) => {
+      api.once('error', reject);
+      api.listen(0, '127.0.0.1', () => resolve());
+    });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  const runtime: RuntimeInfo = {
+    pid: process.pid,
+    host: address.address,
+    port: address.port,
+    api: (api.address() as AddressInfo).port,
+    balancerAdmin: fleet.balancer.adminAddress()?.port ?? 0,
+    release: release.digest,
+    startedAt: new Date().toISOString(),
+  };
+  writeJsonAtomic(paths.runtime, runtime, 0o600);
+  return { fleet, address, runtime, stop };
+}
+
+/** Reads a secret kept in a 0600 file, creating it once. */
+function secretFile(file: string, make: () => string): string {
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const value = make();
+  writeFileSync(file, `${value}\n`, { mode: 0o600, flag: 'wx' });
+  return value;
+}

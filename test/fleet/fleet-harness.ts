@@ -1,0 +1,231 @@
+// Shared by the fleet and CLI tests: a temp copy of examples/shop, `clones up` as a real process, the CLI
+// as a real process, and a small keep-alive load generator that records every response's release.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { removeTree } from '../../src/fleet/release.ts';
+import { freePort } from '../harness/free-port.ts';
+
+export const repo = fileURLToPath(new URL('../../', import.meta.url));
+export const bin = join(repo, 'bin/clones.js');
+
+/** A temp dir holding a copy of examples/shop as `shop/`; `cleanup()` removes it (read-only releases too). */
+export function tempApp(): { dir: string; app: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'clones-fleet-'));
+  const app = join(dir, 'shop');
+  cpSync(join(repo, 'examples/shop'), app, { recursive: true });
+  return { dir, app, cleanup: () => removeTree(dir) };
+}
+
+/** Changes the app so that its next release has a new digest. */
+export function touchApp(app: string, mark: string): void {
+  writeFileSync(join(app, 'server.ts'), `${readFileSync(join(app, 'server.ts'), 'utf8')}\n// ${mark}\n`);
+}
+
+/** Makes the app's GET /up answer 503 forever: a release that never passes its health gate. */
+export function breakApp(app: string): void {
+  const file = join(app, 'server.ts');
+  const text = readFileSync(file, 'utf8');
+  writeFileSync(
+    file,
+    text.replace(
+      "if (route === 'GET /up') return send(res, 200,",
+      "if (route === 'GET /up') return send(res, 503,",
+    ),
+  );
+}
+
+export interface Up {
+  port: number;
+  child: ChildProcess;
+  output(): string;
+  /** SIGTERM and wait for the exit code (SIGKILL after `graceMs`). */
+  stop(graceMs?: number): Promise<number | null>;
+}
+
+/** Runs `clones up shop` in `dir` and resolves once `.clones/up.json` exists. */
+export async function startUp(dir: string, args: string[] = []): Promise<Up> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [bin, 'up', 'shop', '--port', String(port), ...args], {
+    cwd: dir,
+    env: { ...process.env, CLONES_LOG_LEVEL: 'error' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout?.on('data', (c) => (out += c));
+  child.stderr?.on('data', (c) => (out += c));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 30_000;
+  while (!existsSync(join(dir, '.clones/up.json'))) {
+    if (child.exitCode !== null) throw new Error(`clones up exited early:\n${out}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`clones up not ready:\n${out}`);
+    }
+    await sleep(50);
+  }
+  return {
+    port,
+    child,
+    output: () => out,
+    async stop(graceMs = 20_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}
+
+/** Runs the CLI to completion. */
+export function cli(dir: string, args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    cwd: dir,
+    env: { ...process.env, CLONES_LOG_LEVEL: 'error' },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Runs the CLI in the background (a deploy under load). */
+export function cliAsync(
+  dir: string,
+  args: string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> & { child: ChildProcess } {
+  const child = spawn(process.execPath, [bin, ...args], {
+    cwd: dir,
+    env: { ...process.env, CLONES_LOG_LEVEL: 'error' },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c) => (stdout += c));
+  child.stderr.on('data', (c) => (stderr += c));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.once('exit', (code) => resolve({ code, stdout, stderr })),
+  );
+  return Object.assign(done, { child });
+}
+
+export interface Sample {
+  at: number;
+  status: number;
+  release: string;
+  clone: string;
+}
+
+export interface Response {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+const agent = new Agent({ keepAlive: true, maxSockets: 32 });
+
+/** One request through the balancer. */
+export function get(
+  port: number,
+  path: string,
+  options: { method?: string; cookie?: string; body?: string } = {},
+): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: options.method ?? 'GET',
+        agent,
+        headers: {
+          ...(options.cookie ? { cookie: options.cookie } : {}),
+          ...(options.body !== undefined
+            ? {
+                'content-type': 'application/x-www-form-urlencoded',
+                'content-length': Buffer.byteLength(options.body),
+              }
+            : {}),
+        },
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+/**
+ * Continuous GET load with `concurrency` loops until `stop()`; every response is recorded with the time
+ * it was sent, its status and its x-clones-release. Errors count as failures (status 0).
+ */
+export function load(port: number, path = '/up', concurrency = 4) {
+  const samples: Sample[] = [];
+  const failures: string[] = [];
+  let running = true;
+  const loops = Array.from({ length: concurrency }, async () => {
+    while (running) {
+      const at = Date.now();
+      try {
+        const r = await get(port, path);
+        samples.push({
+          at,
+          status: r.status,
+          release: String(r.headers['x-clones-release'] ?? ''),
+          clone: String(r.headers['x-clones-clone'] ?? ''),
+        });
+        if (r.status !== 200) failures.push(`${r.status} ${r.body.slice(0, 200)}`);
+      } catch (err) {
+        samples.push({ at, status: 0, release: '', clone: '' });
+        failures.push((err as Error).message);
+      }
+    }
+  });
+  return {
+    samples,
+    failures,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+}
+
+/** Reads `clones status --json`. */
+export function status(dir: string): {
+  release: string;
+  clones: {
+    id: string;
+    release: string;
+    pid: number;
+    state: string;
+    health: string;
+    restarts: number;
+    reason?: string;
+  }[];
+  groups: { name: string; weight: number }[];
+  guard: string[] | null;
+} {
+  const r = cli(dir, ['status', '--json']);
+  if (r.code !== 0) throw new Error(`status failed: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
