@@ -7,4 +7,7 @@ import pino from 'pino';
  * @example
  *   logger.child({ part: 'session' }).warn({ code }, 'store unavailable');
  */
-export const logger = pino({ level: process.env.CLONES_LOG_LEVEL ?? 'info', base: { pid: process.pid } }, pino.destination(2));
+export const logger = pino(
+  { level: process.env.CLONES_LOG_LEVEL ?? 'info', base: { pid: process.pid } },
+  pino.destination(2),
+);

@@ -6,7 +6,7 @@ import type { RequestSession } from './request-session.ts';
 import { SealedSession } from './sealed-session.ts';
 import { createSealer, type Sealer } from './sealer.ts';
 import { IdSigner } from './session-id.ts';
-import { StoreSession } from './store-session.ts';
+import { type StoreContext, StoreSession } from './store-session.ts';
 import type { GuardedStore } from './stores/guarded-store.ts';
 import { openStore, storeSchemes } from './stores/open-store.ts';
 import type { SessionStore } from './stores/store.ts';
@@ -24,12 +24,20 @@ export class SessionEngine {
   readonly #sealer: Sealer | undefined;
   readonly #signer: IdSigner;
   readonly #locks = new KeyLock();
+  /** Shared by every StoreSession of this engine: built once, not per request. */
+  readonly #context: StoreContext;
   #store: Promise<SessionStore> | undefined;
 
   constructor(options: SessionOptions = {}) {
     this.options = resolveOptions(options);
     const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(this.options.store)?.[0]?.toLowerCase();
     this.#signer = new IdSigner(this.options.secrets);
+    this.#context = {
+      options: this.options,
+      store: () => this.store(),
+      signer: this.#signer,
+      locks: this.#locks,
+    };
     if (scheme === 'cookie:') {
       this.#sealer = createSealer(this.options.secrets);
     } else if (!scheme || !storeSchemes().includes(scheme)) {
@@ -47,10 +55,7 @@ export class SessionEngine {
 
   begin(info: RequestInfo): RequestSession {
     if (this.#sealer) return new SealedSession(this.options, this.#sealer, info);
-    return new StoreSession(
-      { options: this.options, store: () => this.store(), signer: this.#signer, locks: this.#locks },
-      info,
-    );
+    return new StoreSession(this.#context, info);
   }
 
   /** The store, opened on first use (no I/O until then). */

@@ -74,6 +74,21 @@ export abstract class RequestSession {
     }
   }
 
+  /**
+   * True when a save now would do nothing (no change, no cookie queued, no touch due), so an adapter can end
+   * the response at once instead of waiting on an empty save: the common read-only request.
+   */
+  get settled(): boolean {
+    if (this.#state === 'loading' || this.setCookies.length > 0) return false;
+    if (this.degraded) return true;
+    return !this.tracker.dirty && !this.saveDue();
+  }
+
+  /** True when a save would write even without data changes (a touch that is due, a cookie to re-sign). */
+  protected saveDue(): boolean {
+    return true;
+  }
+
   /** Saves and returns the Set-Cookie values to send; each call returns only the ones not returned before. */
   async commit(): Promise<string[]> {
     await this.save();

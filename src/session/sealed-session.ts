@@ -60,6 +60,15 @@ export class SealedSession extends RequestSession {
     this.markReady();
   }
 
+  protected override saveDue(): boolean {
+    const payload = this.#payload;
+    if (this.#rotated || this.#stale) return true;
+    return (
+      payload !== undefined &&
+      Date.now() - payload.seenAt >= this.options.touchAfter * this.options.idleTimeout
+    );
+  }
+
   protected async persist(): Promise<void> {
     if (!this.loaded && this.tracker.dirty) await this.load();
     const now = Date.now();

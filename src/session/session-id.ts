@@ -1,6 +1,8 @@
 import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 
 const ID_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+/** Verified cookie values kept per signer (about 200 bytes each). */
+const VERIFIED_CACHE = 10_000;
 
 /** A new session id: 256 bits from the OS CSPRNG, base64url (43 characters). */
 export function newSessionId(): string {
@@ -22,6 +24,11 @@ export function storeKey(id: string): string {
  */
 export class IdSigner {
   readonly #keys: Buffer[];
+  /**
+   * Cookie values already verified, so a browser's every request does not pay for an HMAC again. Keyed by the
+   * whole cookie value (id and MAC), so only a value that passed the check can hit; bounded, oldest out first.
+   */
+  readonly #verified = new Map<string, Readonly<{ id: string; stale: boolean }>>();
 
   constructor(secrets: readonly string[]) {
     this.#keys = secrets.map((s) =>
@@ -34,16 +41,25 @@ export class IdSigner {
   }
 
   /** The id when the cookie value is well-formed and signed by one of the secrets; checked in constant time. */
-  verify(value: string): { id: string; stale: boolean } | null {
+  verify(value: string): Readonly<{ id: string; stale: boolean }> | null {
+    const known = this.#verified.get(value);
+    if (known) return known;
     if (value.length !== 87 || value.charCodeAt(43) !== 46) return null;
     const id = value.slice(0, 43);
     if (!ID_PATTERN.test(id)) return null;
     const given = Buffer.from(value.slice(44), 'base64url');
     if (given.length !== 32) return null;
     for (let i = 0; i < this.#keys.length; i++) {
-      if (timingSafeEqual(given, this.#mac(this.#keys[i]!, id))) return { id, stale: i > 0 };
+      if (timingSafeEqual(given, this.#mac(this.#keys[i]!, id))) return this.#remember(value, id, i > 0);
     }
     return null;
+  }
+
+  #remember(value: string, id: string, stale: boolean): Readonly<{ id: string; stale: boolean }> {
+    if (this.#verified.size >= VERIFIED_CACHE) this.#verified.delete(this.#verified.keys().next().value!);
+    const verified = Object.freeze({ id, stale });
+    this.#verified.set(value, verified);
+    return verified;
   }
 
   #mac(key: Buffer, id: string): Buffer {

@@ -43,8 +43,23 @@ const METHODS = new Set([
   'then',
 ]);
 
-/** Builds the `req.session` object for one request: property reads and writes go to the change tracker. */
-export function sessionProxy<T extends SessionData>(rs: RequestSession): Session<T> {
+const RS = Symbol('clones.requestSession');
+const METHODS_OF = Symbol('clones.sessionMethods');
+
+/** The proxy's target: it holds the request's session; the data itself never lives on it. */
+interface Target {
+  [RS]: RequestSession;
+  [METHODS_OF]?: Record<string, unknown>;
+}
+
+/**
+ * The methods of one session, built on first use: most requests only read or write data, and a route that
+ * never calls a method should not pay for ten closures.
+ */
+function methodsOf(target: Target, proxy: unknown): Record<string, unknown> {
+  const existing = target[METHODS_OF];
+  if (existing) return existing;
+  const rs = target[RS];
   const methods: Record<string, unknown> = {
     load: async () => {
       await rs.load();
@@ -59,36 +74,49 @@ export function sessionProxy<T extends SessionData>(rs: RequestSession): Session
     set: (key: string, value: unknown) => rs.writeKey(key, value),
     toJSON: () => Object.fromEntries(rs.keys().map((k) => [k, rs.readKey(k)])),
   };
-  const proxy: Session<T> = new Proxy(Object.create(null), {
-    get(_target, prop) {
-      if (typeof prop !== 'string') return undefined;
-      if (prop === 'id') return rs.id;
-      if (prop === 'isNew') return rs.isNew;
-      if (METHODS.has(prop)) return methods[prop];
-      return rs.readKey(prop);
-    },
-    set(_target, prop, value) {
-      if (typeof prop !== 'string' || METHODS.has(prop)) return false;
-      rs.writeKey(prop, value);
-      return true;
-    },
-    deleteProperty(_target, prop) {
-      if (typeof prop !== 'string' || METHODS.has(prop)) return false;
-      rs.removeKey(prop);
-      return true;
-    },
-    has(_target, prop) {
-      if (typeof prop !== 'string') return false;
-      if (METHODS.has(prop)) return true;
-      return rs.keys().includes(prop);
-    },
-    ownKeys() {
-      return rs.keys();
-    },
-    getOwnPropertyDescriptor(_target, prop) {
-      if (typeof prop !== 'string' || METHODS.has(prop) || !rs.keys().includes(prop)) return undefined;
-      return { value: rs.readKey(prop), writable: true, enumerable: true, configurable: true };
-    },
-  });
-  return proxy;
+  target[METHODS_OF] = methods;
+  return methods;
+}
+
+/** One handler for every session (the request's session is on the target), so a request allocates no traps. */
+const handler: ProxyHandler<Target> = {
+  get(target, prop, receiver) {
+    if (typeof prop !== 'string') return undefined;
+    const rs = target[RS];
+    if (prop === 'id') return rs.id;
+    if (prop === 'isNew') return rs.isNew;
+    if (METHODS.has(prop)) return methodsOf(target, receiver)[prop];
+    return rs.readKey(prop);
+  },
+  set(target, prop, value) {
+    if (typeof prop !== 'string' || METHODS.has(prop)) return false;
+    target[RS].writeKey(prop, value);
+    return true;
+  },
+  deleteProperty(target, prop) {
+    if (typeof prop !== 'string' || METHODS.has(prop)) return false;
+    target[RS].removeKey(prop);
+    return true;
+  },
+  has(target, prop) {
+    if (typeof prop !== 'string') return false;
+    if (METHODS.has(prop)) return true;
+    return target[RS].keys().includes(prop);
+  },
+  ownKeys(target) {
+    return target[RS].keys();
+  },
+  getOwnPropertyDescriptor(target, prop) {
+    const rs = target[RS];
+    if (typeof prop !== 'string' || METHODS.has(prop) || !rs.keys().includes(prop)) return undefined;
+    return { value: rs.readKey(prop), writable: true, enumerable: true, configurable: true };
+  },
+};
+
+/** Builds the `req.session` object for one request: property reads and writes go to the change tracker. */
+export function sessionProxy<T extends SessionData>(rs: RequestSession): Session<T> {
+  const target = Object.create(null) as Target;
+  // Symbol-keyed and configurable: `ownKeys` may leave it out, so the data's keys are all a caller sees.
+  target[RS] = rs;
+  return new Proxy(target, handler) as unknown as Session<T>;
 }

@@ -206,6 +206,10 @@ export class StoreSession extends RequestSession {
     this.queueCookie(this.options.name, this.#ctx.signer.sign(id), this.lifetimeSeconds(createdAt));
   }
 
+  protected override saveDue(): boolean {
+    return this.#record !== undefined && (this.#staleSignature || this.#touchDue(Date.now()));
+  }
+
   /** Throttled: only when the expiry would move by at least `touchAfter` of the idle timeout. */
   #touchDue(now: number): boolean {
     const record = this.#record!;

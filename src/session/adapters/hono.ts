@@ -21,7 +21,7 @@ export function honoAdapter(engine: SessionEngine): MiddlewareHandler<{ Variable
       if (engine.options.eager && rs.hasCookie) await rs.load();
       await next();
       if (c.error instanceof ClonesError) throw c.error;
-      const cookies = await rs.commit();
+      const cookies = rs.settled ? [] : await rs.commit();
       for (const cookie of cookies) c.header('set-cookie', cookie, { append: true });
     } catch (err) {
       if (!(err instanceof ClonesError)) throw err;

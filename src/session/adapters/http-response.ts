@@ -17,6 +17,8 @@ export function saveBeforeEnd(res: ServerResponse, rs: RequestSession): ServerRe
   res.end = function (this: ServerResponse, ...args: unknown[]) {
     if (ending) return end.apply(this, args as Parameters<typeof end>);
     ending = true;
+    // Nothing to save (a read, or a route that never touched the session): end now, not a few ticks later.
+    if (rs.settled) return end.apply(this, args as Parameters<typeof end>);
     rs.commit().then(
       (cookies) => {
         if (cookies.length > 0) {

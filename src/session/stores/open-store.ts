@@ -34,7 +34,9 @@ export async function openStore(
   const Backend = await load();
   if (scheme === 'memory:') {
     // One process-wide store per memory: URL, so several engines in one test process see the same sessions.
-    const shared = memoryStores.get(url) ?? new Backend({ url, connectTimeout: options.timeoutMs, prefix: options.prefix });
+    const shared =
+      memoryStores.get(url) ??
+      new Backend({ url, connectTimeout: options.timeoutMs, prefix: options.prefix });
     memoryStores.set(url, shared);
     return new GuardedStore(shared, options.timeoutMs);
   }
