@@ -38,7 +38,7 @@ export interface SessionOptions {
   onStoreError?: 'fail-closed' | 'anonymous';
   /** Longest wait for the store per operation, in ms (default 2000). */
   storeTimeout?: number;
-  /** Attempts of `update(fn)` against concurrent writers before CLONES_SESSION_CONFLICT (default 100). */
+  /** Attempts of `update(fn)` against concurrent writers before CLONES_SESSION_CONFLICT (default 1000). */
   maxUpdateAttempts?: number;
   /** Prefix for store keys / table names (default 'clones'). */
   prefix?: string;
@@ -111,7 +111,7 @@ export function resolveOptions(options: SessionOptions = {}, env = process.env):
     trusted: trustList(options.trustProxy ?? ['127.0.0.0/8', '::1/128']),
     onStoreError,
     storeTimeout: positive('storeTimeout', options.storeTimeout ?? 2000),
-    maxUpdateAttempts: positive('maxUpdateAttempts', options.maxUpdateAttempts ?? 100),
+    maxUpdateAttempts: positive('maxUpdateAttempts', options.maxUpdateAttempts ?? 1000),
     prefix: options.prefix ?? 'clones',
     eager: options.eager ?? false,
   });

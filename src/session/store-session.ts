@@ -116,14 +116,17 @@ export class StoreSession extends RequestSession {
             this.tracker.reset(structuredClone(draft));
             return result;
           }
-          const latest = written.reason === 'gone' ? null : await store.get(key);
+          const latest = written.reason === 'gone' ? null : (written.current ?? (await store.get(key)));
           if (!latest) {
             this.#forget();
             this.tracker.reset({});
             throw sessionGone();
           }
           base = latest;
-          if (attempt > 2) await backoff(attempt);
+          // A conflict hands back the current session, so the retry is one round trip, as fast as the winner's
+          // next write: waiting here would hand every race to the writer that just won. Back off only when
+          // many writers keep colliding.
+          if (attempt > 10) await backoff(attempt);
         }
         throw updateConflict(this.options.maxUpdateAttempts);
       });
@@ -232,6 +235,6 @@ function newest(a: StoredSession | undefined, b: StoredSession): StoredSession {
 
 /** Jittered exponential backoff between compare-and-set attempts across clones. */
 function backoff(attempt: number): Promise<void> {
-  const ms = Math.random() * Math.min(50, 2 ** Math.min(attempt, 6));
+  const ms = Math.random() * Math.min(10, 2 ** Math.min(attempt - 10, 4));
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -39,8 +39,14 @@ export class MemoryStore implements SessionStore {
   async patch(key: string, patch: SessionPatch, options: PatchOptions = {}): Promise<WriteResult> {
     const row = this.#live(key);
     if (!row || this.#dead(key)) return { ok: false, reason: 'gone' };
-    if (options.ifVersion !== undefined && options.ifVersion !== row.version)
-      return { ok: false, reason: 'conflict' };
+    if (options.ifVersion !== undefined && options.ifVersion !== row.version) {
+      const { version, createdAt, expiresAt } = row;
+      return {
+        ok: false,
+        reason: 'conflict',
+        current: { data: JSON.parse(row.json), version, createdAt, expiresAt },
+      };
+    }
     const data = applyPatch(JSON.parse(row.json), {
       set: JSON.parse(JSON.stringify(patch.set)),
       del: patch.del,

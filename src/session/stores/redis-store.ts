@@ -59,13 +59,16 @@ return tonumber(ARGV[2])
 
 /**
  * ARGV: now, ifVersion or '', expiresAt or '', number of pairs to set, the name/json pairs, then the names to
- * delete. -1 gone, -2 conflict, else the new version.
+ * delete. -1 gone, { -2, v, c, e, j } conflict (the session as it is now), else the new version.
  */
 const PATCH = `${LUA_HELPERS}
 if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
 local h = redis.call('HMGET', KEYS[1], 'v', 'e')
 if not h[2] or tonumber(h[2]) <= tonumber(ARGV[1]) then return -1 end
-if ARGV[2] ~= '' and tonumber(h[1]) ~= tonumber(ARGV[2]) then return -2 end
+if ARGV[2] ~= '' and tonumber(h[1]) ~= tonumber(ARGV[2]) then
+  local cur = redis.call('HMGET', KEYS[1], 'c', 'j')
+  return { -2, h[1], cur[1], h[2], cur[2] }
+end
 local first_del = 5 + 2 * tonumber(ARGV[4])
 if first_del <= #ARGV then
   local del = {}
@@ -113,7 +116,11 @@ return 1
 type Script = (sessionKey: string, tombstoneKey: string, ...argv: (string | number)[]) => Promise<number>;
 interface SessionCommands {
   clonesCreate: Script;
-  clonesPatch: Script;
+  clonesPatch: (
+    sessionKey: string,
+    tombstoneKey: string,
+    ...argv: (string | number)[]
+  ) => Promise<number | [number, string, string, string, string]>;
   clonesTouch: Script;
   clonesDestroy: Script;
 }
@@ -223,7 +230,16 @@ export class RedisStore implements SessionStore {
     argv[3] = (argv.length - 4) / 2;
     for (const name of patch.del) argv.push(name);
     if (dropped) for (const name of dropped) argv.push(name);
-    const r = await this.#redis.clonesPatch(`${this.#s}${key}}`, `${this.#t}${key}}`, ...argv);
+    const r: number | [number, string, string, string, string] = await this.#redis.clonesPatch(
+      `${this.#s}${key}}`,
+      `${this.#t}${key}}`,
+      ...argv,
+    );
+    if (Array.isArray(r)) {
+      const [, v, c, e, j] = r;
+      const current = { data: JSON.parse(j), version: +v, createdAt: +c, expiresAt: +e };
+      return { ok: false, reason: 'conflict', current };
+    }
     return r === -1 ? GONE : r === -2 ? CONFLICT : { ok: true, version: r };
   }
 

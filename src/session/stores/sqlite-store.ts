@@ -171,7 +171,7 @@ function prepare(db: Database, t: string): Statements {
     get: db.prepare(
       `SELECT data, version, created_at, expires_at FROM "${t}" WHERE key = ? AND dead = 0 AND expires_at > ?`,
     ),
-    head: db.prepare(`SELECT data, version, expires_at, dead FROM "${t}" WHERE key = ?`),
+    head: db.prepare(`SELECT data, version, created_at, expires_at, dead FROM "${t}" WHERE key = ?`),
     upsert: db.prepare(
       `INSERT OR REPLACE INTO "${t}" (key, data, version, created_at, expires_at, dead) VALUES (?, ?, ?, ?, ?, 0)`,
     ),
@@ -202,8 +202,15 @@ function patchIn(sql: Statements) {
   return (key: string, patch: SessionPatch, options: PatchOptions, now: number): WriteResult => {
     const row = sql.head.get(key) as HeadRow | undefined;
     if (!row || row.dead || row.expires_at <= now) return { ok: false, reason: 'gone' };
-    if (options.ifVersion !== undefined && options.ifVersion !== row.version)
-      return { ok: false, reason: 'conflict' };
+    if (options.ifVersion !== undefined && options.ifVersion !== row.version) {
+      const current = {
+        data: JSON.parse(row.data),
+        version: row.version,
+        createdAt: row.created_at,
+        expiresAt: row.expires_at,
+      };
+      return { ok: false, reason: 'conflict', current };
+    }
     const data = applyPatch(JSON.parse(row.data), patch);
     const version = row.version + 1;
     sql.update.run(JSON.stringify(data), version, options.expiresAt ?? row.expires_at, key);
@@ -246,6 +253,7 @@ interface LiveRow {
 interface HeadRow {
   data: string;
   version: number;
+  created_at: number;
   expires_at: number;
   dead: number;
 }

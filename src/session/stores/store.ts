@@ -57,7 +57,14 @@ export interface PatchOptions {
   expiresAt?: number;
 }
 
-export type WriteResult = { ok: true; version: number } | { ok: false; reason: 'conflict' | 'gone' };
+/**
+ * A conflict may carry the session as it is now, so a compare-and-set loop retries without another read: a
+ * loser that had to read again before each retry could lose to a writer that never has to, over and over.
+ */
+export type WriteResult =
+  | { ok: true; version: number }
+  | { ok: false; reason: 'conflict'; current?: StoredSession }
+  | { ok: false; reason: 'gone' };
 
 /** Options every store factory receives from the URL and the session options. */
 export interface StoreOpenOptions {
