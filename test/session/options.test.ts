@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { sessions } from '../../src/session/index.ts';
+import { resolveOptions } from '../../src/session/options.ts';
+
+const secret = 'a-secret-that-is-long-enough-for-sessions!';
+
+test('refused at start, each with its code and the option named', () => {
+  assert.throws(() => sessions({}), { code: 'CLONES_SESSION_SECRET_WEAK' });
+  assert.throws(() => sessions({ secret: [secret, 'short'] }), {
+    code: 'CLONES_SESSION_SECRET_WEAK',
+    message: /secret\[1\]/,
+  });
+  assert.throws(() => sessions({ secret, store: 'mongodb://x' }), { code: 'CLONES_SESSION_STORE_URL' });
+  assert.throws(() => sessions({ secret, store: 'redis://:hunter2@h:1/0', idleTimeout: -1 }), {
+    code: 'CLONES_INVALID_OPTION',
+    message: /^idleTimeout/,
+  });
+  assert.throws(() => sessions({ secret, idleTimeout: 10_000, absoluteTimeout: 5_000 }), {
+    message: /^absoluteTimeout/,
+  });
+  assert.throws(() => sessions({ secret, touchAfter: 1 }), { message: /^touchAfter/ });
+  assert.throws(() => sessions({ secret, trustProxy: ['not-an-ip'] }), { message: /^trustProxy/ });
+  assert.throws(() => sessions({ secret, name: 'bad name' }), { message: /^name/ });
+});
+
+test('memory: is refused when NODE_ENV=production', () => {
+  assert.throws(() => resolveOptions({ secret, store: 'memory:' }, { NODE_ENV: 'production' }), {
+    code: 'CLONES_SESSION_MEMORY_IN_PRODUCTION',
+  });
+  assert.equal(resolveOptions({ secret, store: 'memory:' }, { NODE_ENV: 'test' }).store, 'memory:');
+});
+
+test('defaults: SQLite file, secret from SESSION_SECRET (space-separated, newest first)', () => {
+  const o = resolveOptions({}, { SESSION_SECRET: `${secret} ${secret}-old` });
+  assert.equal(o.store, 'sqlite:.clones/sessions.db');
+  assert.deepEqual(o.secrets, [secret, `${secret}-old`]);
+  assert.equal(o.cookie.sameSite, 'Lax');
+  assert.equal(o.onStoreError, 'fail-closed');
+  assert.equal(
+    resolveOptions({}, { SESSION_SECRET: secret, SESSION_STORE: 'cookie:' }).name,
+    'clones.session',
+  );
+  assert.ok(Object.isFrozen(o));
+});
+
+test('a password in a store URL never shows in the error message', () => {
+  try {
+    sessions({ secret, store: 'nosuch://user:hunter2@host/0' });
+    assert.fail('should throw');
+  } catch (err) {
+    assert.doesNotMatch((err as Error).message, /hunter2/);
+  }
+});
