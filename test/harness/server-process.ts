@@ -24,6 +24,9 @@ export interface SpawnServerOptions {
   args: readonly string[];
   cwd?: string;
   env?: NodeJS.ProcessEnv;
+  /** Run as this OS user (needs root): postgres refuses to run as root. */
+  uid?: number;
+  gid?: number;
   /** Answers true once the server accepts work; polled every 25 ms until it does. */
   ready: () => Promise<boolean>;
   /** How long to wait for `ready` before killing the process and failing (default 10 s). */
@@ -54,6 +57,8 @@ export async function spawnServer(options: SpawnServerOptions): Promise<ServerPr
     cwd: options.cwd,
     env: options.env ?? process.env,
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.uid === undefined ? {} : { uid: options.uid }),
+    ...(options.gid === undefined ? {} : { gid: options.gid }),
   });
   let output = '';
   const collect = (chunk: Buffer) => {
@@ -83,7 +88,7 @@ export async function spawnServer(options: SpawnServerOptions): Promise<ServerPr
     if (child.pid !== undefined) process.kill(child.pid, sig);
     const result = await Promise.race([
       exited.then(() => 'exited' as const),
-      sleep(graceMs, 'late' as const),
+      sleep(graceMs, 'late' as const, { ref: false }),
     ]);
     if (result === 'late' && !hasExited && child.pid !== undefined) {
       process.kill(child.pid, 'SIGKILL');

@@ -49,10 +49,9 @@ describe('SqliteStore shared by several processes', () => {
       assert.deepEqual((await b.get(key))?.data, { from: 'a' });
       assert.deepEqual(await b.patch(key, { set: { from: 'b' }, del: [] }), { ok: true, version: 2 });
       assert.deepEqual(await a.get(key), { ...(await b.get(key)), data: { from: 'b' } });
-      assert.deepEqual(await a.patch(key, { set: {}, del: [] }, { ifVersion: 1 }), {
-        ok: false,
-        reason: 'conflict',
-      });
+      const lost = await a.patch(key, { set: {}, del: [] }, { ifVersion: 1 });
+      assert.deepEqual({ ok: lost.ok, reason: !lost.ok && lost.reason }, { ok: false, reason: 'conflict' });
+      assert.deepEqual(!lost.ok && lost.reason === 'conflict' && lost.current?.data, { from: 'b' });
       await a.destroy(key, Date.now() + 60_000);
       assert.equal(await b.get(key), null);
       assert.deepEqual(await b.create(key, fresh({})), { ok: false, reason: 'gone' });
