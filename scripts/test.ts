@@ -6,9 +6,13 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureBinary } from '../test/harness/ensure-binary.ts';
 
-const needed = ['redis-server'];
+const needed: [binary: string, pkg?: string][] = [
+  ['redis-server'],
+  ['memcached'],
+  ['/usr/lib/postgresql/15/bin/postgres', 'postgresql'],
+];
 try {
-  for (const binary of needed) ensureBinary(binary);
+  for (const [binary, pkg] of needed) ensureBinary(binary, pkg);
 } catch (err) {
   console.error((err as Error).message);
   process.exit(1);

@@ -1,15 +1,66 @@
-// The example app: a tiny shop whose every bit of user state lives in clones/session, so any clone can
-// serve any request. Run as clones by `npm start` (clones up examples/shop), or alone:
+// The example app: a tiny shop whose every bit of user state lives in clones/session, and whose products
+// and orders live in clones/data, so any clone can serve any request. Run as clones by `npm start`
+// (clones up examples/shop), or alone:
 //   SESSION_SECRET=$(openssl rand -base64 32) PORT=3000 node --import tsx examples/shop/server.ts
+// Data: SQLite next to the sessions file by default (nothing to install); set DATABASE_URL=postgres://...,
+// DATABASE_REPLICA_URLS=postgres://...,postgres://... and CACHE_URL=redis://... for a primary with replicas
+// and a shared cache: same code.
+import { randomUUID } from 'node:crypto';
 import { createServer, type ServerResponse } from 'node:http';
+import { dirname, join } from 'node:path';
+import { database, type Reader } from 'clones/data';
 import { sessions } from 'clones/session';
 
 type Shop = { user: string; counter: number; cart: string[] };
+type Product = { id: string; name: string; price_cents: number; stock: number };
+type Order = { id: string; items: string; total_cents: number; created_at: string };
 
 const clone = process.env.CLONES_CLONE_ID ?? 'solo';
 const release = process.env.CLONES_RELEASE ?? 'dev';
 const s = sessions<Shop>({ eager: true });
-const PRODUCTS = ['apple', 'bread', 'cheese', 'dates'];
+// Clones run from their release's directory: keep the data next to the sessions file, shared by every clone.
+const sessionFile = /^sqlite:(.+)$/.exec(process.env.SESSION_STORE ?? '')?.[1];
+const db = database({
+  primary:
+    process.env.DATABASE_URL ??
+    `sqlite:${sessionFile ? join(dirname(sessionFile), 'data.db') : '.clones/data.db'}`,
+});
+const SEED: [string, string, number][] = [
+  ['apple', 'Apple', 50],
+  ['bread', 'Bread', 250],
+  ['cheese', 'Cheese', 700],
+  ['dates', 'Dates', 400],
+];
+
+/** Tables and the four products; every clone runs it at start, so it must be idempotent and race-safe. */
+async function migrate(): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await db.transaction(async (tx) => {
+        await tx.query(
+          'CREATE TABLE IF NOT EXISTS products (id TEXT PRIMARY KEY, name TEXT NOT NULL, price_cents INTEGER NOT NULL, stock INTEGER NOT NULL)',
+        );
+        await tx.query(
+          'CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY, user_name TEXT NOT NULL, items TEXT NOT NULL, total_cents INTEGER NOT NULL, created_at TEXT NOT NULL)',
+        );
+        for (const [id, name, price] of SEED) {
+          await tx.query(
+            'INSERT INTO products (id, name, price_cents, stock) VALUES ($1, $2, $3, 100) ON CONFLICT (id) DO NOTHING',
+            [id, name, price],
+          );
+        }
+      });
+      return;
+    } catch (err) {
+      // Two clones creating the same PostgreSQL table at once: one loses with a unique violation; try again.
+      if (attempt >= 5) throw err;
+      await new Promise((r) => setTimeout(r, 100 * attempt));
+    }
+  }
+}
+
+const loadProducts = async (r: Reader) =>
+  r.query<Product>('SELECT id, name, price_cents, stock FROM products ORDER BY id');
 
 const server = createServer(
   s.node(async (req, res) => {
@@ -21,13 +72,19 @@ const server = createServer(
       const { user, counter, cart } = req.session;
       return send(res, 200, 'application/json', JSON.stringify({ clone, release, user, counter, cart }));
     }
+    // Reads see this user's own writes (their orders) whichever clone made them: the position rides in the session.
+    const data = db.for(req.session);
+    const products = await data.cached('products', 30_000, loadProducts);
+    if (route === 'GET /api/products') return send(res, 200, 'application/json', JSON.stringify(products));
+    const orders = req.session.user ? await ordersOf(data, req.session.user) : [];
+    if (route === 'GET /api/orders') return send(res, 200, 'application/json', JSON.stringify(orders));
     if (req.method !== 'POST') {
       if (route !== 'GET /') return send(res, 404, 'text/plain', 'not found');
       return send(
         res,
         200,
         'text/html; charset=utf-8',
-        page(req.session.user, req.session.counter, req.session.cart),
+        page(req.session.user, req.session.counter, req.session.cart, products, orders),
       );
     }
     const form = new URLSearchParams(await body(req));
@@ -45,9 +102,33 @@ const server = createServer(
       });
     } else if (route === 'POST /cart') {
       const item = form.get('item') ?? '';
-      if (!PRODUCTS.includes(item)) return send(res, 400, 'text/plain', 'unknown product');
+      if (!products.some((p) => p.id === item)) return send(res, 400, 'text/plain', 'unknown product');
       await req.session.update((d) => {
         d.cart = [...(d.cart ?? []), item];
+      });
+    } else if (route === 'POST /checkout') {
+      const user = req.session.user;
+      const cart = req.session.cart ?? [];
+      if (!user || cart.length === 0) {
+        return send(
+          res,
+          400,
+          'application/json',
+          '{"error":{"code":"SHOP_CHECKOUT","message":"log in and fill the cart first"}}',
+        );
+      }
+      const total = cart.reduce((sum, id) => sum + (products.find((p) => p.id === id)?.price_cents ?? 0), 0);
+      // Write-through: the stock changes, so the cached product list is invalidated after COMMIT.
+      await data.write('products', undefined, async (tx) => {
+        for (const id of cart)
+          await tx.query('UPDATE products SET stock = stock - 1 WHERE id = $1 AND stock > 0', [id]);
+        await tx.query(
+          'INSERT INTO orders (id, user_name, items, total_cents, created_at) VALUES ($1, $2, $3, $4, $5)',
+          [randomUUID(), user, cart.join(','), total, new Date().toISOString()],
+        );
+      });
+      await req.session.update((d) => {
+        d.cart = [];
       });
     } else {
       return send(res, 404, 'text/plain', 'not found');
@@ -75,21 +156,45 @@ async function body(req: AsyncIterable<Buffer>): Promise<string> {
 
 const escapeHtml = (v: string) => v.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-function page(user: string | undefined, counter: number | undefined, cart: string[] | undefined): string {
+function ordersOf(data: { query: Reader['query'] }, user: string): Promise<Order[]> {
+  return data.query<Order>(
+    'SELECT id, items, total_cents, created_at FROM orders WHERE user_name = $1 ORDER BY created_at DESC LIMIT 10',
+    [user],
+  );
+}
+
+const money = (cents: number) => `$${(cents / 100).toFixed(2)}`;
+
+function page(
+  user: string | undefined,
+  counter: number | undefined,
+  cart: string[] | undefined,
+  products: Product[],
+  orders: Order[],
+): string {
   const items = (cart ?? []).map((i) => `<li>${escapeHtml(i)}</li>`).join('');
-  const buttons = PRODUCTS.map(
-    (p) => `<form method="post" action="/cart"><button name="item" value="${p}">add ${p}</button></form>`,
-  ).join('');
+  const buttons = products
+    .map(
+      (p) =>
+        `<form method="post" action="/cart"><button name="item" value="${escapeHtml(p.id)}">add ${escapeHtml(p.name)} (${money(p.price_cents)}, ${p.stock} left)</button></form>`,
+    )
+    .join('');
+  const history = orders
+    .map((o) => `<li>${escapeHtml(o.created_at)}: ${escapeHtml(o.items)} — ${money(o.total_cents)}</li>`)
+    .join('');
   const who = user
     ? `<p>Signed in as <b>${escapeHtml(user)}</b></p><form method="post" action="/logout"><button>log out</button></form>`
     : `<form method="post" action="/login"><input name="name" placeholder="your name"><button>log in</button></form>`;
   return `<!doctype html><title>clones shop</title><h1>clones shop</h1>
 <p>Served by clone <b>${escapeHtml(clone)}</b>, release <code>${escapeHtml(release)}</code></p>${who}
 <form method="post" action="/counter"><button>count: ${counter ?? 0}</button></form>
-<h2>Cart</h2><ul>${items}</ul>${buttons}`;
+<h2>Cart</h2><ul>${items}</ul>${buttons}
+<form method="post" action="/checkout"><button>check out</button></form>
+<h2>Your orders</h2><ul>${history}</ul>`;
 }
 
+await migrate();
 server.listen(Number(process.env.PORT ?? 3000), process.env.HOST ?? '127.0.0.1');
-const stop = () => server.close(() => s.close().then(() => process.exit(0)));
+const stop = () => server.close(() => Promise.all([s.close(), db.close()]).then(() => process.exit(0)));
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

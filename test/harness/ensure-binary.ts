@@ -13,15 +13,17 @@ let aptUpdated = false;
 
 /**
  * Returns the path of `binary`, installing its Debian package with apt when running as root; otherwise throws
- * an error that names the exact command to run.
+ * an error that names the exact command to run. A full path (binaries off PATH, like PostgreSQL's) is checked
+ * as is, and needs the package name.
  *
  * @example
  *   const redis = ensureBinary('redis-server');
+ *   ensureBinary('/usr/lib/postgresql/15/bin/postgres', 'postgresql');
  */
-export function ensureBinary(binary: string): string {
+export function ensureBinary(binary: string, packageName?: string): string {
   const found = which(binary);
   if (found) return found;
-  const pkg = PACKAGES[binary] ?? binary;
+  const pkg = packageName ?? PACKAGES[binary] ?? binary;
   const command = `sudo apt-get update && sudo apt-get install -y ${pkg}`;
   if (process.getuid?.() !== 0) throw missingBinary(binary, command);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
@@ -36,6 +38,7 @@ export function ensureBinary(binary: string): string {
 }
 
 function which(binary: string): string | undefined {
+  if (binary.includes('/')) return existsSync(binary) ? binary : undefined;
   for (const dir of ['/usr/bin', '/usr/sbin', '/usr/local/bin', '/usr/local/sbin']) {
     if (existsSync(`${dir}/${binary}`)) return `${dir}/${binary}`;
   }

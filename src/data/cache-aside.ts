@@ -1,0 +1,151 @@
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Cache } from './cache.ts';
+import type { DataMetrics } from './data-metrics.ts';
+import { withTimeout } from './with-timeout.ts';
+
+/** Reads the value from the database at position `minLsn` or later. */
+export type Load<T> = (minLsn: number) => Promise<T>;
+
+interface Round {
+  /** Calls that began before this round may take its value: it was read after they started. */
+  seq: number;
+  /** Local writes seen when the round began (no-cache mode: a local write makes older rounds unusable). */
+  gen: number;
+  minLsn: number;
+  result: Promise<{ value: unknown } | undefined>;
+}
+
+export interface CacheAsideOptions {
+  leaseTtl: number;
+  leasePoll: number;
+  ttlJitter: number;
+  timeout: number;
+}
+
+/**
+ * `cached(key, ttl, loader)`: cache-aside with a lease. A miss takes the key's lease in the shared cache (one
+ * atomic step with the lookup), so across every clone one caller reads the database and the others wait for
+ * its fill; inside a clone, callers of the same key share one "round" (lookup, then fill or wait) instead of
+ * each asking the cache. A fill reads at or after the key's last write position and is refused if a write
+ * reached the key meanwhile, so a slow fill never overwrites a newer invalidation.
+ *
+ * @example
+ *   const aside = new CacheAside(redisCache, options, metrics);
+ *   const product = await aside.get('product:1', 60_000, 0, (lsn) => readProduct(1, lsn));
+ */
+export class CacheAside {
+  readonly #cache: Cache | undefined;
+  readonly #options: CacheAsideOptions;
+  readonly #metrics: DataMetrics;
+  readonly #rounds = new Map<string, Round>();
+  #seq = 0;
+  #gen = 0;
+
+  constructor(cache: Cache | undefined, options: CacheAsideOptions, metrics: DataMetrics) {
+    this.#cache = cache;
+    this.#options = options;
+    this.#metrics = metrics;
+  }
+
+  async get<T>(key: string, ttlMs: number, minLsn: number, load: Load<T>): Promise<T> {
+    const start = ++this.#seq;
+    const startGen = this.#gen;
+    let waited = false;
+    for (;;) {
+      const round = this.#rounds.get(key);
+      if (round) {
+        if (!waited) this.#metrics.cacheWaits++;
+        waited = true;
+        const usable = this.#cache
+          ? round.seq > start
+          : round.gen === startGen && round.gen === this.#gen && round.minLsn >= minLsn;
+        const outcome = await round.result.catch((err) => {
+          if (usable) throw err;
+          return undefined;
+        });
+        if (usable && outcome) return outcome.value as T;
+        continue;
+      }
+      const created: Round = { seq: ++this.#seq, gen: this.#gen, minLsn, result: Promise.resolve(undefined) };
+      created.result = this.#round(key, ttlMs, minLsn, load);
+      this.#rounds.set(key, created);
+      const done = () => {
+        if (this.#rounds.get(key) === created) this.#rounds.delete(key);
+      };
+      created.result.then(done, done);
+      const outcome = await created.result;
+      if (outcome) return outcome.value as T;
+    }
+  }
+
+  /**
+   * After a write to `key` committed at `lsn`: update (or, with `data` undefined, delete) the entry. Local
+   * rounds that began before it can no longer be shared.
+   */
+  async written(key: string, lsn: number, data: string | undefined, ttlMs: number): Promise<void> {
+    this.#gen++;
+    if (!this.#cache) return;
+    await withTimeout(
+      this.#cache.written(key, lsn, data, this.#jitter(ttlMs)),
+      this.#options.timeout,
+      'cache',
+    );
+  }
+
+  /** One lookup, then the fill (lease held), or a short wait (another caller fills). Undefined: look again. */
+  async #round<T>(
+    key: string,
+    ttlMs: number,
+    minLsn: number,
+    load: Load<T>,
+  ): Promise<{ value: T } | undefined> {
+    const cache = this.#cache;
+    if (!cache) {
+      this.#metrics.cacheMisses++;
+      return { value: await load(minLsn) };
+    }
+    const token = randomBytes(12).toString('base64url');
+    const { leaseTtl, leasePoll, timeout } = this.#options;
+    let answer: Awaited<ReturnType<Cache['lookup']>>;
+    try {
+      answer = await withTimeout(cache.lookup(key, token, leaseTtl), timeout, 'cache');
+    } catch {
+      // The cache is down: the database answers, nobody fills. A miss storm is bounded by the local rounds.
+      this.#metrics.cacheErrors++;
+      return { value: await load(minLsn) };
+    }
+    if (answer.kind === 'hit') {
+      this.#metrics.cacheHits++;
+      return { value: JSON.parse(answer.data) as T };
+    }
+    if (answer.kind === 'busy') {
+      this.#metrics.cacheWaits++;
+      await sleep(leasePoll * (0.5 + Math.random()));
+      return undefined;
+    }
+    this.#metrics.cacheMisses++;
+    this.#metrics.cacheFills++;
+    const readAt = Math.max(minLsn, answer.writeLsn);
+    const value = await load(readAt);
+    const data = JSON.stringify(value);
+    if (data === undefined)
+      throw new TypeError(`cached("${key}"): the loader returned a value that is not JSON`);
+    try {
+      const stored = await withTimeout(
+        cache.fill(key, token, data, readAt, this.#jitter(ttlMs)),
+        timeout,
+        'cache',
+      );
+      if (!stored) this.#metrics.cacheStaleFills++;
+    } catch {
+      this.#metrics.cacheErrors++;
+    }
+    // Returned even when the fill was refused: the write that refused it overlapped this call.
+    return { value: JSON.parse(data) as T };
+  }
+
+  #jitter(ttlMs: number): number {
+    return Math.max(1, ttlMs * (1 - this.#options.ttlJitter * Math.random()));
+  }
+}
