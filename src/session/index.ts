@@ -12,7 +12,9 @@ export type { SessionRequest } from './adapters/node.ts';
 export { SessionEngine } from './engine.ts';
 export type { SessionOptions } from './options.ts';
 export type { Session, SessionMethods } from './session-proxy.ts';
+export { openStore } from './stores/open-store.ts';
 export type { SessionData, SessionStore, StoredSession } from './stores/store.ts';
+export { type ExpressStore, type ExpressStoreOptions, toExpressStore } from './to-express-store.ts';
 
 /**
  * Sessions that live outside the clone. One factory; the store is chosen by URL (`store` option or

@@ -10,6 +10,10 @@ const BACKENDS: Record<string, () => Promise<StoreClass>> = {
   'sqlite:': async () => (await import('./sqlite-store.ts')).SqliteStore,
   'redis:': async () => (await import('./redis-store.ts')).RedisStore,
   'rediss:': async () => (await import('./redis-store.ts')).RedisStore,
+  'memcached:': async () => (await import('./memcached-store.ts')).MemcachedStore,
+  'dynamodb:': async () => (await import('./dynamodb-store.ts')).DynamoDbStore,
+  'postgres:': async () => (await import('./postgres-store.ts')).PostgresStore,
+  'postgresql:': async () => (await import('./postgres-store.ts')).PostgresStore,
 };
 
 const memoryStores = new Map<string, SessionStore>();

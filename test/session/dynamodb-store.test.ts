@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { DescribeTableCommand, DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDbStore, dynamoUrl } from '../../src/session/stores/dynamodb-store.ts';
+import type { StoredSession } from '../../src/session/stores/store.ts';
+import { type DynaliteServer, fakeAwsCredentials, startDynalite } from '../harness/dynalite-server.ts';
+
+const newKey = () => randomBytes(32).toString('hex');
+const fresh = (data: Record<string, unknown>, ttlMs = 60_000): StoredSession => {
+  const now = Date.now();
+  return { data, version: 1, createdAt: now, expiresAt: now + ttlMs };
+};
+
+describe('DynamoDbStore', () => {
+  let dynalite: DynaliteServer;
+  let raw: DynamoDBClient;
+  before(async () => {
+    fakeAwsCredentials();
+    dynalite = await startDynalite();
+    raw = new DynamoDBClient({ region: 'us-east-1', endpoint: dynalite.endpoint });
+  });
+  after(async () => {
+    raw.destroy();
+    await dynalite.stop();
+  });
+
+  it('creates the table on first use; the item carries the native TTL attribute in seconds', async () => {
+    const store = new DynamoDbStore({ url: dynalite.url('made-here'), connectTimeout: 2000, prefix: 'p' });
+    const key = newKey();
+    const session = fresh({ user: 'ada' });
+    await store.create(key, session);
+    const table = await raw.send(new DescribeTableCommand({ TableName: 'made-here' }));
+    assert.deepEqual(table.Table?.KeySchema, [{ AttributeName: 'k', KeyType: 'HASH' }]);
+    const { Item } = await raw.send(
+      new GetItemCommand({ TableName: 'made-here', Key: { k: { S: `p#${key}` } } }),
+    );
+    assert.equal(Item?.ttl?.N, String(Math.ceil(session.expiresAt / 1000)));
+    assert.deepEqual(Item?.d?.M, { user: { S: '"ada"' } });
+    await store.touch(key, session.expiresAt + 90_000);
+    const touched = await raw.send(
+      new GetItemCommand({ TableName: 'made-here', Key: { k: { S: `p#${key}` } } }),
+    );
+    assert.equal(touched.Item?.ttl?.N, String(Math.ceil((session.expiresAt + 90_000) / 1000)));
+    await store.close();
+  });
+
+  it('create=false: a missing table is a coded error, not a creation', async () => {
+    const store = new DynamoDbStore({
+      url: `${dynalite.url('never-made')}&create=false`,
+      connectTimeout: 2000,
+      prefix: 'p',
+    });
+    await assert.rejects(store.get(newKey()), { code: 'CLONES_SESSION_STORE_UNAVAILABLE' });
+    await assert.rejects(raw.send(new DescribeTableCommand({ TableName: 'never-made' })), {
+      name: 'ResourceNotFoundException',
+    });
+    await store.close();
+  });
+
+  it('a patch too big for one expression is applied by a conditional rewrite, merge and CAS intact', async () => {
+    const store = new DynamoDbStore({ url: dynalite.url('big'), connectTimeout: 2000, prefix: 'p' });
+    const key = newKey();
+    await store.create(key, fresh({ keep: 1, drop: 2 }));
+    const set: Record<string, number> = {};
+    for (let i = 0; i < 300; i++) set[`k${i}`] = i;
+    assert.deepEqual(await store.patch(key, { set, del: ['drop'] }), { ok: true, version: 2 });
+    const got = await store.get(key);
+    assert.deepEqual(got?.data, { keep: 1, ...set });
+    const stale = await store.patch(key, { set, del: [] }, { ifVersion: 1 });
+    assert.equal(stale.ok, false);
+    assert.equal(!stale.ok && stale.reason, 'conflict');
+    await store.destroy(key, Date.now() + 60_000);
+    assert.deepEqual(await store.patch(key, { set, del: [] }), { ok: false, reason: 'gone' });
+    await store.close();
+  });
+
+  it('URLs: table, region, endpoint, create; clear errors', () => {
+    assert.deepEqual(dynamoUrl('dynamodb://sessions?region=eu-west-1'), {
+      table: 'sessions',
+      region: 'eu-west-1',
+      endpoint: undefined,
+      create: true,
+    });
+    assert.equal(dynamoUrl('dynamodb://s.x_y-z?region=r&create=false').create, false);
+    for (const bad of [
+      'dynamodb://?region=r',
+      'dynamodb://ab?region=r',
+      'dynamodb://t!t?region=r',
+      'dynamodb://sessions?region=r&ttl=1',
+      'dynamodb://sessions?region=r&endpoint=ftp://x',
+      'dynamodb://sessions?region=r&create=maybe',
+    ]) {
+      assert.throws(() => dynamoUrl(bad), { code: 'CLONES_SESSION_STORE_URL' }, bad);
+    }
+  });
+});
