@@ -32,7 +32,7 @@ const files = findTests('test')
   .sort();
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=3', '--test-timeout=300000', ...files],
+  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=300000', ...files],
   // Library warnings (an outage a test provokes on purpose) would bury the test report; errors still show.
   { stdio: 'inherit', env: { CLONES_LOG_LEVEL: 'error', ...process.env } },
 );

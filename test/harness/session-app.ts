@@ -92,3 +92,9 @@ export async function startSessionApp(options: SessionOptions) {
     },
   };
 }
+
+/**
+ * How long a request may take while its store is down, in tests that set storeTimeout to 500-1000 ms: the
+ * answer is bounded by the timeout, and the slack is for a busy 2-core CI machine. A hang takes far longer.
+ */
+export const NO_HANG_MS = 5000;

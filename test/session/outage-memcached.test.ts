@@ -4,7 +4,7 @@ import { storeKey } from '../../src/session/session-id.ts';
 import { HashRing } from '../../src/session/stores/memcached-ring.ts';
 import { CookieClient } from '../harness/cookie-client.ts';
 import { type MemcachedServer, startMemcached } from '../harness/memcached-server.ts';
-import { startSessionApp } from '../harness/session-app.ts';
+import { NO_HANG_MS, startSessionApp } from '../harness/session-app.ts';
 
 // One of two memcached servers dies under load and comes back: the policy applies to the sessions it held
 // (503 JSON, or anonymous), the sessions on the other server are served throughout, nothing crashes or hangs
@@ -41,7 +41,7 @@ test('fail-closed: 503 with a code for sessions on the dead server, the others u
           const started = Date.now();
           const r = await c.get('/get', { cookie: c.cookieHeader() });
           const took = Date.now() - started;
-          assert.ok(took < 2000, `an answer took ${took} ms`);
+          assert.ok(took < NO_HANG_MS, `an answer took ${took} ms`);
           const key = r.status === 200 ? '200' : `${r.status} ${r.body?.error?.code}`;
           statuses.set(key, (statuses.get(key) ?? 0) + 1);
           if (r.status === 200 && (!onA[i] || !killed)) assert.equal(r.body.data.n, i);
@@ -91,7 +91,7 @@ test("onStoreError 'anonymous': served without a session while its server is dow
     await b.kill();
     const started = Date.now();
     const r = await c.get('/get');
-    assert.ok(Date.now() - started < 2000);
+    assert.ok(Date.now() - started < NO_HANG_MS);
     assert.equal(r.status, 200);
     assert.deepEqual(r.body.data, {});
     const w = await c.post('/set?k=n&v=8');
