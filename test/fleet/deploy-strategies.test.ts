@@ -41,8 +41,11 @@ function deployedRelease(stdout: string): string {
 test('blue-green under load: 0 failed requests, every clone on the new release when it returns', async () => {
   const old = status(dir).release;
   touchApp(app, 'blue-green');
-  const r = cli(dir, ['deploy', 'shop', '--strategy', 'blue-green', '--json']);
+  // cliAsync, not cli: spawnSync would block this process's event loop, and the load with it.
+  const sent = traffic.samples.length;
+  const r = await cliAsync(dir, ['deploy', 'shop', '--strategy', 'blue-green', '--json']);
   const returned = Date.now();
+  assert.ok(traffic.samples.length - sent > 100, 'traffic ran during the deploy');
   assert.equal(r.code, 0, r.stderr);
   const release = deployedRelease(r.stdout);
   await sleep(1000);
@@ -101,10 +104,12 @@ test('canary under load: users who got the canary stay on it; promoted at 100 %'
   assert.ok(s.clones.every((c) => c.release === canary));
 });
 
-test('a release whose /up never passes: deploy rolls back by itself, exits 1 with the reason, 0 failed requests', () => {
+test('a release whose /up never passes: deploy rolls back by itself, exits 1 with the reason, 0 failed requests', async () => {
   const good = status(dir).release;
   breakApp(app);
-  const r = cli(dir, ['deploy', 'shop']);
+  const sent = traffic.samples.length;
+  const r = await cliAsync(dir, ['deploy', 'shop']);
+  assert.ok(traffic.samples.length - sent > 100, 'traffic ran during the deploy');
   assert.equal(r.code, 1);
   assert.match(r.stderr, /CLONES_FLEET_DEPLOY_FAILED/);
   assert.match(r.stderr, /GET \/up did not answer 200 within 8000 ms/);

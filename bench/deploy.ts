@@ -1,0 +1,212 @@
+// npm run bench:deploy -- the deploy benchmark of issue 4. One `clones up` of a temp copy of examples/shop
+// (3 clones, embedded SQLite store) under continuous keep-alive GET load; then, one after another, a rolling,
+// a blue-green and a canary deploy of a changed app. Per strategy: the deploy's duration (the CLI's wall
+// time, build included, and the rollout time the fleet reports), the failed requests from the deploy's start
+// to the end of the measurement, and how many of the AFTER (10,000) responses sent after `deploy` returned
+// carry another release than the new one (stale). Writes bench/results/deploy.json.
+// Environment: BENCH_CONCURRENCY (4), BENCH_AFTER (10000), BENCH_CANARY_STEPS (10,50,100),
+// BENCH_STEP_WAIT (2s).
+
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  cliAsync,
+  get,
+  repo,
+  startUp,
+  status,
+  tempApp,
+  touchApp,
+  type Up,
+} from '../test/fleet/fleet-harness.ts';
+
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 4);
+const AFTER = Number(process.env.BENCH_AFTER ?? 10_000);
+const CANARY_STEPS = process.env.BENCH_CANARY_STEPS ?? '10,50,100';
+const STEP_WAIT = process.env.BENCH_STEP_WAIT ?? '2s';
+const RESULTS = join(repo, 'bench', 'results', 'deploy.json');
+
+const STRATEGIES = [
+  { name: 'rolling', args: ['--strategy', 'rolling'] },
+  { name: 'blue-green', args: ['--strategy', 'blue-green'] },
+  { name: 'canary', args: ['--strategy', 'canary', '--steps', CANARY_STEPS, '--step-wait', STEP_WAIT] },
+] as const;
+
+interface Sample {
+  at: number;
+  ms: number;
+  status: number;
+  release: string;
+}
+
+/** Keep-alive GET /up loops; every response is kept with its send time, latency, status and release. */
+function traffic(port: number) {
+  const samples: Sample[] = [];
+  let running = true;
+  const loops = Array.from({ length: CONCURRENCY }, async () => {
+    while (running) {
+      const at = Date.now();
+      const t0 = performance.now();
+      try {
+        const r = await get(port, '/up');
+        samples.push({
+          at,
+          ms: performance.now() - t0,
+          status: r.status,
+          release: String(r.headers['x-clones-release'] ?? ''),
+        });
+      } catch {
+        samples.push({ at, ms: performance.now() - t0, status: 0, release: '' });
+      }
+    }
+  });
+  return {
+    samples,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+}
+
+interface Row {
+  strategy: string;
+  from: string;
+  to: string;
+  ok: boolean;
+  /** Wall time of `clones deploy`, from spawn to exit: build, rollout, CLI start-up. */
+  deployMs: number;
+  /** The rollout alone, as the fleet's `done` event reports it. */
+  rolloutMs: number | null;
+  requestsDuringDeploy: number;
+  /** Non-200 or failed responses from the deploy's start to the last of the AFTER responses. */
+  failed: number;
+  p99MsDuringDeploy: number;
+  maxMsDuringDeploy: number;
+  responsesAfter: number;
+  /** Throughput while the deploy ran and over the AFTER responses: booting clones take CPU from the rest. */
+  rpsDuringDeploy: number;
+  rpsAfter: number;
+  /** Of the AFTER responses sent once `deploy` returned, those not from the new release. */
+  staleAfter: number;
+}
+
+const quantile = (xs: number[], q: number) => {
+  if (xs.length === 0) return 0;
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+};
+
+async function run(): Promise<void> {
+  const { dir, app, cleanup } = tempApp();
+  let up: Up | undefined;
+  let load: ReturnType<typeof traffic> | undefined;
+  const loadBefore = loadavg();
+  const rows: Row[] = [];
+  const started = Date.now();
+  try {
+    up = await startUp(dir, ['--clones', '3', '--drain-timeout', '3s', '--ready-timeout', '15s']);
+    load = traffic(up.port);
+    await sleep(1500); // warm: every clone has keep-alive connections and JIT-warm paths
+    for (const strategy of STRATEGIES) {
+      const from = status(dir).release;
+      touchApp(app, `bench ${strategy.name} ${Date.now()}`);
+      const first = load.samples.length;
+      const t0 = Date.now();
+      const deploy = await cliAsync(dir, ['deploy', 'shop', '--json', ...strategy.args]);
+      const returned = Date.now();
+      const events = deploy.stdout
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { type: string; release?: string; ms?: number });
+      const done = events.find((e) => e.type === 'done');
+      const to = done?.release ?? status(dir).release;
+      if (deploy.code !== 0) process.stderr.write(`${strategy.name} deploy failed: ${deploy.stderr}\n`);
+      while (load.samples.filter((s) => s.at > returned).length < AFTER) await sleep(100);
+      const window = load.samples.slice(first).filter((s) => s.at >= t0);
+      const during = window.filter((s) => s.at <= returned);
+      const after = window.filter((s) => s.at > returned).slice(0, AFTER);
+      const lastAt = after.at(-1)!.at;
+      rows.push({
+        strategy: strategy.name,
+        from,
+        to,
+        ok: deploy.code === 0,
+        deployMs: returned - t0,
+        rolloutMs: done?.ms ?? null,
+        requestsDuringDeploy: during.length,
+        failed: window.filter((s) => s.at <= lastAt && s.status !== 200).length,
+        p99MsDuringDeploy: Number(
+          quantile(
+            during.map((s) => s.ms),
+            0.99,
+          ).toFixed(1),
+        ),
+        maxMsDuringDeploy: Number(Math.max(0, ...during.map((s) => s.ms)).toFixed(1)),
+        responsesAfter: after.length,
+        rpsDuringDeploy: Math.round(during.length / ((returned - t0) / 1000)),
+        rpsAfter: Math.round(after.length / (Math.max(1, lastAt - returned) / 1000)),
+        staleAfter: after.filter((s) => s.release !== to).length,
+      });
+      // Keep the samples array small: only what the next strategy measures.
+      load.samples.length = 0;
+    }
+  } finally {
+    await load?.stop();
+    await up?.stop();
+    cleanup();
+  }
+  const loadAfter = loadavg();
+
+  console.log(
+    `\ndeploy benchmark: 3 clones of examples/shop, ${CONCURRENCY} keep-alive GET /up loops, ` +
+      `${AFTER} responses measured after each deploy returns; ${cpus().length} cores, ` +
+      `load ${loadBefore[0]!.toFixed(1)} → ${loadAfter[0]!.toFixed(1)}, ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
+  );
+  console.log(
+    '| strategy | deploy s (CLI) | rollout s | requests during | req/s during / after | failed | p99 / max ms during | stale after |',
+  );
+  console.log('|---|--:|--:|--:|--:|--:|--:|--:|');
+  for (const r of rows) {
+    console.log(
+      `| ${r.strategy}${r.ok ? '' : ' (FAILED)'} | ${(r.deployMs / 1000).toFixed(1)} | ${r.rolloutMs === null ? '' : (r.rolloutMs / 1000).toFixed(1)} | ${r.requestsDuringDeploy} | ${r.rpsDuringDeploy} / ${r.rpsAfter} | ${r.failed} | ${r.p99MsDuringDeploy} / ${r.maxMsDuringDeploy} | ${r.staleAfter} / ${r.responsesAfter} |`,
+    );
+  }
+
+  await mkdir(join(repo, 'bench', 'results'), { recursive: true });
+  await writeFile(
+    RESULTS,
+    `${JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        machine: {
+          cpu: cpus()[0]?.model,
+          cores: cpus().length,
+          memoryGb: Math.round(totalmem() / 2 ** 30),
+          node: process.version,
+          loadBefore,
+          loadAfter,
+        },
+        settings: {
+          clones: 3,
+          app: 'examples/shop',
+          concurrency: CONCURRENCY,
+          after: AFTER,
+          canarySteps: CANARY_STEPS,
+          stepWait: STEP_WAIT,
+          drainTimeout: '3s',
+        },
+        rows,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  console.log(`\nwrote ${RESULTS}`);
+  if (rows.some((r) => !r.ok || r.failed > 0 || r.staleAfter > 0)) process.exitCode = 1;
+}
+
+await run();
