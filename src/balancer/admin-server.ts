@@ -1,10 +1,8 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { adminNotFound, adminUnauthorized, badTargetSpec, ClonesError } from '../errors.ts';
+import { createServer, type Server } from 'node:http';
+import { bearerCheck, readJsonObject, sendJson } from '../admin-http.ts';
+import { adminNotFound, badTargetSpec, ClonesError } from '../errors.ts';
 import type { Balancer } from './balancer.ts';
 import type { ResolvedOptions, TargetSpec } from './options.ts';
-
-const MAX_BODY = 64 * 1024;
 
 /**
  * The admin API, on its own port (loopback by default) and behind a bearer token compared in constant time.
@@ -23,23 +21,23 @@ const MAX_BODY = 64 * 1024;
  *   admin.listen(9090, '127.0.0.1');
  */
 export function createAdminServer(balancer: Balancer, options: ResolvedOptions): Server {
-  const expected = digest(options.admin.token);
+  const checkToken = bearerCheck(options.admin.token);
   const logger = options.logger;
   return createServer(async (req, res) => {
     try {
-      if (!authorized(req, expected)) throw adminUnauthorized();
+      checkToken(req);
       const url = new URL(req.url ?? '/', 'http://admin');
       const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
       const wait = url.searchParams.get('wait') === '1';
       const route = `${req.method} /${parts[0] ?? ''}${parts.length > 1 ? '/:id' : ''}${parts[2] ? `/${parts[2]}` : ''}`;
       switch (route) {
         case 'GET /state':
-          return json(res, 200, balancer.state());
+          return sendJson(res, 200, balancer.state());
         case 'GET /targets':
-          return json(res, 200, { targets: balancer.state().targets });
+          return sendJson(res, 200, { targets: balancer.state().targets });
         case 'POST /targets': {
-          const spec = (await readJson(req)) as TargetSpec;
-          return json(res, 201, balancer.addTarget(spec));
+          const spec = (await readJsonObject(req)) as unknown as TargetSpec;
+          return sendJson(res, 201, balancer.addTarget(spec));
         }
         case 'DELETE /targets/:id':
         case 'POST /targets/:id/drain': {
@@ -47,24 +45,24 @@ export function createAdminServer(balancer: Balancer, options: ResolvedOptions):
           const job = route.startsWith('DELETE') ? balancer.removeTarget(id) : balancer.drain(id);
           if (wait) await job;
           else job.catch((err) => logger.error({ err, target: id }, 'drain failed'));
-          return json(res, wait ? 200 : 202, { id, draining: true });
+          return sendJson(res, wait ? 200 : 202, { id, draining: true });
         }
         case 'PUT /groups': {
-          const weights = (await readJson(req)) as Record<string, number>;
+          const weights = (await readJsonObject(req)) as Record<string, number>;
           if (weights === null || typeof weights !== 'object' || Array.isArray(weights)) {
             throw badTargetSpec('body', 'must be an object of group weights');
           }
           balancer.setGroupWeights(weights);
-          return json(res, 200, { groups: balancer.state().groups });
+          return sendJson(res, 200, { groups: balancer.state().groups });
         }
         case 'PUT /releases': {
-          const body = (await readJson(req)) as { releases?: unknown };
+          const body = (await readJsonObject(req)) as { releases?: unknown };
           const list = body?.releases;
           if (list !== null && (!Array.isArray(list) || list.some((r) => typeof r !== 'string'))) {
             throw badTargetSpec('releases', 'must be an array of release ids, or null');
           }
           balancer.setReleases(list === null ? undefined : (list as string[]));
-          return json(res, 200, { releases: list });
+          return sendJson(res, 200, { releases: list });
         }
         case 'GET /metrics':
           res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
@@ -79,42 +77,7 @@ export function createAdminServer(balancer: Balancer, options: ResolvedOptions):
           ? err
           : new ClonesError('CLONES_INTERNAL', 'internal error', { cause: err });
       if (e.status >= 500) logger.error({ err }, 'admin API error');
-      json(res, e.status, e.toJSON());
+      sendJson(res, e.status, e.toJSON());
     }
   });
-}
-
-function digest(value: string): Buffer {
-  return createHash('sha256').update(value).digest();
-}
-
-/** Hashing both sides first makes the comparison constant-time whatever the lengths. */
-function authorized(req: IncomingMessage, expected: Buffer): boolean {
-  const header = req.headers.authorization ?? '';
-  const given = header.startsWith('Bearer ') ? header.slice(7) : '';
-  return timingSafeEqual(digest(given), expected) && given !== '';
-}
-
-function json(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-  });
-  res.end(text);
-}
-
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw badTargetSpec('body', `larger than ${MAX_BODY} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw badTargetSpec('body', 'is not valid JSON');
-  }
 }

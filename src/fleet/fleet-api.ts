@@ -1,7 +1,7 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { adminNotFound, adminUnauthorized, badTargetSpec, ClonesError } from '../errors.ts';
+import { bearerCheck, readJsonObject, sendJson } from '../admin-http.ts';
+import { adminNotFound, badTargetSpec, ClonesError } from '../errors.ts';
 import type { Fleet } from './fleet.ts';
 import type { FleetEvent } from './supervisor.ts';
 
@@ -24,30 +24,28 @@ type Job = (emit: (event: FleetEvent) => void, signal: AbortSignal) => Promise<u
  *   createFleetApi(fleet, token, logger).listen(0, '127.0.0.1');
  */
 export function createFleetApi(fleet: Fleet, token: string, logger: Logger): Server {
-  const expected = digest(token);
+  const checkToken = bearerCheck(token);
   return createServer(async (req, res) => {
     try {
-      const header = req.headers.authorization ?? '';
-      const given = header.startsWith('Bearer ') ? header.slice(7) : '';
-      if (!timingSafeEqual(digest(given), expected) || given === '') throw adminUnauthorized();
+      checkToken(req);
       const route = `${req.method} ${new URL(req.url ?? '/', 'http://fleet').pathname}`;
       switch (route) {
         case 'GET /status':
-          return json(res, 200, fleet.status());
+          return sendJson(res, 200, fleet.status());
         case 'GET /releases':
-          return json(res, 200, { releases: fleet.releases() });
+          return sendJson(res, 200, { releases: fleet.releases() });
         case 'POST /deploy': {
-          const body = (await readJson(req)) as Record<string, unknown>;
+          const body = (await readJsonObject(req)) as Record<string, unknown>;
           if (typeof body.release !== 'string') throw badTargetSpec('release', 'must be a release id');
           return stream(res, (emit, signal) => fleet.deploy(body as never, emit, signal));
         }
         case 'POST /rollback': {
-          const body = (await readJson(req)) as { release?: unknown };
+          const body = (await readJsonObject(req)) as { release?: unknown };
           const release = typeof body.release === 'string' ? body.release : undefined;
           return stream(res, (emit, signal) => fleet.rollback(emit, signal, release));
         }
         case 'POST /scale': {
-          const body = (await readJson(req)) as { clones?: unknown };
+          const body = (await readJsonObject(req)) as { clones?: unknown };
           const n = body.clones;
           if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 256)
             throw badTargetSpec('clones', 'must be a whole number 0-256');
@@ -59,7 +57,7 @@ export function createFleetApi(fleet: Fleet, token: string, logger: Logger): Ser
     } catch (err) {
       const e = toClonesError(err);
       if (e.status >= 500) logger.error({ err }, 'fleet API error');
-      json(res, e.status, e.toJSON());
+      sendJson(res, e.status, e.toJSON());
     }
   });
 }
@@ -86,33 +84,4 @@ function toClonesError(err: unknown): ClonesError {
   return err instanceof ClonesError
     ? err
     : new ClonesError('CLONES_INTERNAL', String((err as Error)?.message ?? err), { cause: err });
-}
-
-function digest(value: string): Buffer {
-  return createHash('sha256').update(value).digest();
-}
-
-function json(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-  });
-  res.end(text);
-}
-
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  let text = '';
-  for await (const chunk of req) {
-    text += chunk;
-    if (text.length > 65_536) throw badTargetSpec('body', 'too large');
-  }
-  if (text === '') return {};
-  try {
-    const value = JSON.parse(text) as unknown;
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('not an object');
-    return value;
-  } catch {
-    throw badTargetSpec('body', 'must be a JSON object');
-  }
 }
