@@ -78,6 +78,7 @@ export class SessionEngine {
   }
 
   async close(): Promise<void> {
+    await this.options.migrateFrom?.close();
     if (this.#store) await (await this.#store).close();
   }
 }

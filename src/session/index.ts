@@ -10,6 +10,8 @@ import type { SessionData } from './stores/store.ts';
 export { ClonesError } from '../errors.ts';
 export type { SessionRequest } from './adapters/node.ts';
 export { SessionEngine } from './engine.ts';
+export { type ConnectRedisOptions, fromConnectRedis, type RedisGetDel } from './from-connect-redis.ts';
+export type { LegacySessions } from './legacy-sessions.ts';
 export type { SessionOptions } from './options.ts';
 export type { Session, SessionMethods } from './session-proxy.ts';
 export { openStore } from './stores/open-store.ts';

@@ -1,6 +1,7 @@
 import { BlockList, isIP } from 'node:net';
 import { invalidOption, memoryInProduction, weakSecret } from '../errors.ts';
 import type { CookieAttributes } from './cookie.ts';
+import type { LegacySessions } from './legacy-sessions.ts';
 
 /**
  * What `sessions(options)` accepts. Only `secret` is needed (or the SESSION_SECRET environment variable);
@@ -44,6 +45,11 @@ export interface SessionOptions {
   prefix?: string;
   /** Load the session before the handler when the request carries a session cookie (express-session style). */
   eager?: boolean;
+  /**
+   * Adopt sessions of the app's previous session library (`fromConnectRedis(...)`): a request with its cookie
+   * and no clones cookie gets the old session's data as a clones session. Server-side stores only.
+   */
+  migrateFrom?: LegacySessions;
 }
 
 export interface ResolvedOptions {
@@ -64,6 +70,7 @@ export interface ResolvedOptions {
   readonly maxUpdateAttempts: number;
   readonly prefix: string;
   readonly eager: boolean;
+  readonly migrateFrom: LegacySessions | undefined;
 }
 
 const HOUR = 3_600_000;
@@ -92,6 +99,16 @@ export function resolveOptions(options: SessionOptions = {}, env = process.env):
   if (onStoreError !== 'fail-closed' && onStoreError !== 'anonymous') {
     throw invalidOption('onStoreError', "'fail-closed' or 'anonymous'");
   }
+  const migrateFrom = options.migrateFrom;
+  if (migrateFrom !== undefined) {
+    if (sealed) throw invalidOption('migrateFrom', 'needs a server-side store, not cookie:');
+    if (typeof migrateFrom?.verify !== 'function' || typeof migrateFrom.read !== 'function') {
+      throw invalidOption('migrateFrom', 'expected a LegacySessions such as fromConnectRedis({ ... })');
+    }
+    if (migrateFrom.cookieName === name) {
+      throw invalidOption('migrateFrom', `the old cookie and the clones cookie are both named "${name}"`);
+    }
+  }
   return Object.freeze({
     secrets,
     store,
@@ -114,6 +131,7 @@ export function resolveOptions(options: SessionOptions = {}, env = process.env):
     maxUpdateAttempts: positive('maxUpdateAttempts', options.maxUpdateAttempts ?? 1000),
     prefix: options.prefix ?? 'clones',
     eager: options.eager ?? false,
+    migrateFrom,
   });
 }
 

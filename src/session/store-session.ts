@@ -1,6 +1,7 @@
 import { sessionGone, updateConflict } from '../errors.ts';
 import { diff } from './change-tracker.ts';
 import type { KeyLock } from './key-lock.ts';
+import { migratedId } from './legacy-sessions.ts';
 import type { ResolvedOptions } from './options.ts';
 import type { RequestInfo } from './request-info.ts';
 import { RequestSession } from './request-session.ts';
@@ -27,6 +28,8 @@ export class StoreSession extends RequestSession {
   #record: StoredSession | undefined;
   #cookieChecked = false;
   #staleSignature = false;
+  /** The old library's session id (`migrateFrom`); undefined until checked, null when there is none. */
+  #legacySid: string | null | undefined;
 
   constructor(ctx: StoreContext, info: RequestInfo) {
     super(ctx.options, info);
@@ -43,12 +46,16 @@ export class StoreSession extends RequestSession {
   }
 
   get hasCookie(): boolean {
-    return this.#fromCookie() !== undefined;
+    return this.#fromCookie() !== undefined || this.#fromLegacyCookie() !== null;
   }
 
   protected async read(): Promise<void> {
     const id = this.#fromCookie();
-    if (id === undefined) return this.markReady();
+    if (id === undefined) {
+      const sid = this.#fromLegacyCookie();
+      if (sid !== null) await this.#migrate(sid);
+      return this.markReady();
+    }
     const store = await this.#ctx.store();
     const key = storeKey(id);
     const record = await store.get(key);
@@ -155,6 +162,8 @@ export class StoreSession extends RequestSession {
 
   async destroy(): Promise<void> {
     const id = this.#fromCookie();
+    const sid = this.#record === undefined ? this.#fromLegacyCookie() : null;
+    if (sid !== null) await this.#destroyLegacy(sid);
     const key = this.#key ?? (id === undefined ? undefined : storeKey(id));
     const had = id !== undefined || this.#record !== undefined;
     this.#forget();
@@ -181,6 +190,63 @@ export class StoreSession extends RequestSession {
       this.#staleSignature = verified.stale;
     }
     return this.#id;
+  }
+
+  /** The old library's session id when `migrateFrom` is set and only its (valid) cookie came. */
+  #fromLegacyCookie(): string | null {
+    if (this.#legacySid !== undefined) return this.#legacySid;
+    const legacy = this.options.migrateFrom;
+    const value =
+      legacy && this.#fromCookie() === undefined ? this.cookieValue(legacy.cookieName) : undefined;
+    this.#legacySid = value === undefined ? null : legacy!.verify(value);
+    return this.#legacySid;
+  }
+
+  /**
+   * Adopts the old library's session: its data becomes a clones session under an id derived from the old one,
+   * so concurrent requests carrying the old cookie all land on one session. The old cookie is cleared; within
+   * `graceMs` of the migration it still names the new session, later it names nothing.
+   */
+  async #migrate(sid: string): Promise<void> {
+    const legacy = this.options.migrateFrom!;
+    const store = await this.#ctx.store();
+    const id = migratedId(this.options.secrets[0]!, legacy.cookieName, sid);
+    const key = storeKey(id);
+    const now = Date.now();
+    let record = await store.get(key);
+    if (record && record.createdAt + legacy.graceMs < now) record = null;
+    else if (!record) {
+      const data = await legacy.read(sid);
+      if (data) {
+        record = { data, version: 1, createdAt: now, expiresAt: this.nextExpiry(now, now) };
+        const created = await store.create(key, record);
+        if (created.ok) await legacy.retire(sid);
+        // A concurrent request migrated it first (conflict: adopt that one), or it was destroyed since (gone).
+        else record = created.reason === 'conflict' ? await store.get(key) : null;
+      }
+    }
+    this.queueCookie(legacy.cookieName, '', 0);
+    if (!record) return;
+    this.#id = id;
+    this.#key = key;
+    this.#record = record;
+    this.tracker.data = this.tracker.dirty ? this.tracker.overlay(record.data) : record.data;
+    this.#sendCookie(id, record.createdAt);
+  }
+
+  /** Logout of a session not yet migrated: the old one is retired and its migrated id tombstoned. */
+  async #destroyLegacy(sid: string): Promise<void> {
+    const legacy = this.options.migrateFrom!;
+    this.queueCookie(legacy.cookieName, '', 0);
+    if (this.degraded) return;
+    try {
+      const store = await this.#ctx.store();
+      const key = storeKey(migratedId(this.options.secrets[0]!, legacy.cookieName, sid));
+      await store.destroy(key, Date.now() + this.options.idleTimeout);
+      await legacy.retire(sid);
+    } catch (err) {
+      this.storeFailed(err);
+    }
   }
 
   async #create(store: SessionStore, now: number): Promise<void> {
