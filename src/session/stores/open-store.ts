@@ -10,6 +10,8 @@ const BACKENDS: Record<string, () => Promise<StoreClass>> = {
   'sqlite:': async () => (await import('./sqlite-store.ts')).SqliteStore,
   'redis:': async () => (await import('./redis-store.ts')).RedisStore,
   'rediss:': async () => (await import('./redis-store.ts')).RedisStore,
+  'redis+sentinel:': async () => (await import('./redis-store.ts')).RedisStore,
+  'redis+cluster:': async () => (await import('./redis-store.ts')).RedisStore,
   'memcached:': async () => (await import('./memcached-store.ts')).MemcachedStore,
   'dynamodb:': async () => (await import('./dynamodb-store.ts')).DynamoDbStore,
   'postgres:': async () => (await import('./postgres-store.ts')).PostgresStore,

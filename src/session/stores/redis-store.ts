@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { badStoreUrl, storeUnavailable } from '../../errors.ts';
 import { logger } from '../../logger.ts';
+import { redisTopology } from './redis-topology.ts';
 import type {
   PatchOptions,
   SessionPatch,
@@ -131,18 +132,21 @@ const log = logger.child({ part: 'session', store: 'redis' });
 
 /**
  * Sessions in Redis or Valkey (`redis://[user:password@]host:port[/db]`, or `rediss://` for TLS; add
- * `?ca=/path/ca.pem` for a private CA, or `?tls_insecure=1` to accept any certificate). A read is one HMGET and one JSON.parse; every
- * write is one Lua script, atomic on the server. Connects on first use and reconnects by itself after an
+ * `?ca=/path/ca.pem` for a private CA, or `?tls_insecure=1` to accept any certificate). Also behind Sentinel
+ * (`redis+sentinel://s1:26379,s2:26379/<masterName>[/db]`: the master is asked of the sentinels and followed
+ * through a failover) and on Redis Cluster (`redis+cluster://h1:6379,h2:6379`). A read is one HMGET and one
+ * JSON.parse; every write is one Lua script, atomic on the server. Connects on first use and reconnects by itself after an
  * outage: a call made while disconnected waits up to `connectTimeout` for the connection, then fails, and once
  * an outage has lasted longer than that, calls fail at once until Redis is back.
  *
  * @example
  *   const store = new RedisStore({ url: 'redis://127.0.0.1:6379/0', connectTimeout: 2000, prefix: 'clones' });
  *   const session = await store.get(key);
+ *   new RedisStore({ url: 'redis+cluster://10.0.0.1:6379,10.0.0.2:6379', connectTimeout: 2000, prefix: 'clones' });
  */
 export class RedisStore implements SessionStore {
-  readonly kind = 'redis';
-  readonly #redis: Redis & SessionCommands;
+  readonly kind: string = 'redis';
+  readonly #redis: (Redis | Cluster) & SessionCommands;
   readonly #s: string;
   readonly #t: string;
   readonly #connectTimeout: number;
@@ -156,24 +160,62 @@ export class RedisStore implements SessionStore {
     this.#connectTimeout = options.connectTimeout;
     this.#s = `${options.prefix}:s:{`;
     this.#t = `${options.prefix}:t:{`;
-    this.#redis = new Redis({
-      ...redisConnection(options.url),
-      lazyConnect: true,
+    const perConnection = {
       connectTimeout: options.connectTimeout,
       // A write in flight when the connection drops may or may not have run: resending it could apply a
       // compare-and-set patch twice (it would then report a conflict and update(fn) would run fn again).
       // So in-flight calls fail at the first disconnect (maxRetriesPerRequest 0) and are never resent.
       maxRetriesPerRequest: 0,
       autoResendUnfulfilledCommands: false,
-      // A call never waits in an unbounded offline queue: #connected() waits for 'ready' with a deadline,
-      // so nothing is sent late after its caller has already been told it failed.
-      enableOfflineQueue: false,
-      enableAutoPipelining: true,
       // A connection that stops answering (a failover behind a virtual IP, a dropped NAT entry) would hold
       // every call until the kernel gives up, minutes later: drop it and reconnect instead.
       socketTimeout: Math.max(options.connectTimeout, 1000),
-      retryStrategy: (attempt) => Math.min(100 * attempt, 2000),
-    }) as Redis & SessionCommands;
+    };
+    const retry = (attempt: number) => Math.min(100 * attempt, 2000);
+    const topology = /^redis\+/i.test(options.url) ? redisTopology(options.url) : undefined;
+    let client: Redis | Cluster;
+    if (topology?.mode === 'cluster') {
+      this.kind = 'redis cluster';
+      const { nodes, mode: _, ...auth } = topology;
+      client = new Cluster(nodes, {
+        redisOptions: { ...perConnection, ...auth },
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        enableAutoPipelining: true,
+        clusterRetryStrategy: retry,
+        // MOVED, ASK, TRYAGAIN and CLUSTERDOWN mean the command did not run, so the client follows them; a
+        // closed connection does not say, and a resent write could apply twice (see maxRetriesPerRequest).
+        retryDelayOnFailover: 0,
+      });
+    } else {
+      if (topology?.mode === 'sentinel') this.kind = 'redis sentinel';
+      const connection: RedisOptions =
+        topology?.mode === 'sentinel'
+          ? {
+              sentinels: topology.sentinels,
+              name: topology.name,
+              db: topology.db,
+              ...(topology.username ? { username: topology.username } : {}),
+              ...(topology.password ? { password: topology.password } : {}),
+              ...(topology.sentinelPassword ? { sentinelPassword: topology.sentinelPassword } : {}),
+              // Learn of a failover from the sentinels at once, even when the old master stays reachable.
+              failoverDetector: true,
+            }
+          : redisConnection(options.url);
+      client = new Redis({
+        ...connection,
+        ...perConnection,
+        lazyConnect: true,
+        // A call never waits in an unbounded offline queue: #connected() waits for 'ready' with a deadline,
+        // so nothing is sent late after its caller has already been told it failed.
+        enableOfflineQueue: false,
+        enableAutoPipelining: true,
+        retryStrategy: retry,
+      });
+    }
+    // The scripts and the data layout are the same on every topology: the hash tag keeps a session's keys in
+    // one slot, so a script never spans two cluster shards.
+    this.#redis = client as (Redis | Cluster) & SessionCommands;
     this.#redis.defineCommand('clonesCreate', { lua: CREATE, numberOfKeys: 2 });
     this.#redis.defineCommand('clonesPatch', { lua: PATCH, numberOfKeys: 2 });
     this.#redis.defineCommand('clonesTouch', { lua: TOUCH, numberOfKeys: 2 });
@@ -259,7 +301,10 @@ export class RedisStore implements SessionStore {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#redis.status === 'ready') {
-      await this.#redis.quit().catch(() => this.#redis.disconnect());
+      await this.#redis.quit().catch(() => {});
+      // QUIT ends the data connection only: the sentinel subscriptions of the failover detector would keep
+      // reconnecting. disconnect() after it releases them, and is harmless on the other topologies.
+      this.#redis.disconnect();
     } else {
       this.#redis.disconnect();
     }
