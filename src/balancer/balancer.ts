@@ -132,6 +132,7 @@ export function createBalancer(input: BalancerOptions = {}): Balancer {
     const running = drains.get(id);
     if (running) return running;
     target.draining = true;
+    set.changed();
     logger.info({ target: id }, 'draining target');
     const deadline = Date.now() + (drainOptions.deadline ?? options.drain.deadline);
     const done = (async () => {
@@ -179,7 +180,7 @@ export function createBalancer(input: BalancerOptions = {}): Balancer {
         while (ctx.active > 0 && Date.now() < deadline) await sleep(20);
         for (const target of set.targets.values()) {
           for (const pair of [...target.upgraded]) closeUpgraded(pair);
-          target.agent.destroy();
+          target.pool.destroy();
         }
         server.closeAllConnections();
         await stopped;

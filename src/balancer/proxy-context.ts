@@ -5,6 +5,7 @@ import type { ClonesError } from '../errors.ts';
 import type { ForwardContext } from './forward-headers.ts';
 import type { Metrics } from './metrics.ts';
 import type { ResolvedOptions } from './options.ts';
+import type { RequestFacts } from './request-hygiene.ts';
 import type { RetryBudget } from './retry-budget.ts';
 import type { Router } from './router.ts';
 import type { TargetSet } from './target-set.ts';
@@ -31,28 +32,52 @@ export const CONNECT_ERRORS = new Set([
   'ENOTFOUND',
   'EAI_AGAIN',
   'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
 ]);
 
+/** Errors that, on a socket that already carried a response, mean the keep-alive race: never delivered. */
+export const RESET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
+
 /** RFC 9110 §9.2.2 idempotent methods, or a request that carries an Idempotency-Key. */
-export function mayRepeat(req: IncomingMessage): boolean {
-  return IDEMPOTENT.has(req.method ?? '') || req.headers['idempotency-key'] !== undefined;
+export function mayRepeat(method: string | undefined, facts: RequestFacts): boolean {
+  return IDEMPOTENT.has(method ?? '') || facts.idempotencyKey;
 }
 
-/** Who sent the request and how, as the header builder needs it. */
+const kForward = Symbol('clones.forward');
+
+/**
+ * Who sent the request and how, as the header builder needs it. Computed once per client connection (the
+ * peer cannot change on a keep-alive connection) and kept on the socket.
+ */
 export function forwardContext(ctx: ProxyContext, req: IncomingMessage, upgrade: boolean): ForwardContext {
-  const socket = req.socket;
+  const socket = req.socket as Socket & { encrypted?: boolean; [kForward]?: ForwardContext };
+  if (!upgrade) {
+    const known = socket[kForward];
+    if (known !== undefined) return known;
+  }
   let ip = socket.remoteAddress ?? '';
   if (ip.startsWith('::ffff:')) ip = ip.slice(7);
   const trusted = ip !== '' && ctx.options.trustedProxies.check(ip, ip.includes(':') ? 'ipv6' : 'ipv4');
-  const proto = (socket as Socket & { encrypted?: boolean }).encrypted ? 'https' : 'http';
-  return { trusted, clientIp: ip, proto, via: ctx.options.via, ownCookies: ctx.router.ownCookies, upgrade };
+  const proto = socket.encrypted ? 'https' : 'http';
+  const via = ctx.options.via;
+  const fwd: ForwardContext = {
+    trusted,
+    clientIp: ip,
+    proto,
+    via,
+    viaValue: `1.1 ${via}`,
+    ownCookies: ctx.router.ownCookies,
+    upgrade,
+  };
+  if (!upgrade) socket[kForward] = fwd;
+  return fwd;
 }
 
 /** Whether the client reached us over TLS, directly or through a trusted proxy (for the cookie's Secure flag). */
-export function isSecure(req: IncomingMessage, fwd: ForwardContext): boolean {
+export function isSecure(facts: RequestFacts, fwd: ForwardContext): boolean {
   if (fwd.proto === 'https') return true;
-  const xfp = req.headers['x-forwarded-proto'];
-  return fwd.trusted && typeof xfp === 'string' && xfp.split(',')[0]!.trim() === 'https';
+  const xfp = facts.forwardedProto;
+  return fwd.trusted && xfp !== undefined && xfp.split(',')[0]!.trim() === 'https';
 }
 
 /** Answers with the JSON error body; `close` also ends the connection (framing errors). */

@@ -1,4 +1,6 @@
-import { type ClientRequest, type IncomingMessage, request, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PassThrough } from 'node:stream';
+import type { Dispatcher } from 'undici';
 import { badRequest, type ClonesError, noTarget, upstreamFailed, upstreamTimeout } from '../errors.ts';
 import { BodyReplay } from './body-replay.ts';
 import { type ForwardContext, requestHeaders, responseHeaders } from './forward-headers.ts';
@@ -8,13 +10,26 @@ import {
   isSecure,
   mayRepeat,
   type ProxyContext,
+  RESET_ERRORS,
   sendError,
 } from './proxy-context.ts';
-import { checkRequest } from './request-hygiene.ts';
+import { checkRequest, RequestFacts } from './request-hygiene.ts';
 import type { Route, RouteState } from './router.ts';
 import type { Target } from './target.ts';
+import type { UpstreamConnection } from './upstream-pool.ts';
 
-const TIMEOUT = 'CLONES_UPSTREAM_TIMEOUT';
+const TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+const kExchange = Symbol('clones.exchange');
+
+/** The response's 'close' listener, shared by every exchange (no closure per request). */
+function onClientClose(this: ServerResponse & { [kExchange]?: Exchange }): void {
+  this[kExchange]?.clientClosed();
+}
+
+function releaseLater(target: Target, conn: UpstreamConnection): void {
+  target.pool.release(conn);
+}
 
 /**
  * The handler for the balancer's 'request' event: checks the request, routes it, streams it to the clone and
@@ -25,7 +40,8 @@ const TIMEOUT = 'CLONES_UPSTREAM_TIMEOUT';
  */
 export function createRequestHandler(ctx: ProxyContext): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
-    const bad = checkRequest(req);
+    const facts = new RequestFacts();
+    const bad = checkRequest(req, facts);
     if (bad) {
       ctx.metrics.rejected(bad.reason);
       ctx.logger.debug({ reason: bad.reason, peer: req.socket.remoteAddress }, 'request rejected');
@@ -34,129 +50,194 @@ export function createRequestHandler(ctx: ProxyContext): (req: IncomingMessage, 
       res.on('finish', () => req.socket.destroySoon());
       return;
     }
-    new Exchange(ctx, req, res).start();
+    new Exchange(ctx, req, res, facts).start();
   };
 }
 
-/** One client request and its attempts. */
-class Exchange {
+/**
+ * One client request and its attempts. It is its own undici dispatch handler (the legacy callback interface,
+ * which undici runs without a wrapper), so an attempt allocates no closures.
+ */
+class Exchange implements RouteState, Dispatcher.DispatchHandler {
+  group: string | undefined = undefined;
+  groupCookie: string | undefined = undefined;
+  readonly tried: Target[] = [];
   readonly #ctx: ProxyContext;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
+  readonly #facts: RequestFacts;
   readonly #started = performance.now();
-  readonly #state: RouteState = { group: undefined, groupCookie: undefined, tried: [] };
-  #fwd!: ForwardContext;
-  #headers!: ReturnType<typeof requestHeaders>;
-  #replay: BodyReplay | undefined;
-  #upstream: ClientRequest | undefined;
-  #releaseAttempt: (() => void) | undefined;
+  #fwd: ForwardContext | undefined = undefined;
+  #headers: string[] = [];
+  #replay: BodyReplay | undefined = undefined;
+  #route: Route | undefined = undefined;
+  /** The target and connection of the current attempt, while it holds them. */
+  #target: Target | undefined = undefined;
+  #conn: UpstreamConnection | undefined = undefined;
+  /** The current attempt went out on a socket that had already carried a response. */
+  #reused = false;
+  #abort: ((err?: Error) => void) | undefined = undefined;
+  #resume: (() => void) | undefined = undefined;
+  #onDrain: (() => void) | undefined = undefined;
+  #status = 0;
   #attempts = 0;
   #retried = false;
   #responded = false;
   #done = false;
 
-  constructor(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse) {
+  constructor(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, facts: RequestFacts) {
     this.#ctx = ctx;
     this.#req = req;
     this.#res = res;
+    this.#facts = facts;
   }
 
   start(): void {
     const req = this.#req;
+    const facts = this.#facts;
     this.#ctx.active++;
     this.#fwd = forwardContext(this.#ctx, req, false);
-    this.#headers = requestHeaders(req, this.#fwd);
-    const length = req.headers['content-length'];
-    if (req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')) {
+    this.#headers = requestHeaders(req, facts, this.#fwd);
+    if (facts.chunked || (facts.contentLength !== undefined && facts.contentLength !== '0')) {
       this.#replay = new BodyReplay(req, this.#ctx.options.retries.bufferBytes);
     }
-    this.#res.on('close', this.#onClientClose);
+    (this.#res as ServerResponse & { [kExchange]?: Exchange })[kExchange] = this;
+    this.#res.on('close', onClientClose);
     this.#attempt();
   }
 
   #attempt(): void {
     const ctx = this.#ctx;
-    const route = ctx.router.route(this.#req, this.#state, isSecure(this.#req, this.#fwd));
+    const route = ctx.router.route(this.#facts.cookie, this, isSecure(this.#facts, this.#fwd!));
     if (!route) {
       this.#fail(
         noTarget(
-          this.#state.group === undefined
+          this.group === undefined
             ? 'no healthy target in any group'
-            : `group ${this.#state.group} has no routable target`,
+            : `group ${this.group} has no routable target`,
         ),
       );
       return;
     }
     const target = route.target;
-    this.#state.tried.push(target);
+    this.#route = route;
+    this.tried.push(target);
     this.#attempts++;
     target.outstanding++;
     target.requests++;
-    let open = true;
-    this.#releaseAttempt = () => {
-      if (open) {
-        open = false;
-        target.outstanding--;
-      }
-    };
-    const upstream = request({
-      agent: target.agent,
-      host: target.host,
-      port: target.port,
-      method: this.#req.method,
-      path: this.#req.url,
-      headers: this.#headers,
-      timeout: ctx.options.upstream.timeout,
-    });
-    this.#upstream = upstream;
-    upstream.on('response', (upRes) => this.#onResponse(upstream, upRes, target, route));
-    upstream.on('error', (err) => this.#onError(upstream, err as NodeJS.ErrnoException, target));
-    upstream.on('timeout', () =>
-      upstream.destroy(Object.assign(new Error('upstream timeout'), { code: TIMEOUT })),
-    );
-    if (this.#replay) this.#replay.attach(upstream);
-    else upstream.end();
+    this.#target = target;
+    const conn = target.pool.acquire();
+    if (conn === undefined) target.pool.wait((c) => this.#dispatch(c));
+    else this.#dispatch(conn);
   }
 
-  #onResponse(upstream: ClientRequest, upRes: IncomingMessage, target: Target, route: Route): void {
-    if (upstream !== this.#upstream || this.#done) {
-      upRes.resume();
+  #dispatch(conn: UpstreamConnection | undefined): void {
+    if (conn === undefined) {
+      // The target was removed while this waited for a connection: as good as refused, try elsewhere.
+      this.onError(Object.assign(new Error('target removed'), { code: 'ECONNREFUSED' }));
       return;
     }
-    const ctx = this.#ctx;
-    const res = this.#res;
-    const status = upRes.statusCode ?? 502;
-    if (status >= 500) target.errors++;
-    if (status === 502 || status === 503 || status === 504) ctx.set.recordFailure(target, Date.now());
-    else ctx.set.recordSuccess(target);
-    this.#responded = true;
-    const headers = responseHeaders(upRes.rawHeaders, upRes.headers, false);
-    const o = ctx.options;
-    if (o.cloneHeaders) headers.push('x-clones-clone', target.id, 'x-clones-release', target.release);
-    if (o.via !== '') headers.push('Via', `${upRes.httpVersion} ${o.via}`);
-    if (route.cookies) for (const c of route.cookies) headers.push('Set-Cookie', c);
-    res.writeHead(status, upRes.statusMessage, headers);
-    upRes.on('error', () => res.destroy());
-    upRes.on('aborted', () => res.destroy());
-    res.on('finish', () => this.#finish(status));
-    upRes.pipe(res);
+    if (this.#done) {
+      // The client went away while this waited for a free connection.
+      this.#conn = conn;
+      this.#releaseAttempt(false);
+      return;
+    }
+    this.#conn = conn;
+    this.#reused = conn.served > 0;
+    this.#abort = undefined;
+    let body: PassThrough | null = null;
+    if (this.#replay) {
+      body = new PassThrough();
+      this.#replay.attach(body);
+    }
+    conn.dispatch(
+      {
+        method: this.#req.method as Dispatcher.HttpMethod,
+        path: this.#req.url!,
+        headers: this.#headers,
+        body,
+      },
+      this,
+    );
   }
 
-  #onError(upstream: ClientRequest, err: NodeJS.ErrnoException, target: Target): void {
-    if (upstream !== this.#upstream || this.#done) return;
+  /**
+   * Ends the current attempt's hold on its target and connection; `served` counts a completed response.
+   * A failed connection goes back on the next tick: undici is still failing its queue when it tells us.
+   */
+  #releaseAttempt(served: boolean): void {
+    const target = this.#target;
+    if (target === undefined) return;
+    this.#target = undefined;
+    target.outstanding--;
+    const conn = this.#conn;
+    if (conn !== undefined) {
+      this.#conn = undefined;
+      if (served) {
+        conn.served++;
+        target.pool.release(conn);
+      } else process.nextTick(releaseLater, target, conn);
+    }
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abort = abort;
+    if (this.#done) abort();
+  }
+
+  onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
+    if (status < 200 || this.#done) return true;
+    const ctx = this.#ctx;
+    const target = this.#target!;
+    if (status >= 500) target.errors++;
+    if (status === 502 || status === 503 || status === 504) ctx.set.recordFailure(target, Date.now());
+    else if (target.consecutiveFailures !== 0) ctx.set.recordSuccess(target);
+    this.#responded = true;
+    this.#status = status;
+    this.#resume = resume;
+    const headers = responseHeaders(raw, false);
+    if (ctx.options.cloneHeaders)
+      headers.push('x-clones-clone', target.id, 'x-clones-release', target.release);
+    const fwd = this.#fwd!;
+    if (fwd.via !== '') headers.push('Via', fwd.viaValue);
+    const cookies = this.#route!.cookies;
+    if (cookies) for (const c of cookies) headers.push('Set-Cookie', c);
+    this.#res.writeHead(status, statusText || undefined, headers);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.#done) return true;
+    if (this.#res.write(chunk)) return true;
+    this.#onDrain ??= () => this.#resume?.();
+    this.#res.once('drain', this.#onDrain);
+    return false;
+  }
+
+  onComplete(): void {
+    this.#releaseAttempt(true);
+    if (this.#done) return;
+    this.#res.end();
+    this.#finish(this.#status);
+  }
+
+  onError(err: Error): void {
+    const target = this.#target;
+    const reused = this.#reused;
+    this.#releaseAttempt(false);
+    if (this.#done || target === undefined) return;
     const ctx = this.#ctx;
     this.#replay?.detach();
-    this.#releaseAttempt?.();
     if (this.#responded) {
       // The answer was already on its way: the client must see a broken response, not a short one.
       this.#res.destroy();
       this.#finish(502);
       return;
     }
-    const code = err.code ?? '';
-    const timedOut = code === TIMEOUT;
-    const neverArrived =
-      CONNECT_ERRORS.has(code) || (upstream.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE'));
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    const timedOut = TIMEOUTS.has(code);
+    const neverArrived = CONNECT_ERRORS.has(code) || (reused && RESET_ERRORS.has(code));
     ctx.set.recordFailure(target, Date.now());
     ctx.logger.debug({ target: target.id, code, attempt: this.#attempts }, 'upstream attempt failed');
     const canRetry =
@@ -164,14 +245,17 @@ class Exchange {
       !this.#res.headersSent &&
       !this.#res.destroyed &&
       (this.#replay?.replayable ?? true) &&
-      (neverArrived || mayRepeat(this.#req)) &&
+      (neverArrived || mayRepeat(this.#req.method, this.#facts)) &&
       // A request that never reached a clone adds no load anywhere by going elsewhere: only repeats of
       // delivered requests spend the budget.
       (neverArrived || this.#retried || ctx.budget.tryAcquire(ctx.active));
     if (canRetry) {
       if (!neverArrived) this.#retried = true;
       ctx.metrics.retry(neverArrived ? 'not-delivered' : timedOut ? 'timeout' : 'idempotent');
-      this.#attempt();
+      // Not from inside undici's error handling: the next attempt may pick the same clone's pool.
+      process.nextTick(() => {
+        if (!this.#done) this.#attempt();
+      });
       return;
     }
     this.#fail(
@@ -186,18 +270,18 @@ class Exchange {
     this.#finish(err.status);
   }
 
-  readonly #onClientClose = (): void => {
+  /** The client connection closed: if the answer was not complete, the clone's work is abandoned. */
+  clientClosed(): void {
     if (this.#done) return;
     if (!this.#res.writableFinished) {
-      this.#upstream?.destroy();
       this.#finish(499);
+      this.#abort?.();
     }
-  };
+  }
 
   #finish(status: number): void {
     if (this.#done) return;
     this.#done = true;
-    this.#releaseAttempt?.();
     const ctx = this.#ctx;
     ctx.active--;
     if (this.#retried) ctx.budget.release();

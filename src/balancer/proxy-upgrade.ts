@@ -10,7 +10,7 @@ import {
   type ProxyContext,
   writeRawError,
 } from './proxy-context.ts';
-import { checkRequest } from './request-hygiene.ts';
+import { checkRequest, RequestFacts } from './request-hygiene.ts';
 import type { RouteState } from './router.ts';
 import type { UpgradedPair } from './target.ts';
 
@@ -28,24 +28,25 @@ export function createUpgradeHandler(
   return (req, duplex, head) => {
     const socket = duplex as Socket;
     socket.on('error', () => socket.destroy());
-    const bad = checkRequest(req);
+    const facts = new RequestFacts();
+    const bad = checkRequest(req, facts);
     if (bad) {
       ctx.metrics.rejected(bad.reason);
       writeRawError(socket, badRequest(bad.reason, bad.status));
       return;
     }
-    if (String(req.headers.upgrade).toLowerCase() !== 'websocket') {
+    if (String(facts.upgrade).toLowerCase() !== 'websocket') {
       ctx.metrics.rejected('unsupported-upgrade');
       writeRawError(socket, badRequest('only WebSocket upgrades are proxied'));
       return;
     }
     const fwd = forwardContext(ctx, req, true);
-    const headers = requestHeaders(req, fwd);
+    const headers = requestHeaders(req, facts, fwd);
     const state: RouteState = { group: undefined, groupCookie: undefined, tried: [] };
-    const secure = isSecure(req, fwd);
+    const secure = isSecure(facts, fwd);
 
     const attempt = (): void => {
-      const route = ctx.router.route(req, state, secure);
+      const route = ctx.router.route(facts.cookie, state, secure);
       if (!route) {
         writeRawError(socket, noTarget('no routable target for the upgrade'));
         return;
@@ -75,7 +76,7 @@ export function createUpgradeHandler(
       upReq.on('response', (upRes) => {
         // The clone refused the upgrade: relay its answer as a plain response and close.
         const lines = [`HTTP/1.1 ${upRes.statusCode} ${upRes.statusMessage}`];
-        const h = responseHeaders(upRes.rawHeaders, upRes.headers, false);
+        const h = responseHeaders(upRes.rawHeaders, false);
         for (let i = 0; i < h.length; i += 2) lines.push(`${h[i]}: ${h[i + 1]}`);
         lines.push('connection: close');
         socket.write(`${lines.join('\r\n')}\r\n\r\n`);
@@ -88,7 +89,7 @@ export function createUpgradeHandler(
           return;
         }
         const lines = [`HTTP/1.1 101 ${upRes.statusMessage || 'Switching Protocols'}`];
-        const h = responseHeaders(upRes.rawHeaders, upRes.headers, true);
+        const h = responseHeaders(upRes.rawHeaders, true);
         if (ctx.options.cloneHeaders) h.push('x-clones-clone', target.id, 'x-clones-release', target.release);
         if (route.cookies) for (const c of route.cookies) h.push('Set-Cookie', c);
         for (let i = 0; i < h.length; i += 2) lines.push(`${h[i]}: ${h[i + 1]}`);

@@ -13,15 +13,37 @@ const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 const DIGITS = /^\d{1,15}$/;
 
 /**
+ * The header fields the proxy needs, gathered by `checkRequest` in the pass it makes anyway, so the proxy
+ * never has Node build the `req.headers` object. Repeated fields are joined as Node joins them.
+ */
+export class RequestFacts {
+  host: string | undefined = undefined;
+  cookie: string | undefined = undefined;
+  connection: string | undefined = undefined;
+  contentLength: string | undefined = undefined;
+  chunked = false;
+  forwardedFor: string | undefined = undefined;
+  forwardedProto: string | undefined = undefined;
+  forwardedHost: string | undefined = undefined;
+  via: string | undefined = undefined;
+  upgrade: string | undefined = undefined;
+  idempotencyKey = false;
+}
+
+/**
  * Checks a parsed request against the RFC 9112 framing and header rules that request smuggling abuses, on
  * top of what Node's parser already refuses: every header line is looked at (rawHeaders), not the merged
- * view. Returns the first failure, or undefined for a clean request.
+ * view. Returns the first failure, or undefined for a clean request; fills `facts` on the way.
  *
  * @example
- *   const bad = checkRequest(req);
+ *   const facts = new RequestFacts();
+ *   const bad = checkRequest(req, facts);
  *   if (bad) reject(res, bad.status, bad.reason);
  */
-export function checkRequest(req: IncomingMessage): HygieneFailure | undefined {
+export function checkRequest(
+  req: IncomingMessage,
+  facts: RequestFacts = new RequestFacts(),
+): HygieneFailure | undefined {
   const raw = req.rawHeaders;
   let hosts = 0;
   let lengths = 0;
@@ -33,18 +55,51 @@ export function checkRequest(req: IncomingMessage): HygieneFailure | undefined {
     if (!TOKEN.test(name)) return { reason: 'bad-header-name', status: 400 };
     if (BAD_VALUE.test(value)) return { reason: 'bad-header-value', status: 400 };
     const lower = name.toLowerCase();
-    if (lower === 'host') hosts++;
-    else if (lower === 'content-length') {
-      lengths++;
-      if (!DIGITS.test(value.trim())) return { reason: 'invalid-content-length', status: 400 };
-    } else if (lower === 'transfer-encoding') {
-      encodings++;
-      encoding = value;
-    } else if (lower === 'content_length' || lower === 'transfer_encoding') {
-      // Some servers read '_' as '-': a second framing header only they can see.
-      return { reason: 'suspicious-framing-header', status: 400 };
+    switch (lower) {
+      case 'host':
+        hosts++;
+        facts.host = value;
+        break;
+      case 'content-length':
+        lengths++;
+        if (!DIGITS.test(value.trim())) return { reason: 'invalid-content-length', status: 400 };
+        facts.contentLength = value;
+        break;
+      case 'transfer-encoding':
+        encodings++;
+        encoding = value;
+        break;
+      case 'content_length':
+      case 'transfer_encoding':
+        // Some servers read '_' as '-': a second framing header only they can see.
+        return { reason: 'suspicious-framing-header', status: 400 };
+      case 'cookie':
+        facts.cookie = facts.cookie === undefined ? value : `${facts.cookie}; ${value}`;
+        break;
+      case 'connection':
+        facts.connection = join(facts.connection, value);
+        break;
+      case 'x-forwarded-for':
+        facts.forwardedFor = join(facts.forwardedFor, value);
+        break;
+      case 'x-forwarded-proto':
+        facts.forwardedProto = join(facts.forwardedProto, value);
+        break;
+      case 'x-forwarded-host':
+        facts.forwardedHost = join(facts.forwardedHost, value);
+        break;
+      case 'via':
+        facts.via = join(facts.via, value);
+        break;
+      case 'upgrade':
+        facts.upgrade = join(facts.upgrade, value);
+        break;
+      case 'idempotency-key':
+        facts.idempotencyKey = true;
+        break;
     }
   }
+  facts.chunked = encodings > 0;
   if (hosts > 1) return { reason: 'duplicate-host', status: 400 };
   if (hosts === 0 && req.httpVersionMinor >= 1) return { reason: 'missing-host', status: 400 };
   if (lengths > 1) return { reason: 'duplicate-content-length', status: 400 };
@@ -62,4 +117,8 @@ export function checkRequest(req: IncomingMessage): HygieneFailure | undefined {
     }
   }
   return undefined;
+}
+
+function join(prev: string | undefined, value: string): string {
+  return prev === undefined ? value : `${prev}, ${value}`;
 }

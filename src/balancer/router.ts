@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http';
 import { CookieSigner, readCookie } from './cookie-signer.ts';
 import type { ResolvedOptions } from './options.ts';
 import type { Picker } from './pick/picker.ts';
@@ -25,7 +24,7 @@ export interface Route {
  *
  * @example
  *   const router = new Router(options, targetSet, createPicker('least-outstanding'));
- *   const route = router.route(req, { group: undefined, groupCookie: undefined, tried: [] }, false);
+ *   const route = router.route(req.headers.cookie, { group: undefined, groupCookie: undefined, tried: [] }, false);
  */
 export class Router {
   readonly #options: ResolvedOptions;
@@ -38,24 +37,23 @@ export class Router {
     this.#set = set;
     this.#picker = picker;
     this.#signer = new CookieSigner(options.secret);
+    const names: string[] = [];
+    if (options.groupStickiness.enabled) names.push(options.groupStickiness.cookie);
+    if (options.sticky.enabled && options.sticky.mode === 'balancer') names.push(options.sticky.cookie);
+    this.ownCookies = Object.freeze(names);
   }
 
   /** The cookie names the balancer owns; they are removed before a request reaches a clone. */
-  get ownCookies(): string[] {
-    const names: string[] = [];
-    if (this.#options.groupStickiness.enabled) names.push(this.#options.groupStickiness.cookie);
-    if (this.#options.sticky.enabled && this.#options.sticky.mode === 'balancer')
-      names.push(this.#options.sticky.cookie);
-    return names;
-  }
+  readonly ownCookies: readonly string[];
 
-  route(req: IncomingMessage, state: RouteState, secure: boolean): Route | undefined {
+  /** `cookie` is the request's Cookie header. */
+  route(cookie: string | undefined, state: RouteState, secure: boolean): Route | undefined {
     const now = Date.now();
     const set = this.#set;
     if (state.group === undefined) {
       const gs = this.#options.groupStickiness;
       if (gs.enabled && set.groupWeights.size > 1) {
-        const pinned = this.#verified(req.headers.cookie, gs.cookie, now);
+        const pinned = this.#verified(cookie, gs.cookie, now);
         state.group = pinned !== undefined && set.canKeep(pinned, now) ? pinned : set.pickGroup(now);
         if (state.group !== undefined) {
           state.groupCookie = setCookie(
@@ -71,7 +69,7 @@ export class Router {
       if (state.group === undefined) return undefined;
     }
 
-    let candidates = set.candidates(state.group, now);
+    let candidates: readonly Target[] = set.candidates(state.group, now);
     if (state.tried.length > 0) {
       let fresh = candidates.filter((t) => !state.tried.includes(t));
       if (fresh.length === 0) {
@@ -86,7 +84,7 @@ export class Router {
     let target: Target | undefined;
     let targetCookie: string | undefined;
     if (sticky.enabled && sticky.mode === 'balancer') {
-      const pinned = this.#verified(req.headers.cookie, sticky.cookie, now);
+      const pinned = this.#verified(cookie, sticky.cookie, now);
       if (pinned !== undefined) target = candidates.find((t) => t.id === pinned);
       target ??= this.#picker.pick(candidates);
       targetCookie = setCookie(
@@ -96,7 +94,7 @@ export class Router {
         secure,
       );
     } else if (sticky.enabled) {
-      const key = readCookie(req.headers.cookie, sticky.appCookie);
+      const key = readCookie(cookie, sticky.appCookie);
       target = key === undefined ? this.#picker.pick(candidates) : rendezvous(candidates, key);
     } else {
       target = this.#picker.pick(candidates);

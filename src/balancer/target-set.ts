@@ -22,11 +22,26 @@ export class TargetSet {
    * The version guard: when set, only targets whose release is in it get new requests, whatever their
    * health, panic mode included. The fleet sets it to the desired release (plus a pinned canary).
    */
-  allowedReleases: ReadonlySet<string> | undefined;
+  get allowedReleases(): ReadonlySet<string> | undefined {
+    return this.#allowedReleases;
+  }
+
+  set allowedReleases(releases: ReadonlySet<string> | undefined) {
+    this.#allowedReleases = releases;
+    this.changed();
+  }
+
+  #allowedReleases: ReadonlySet<string> | undefined;
   readonly #options: ResolvedOptions;
   readonly #metrics: Metrics;
   readonly #logger: Logger;
   readonly #groupPicker = roundRobin();
+  /**
+   * Candidates per group, reused until a target changes state (`changed()`) or an ejection runs out, so the
+   * hot path does not rebuild the list on every request.
+   */
+  readonly #cache = new Map<string, { version: number; until: number; list: Target[] }>();
+  #version = 0;
 
   constructor(options: ResolvedOptions, metrics: Metrics, logger: Logger) {
     this.#options = options;
@@ -42,6 +57,7 @@ export class TargetSet {
       idleTimeout: u.idleTimeout,
       maxSockets: u.maxSockets,
       maxFreeSockets: u.maxFreeSockets,
+      timeout: u.timeout,
     });
     if (!this.groupWeights.has(target.group)) {
       // A new group gets no new clients until it is given a weight, so adding a canary never shifts traffic.
@@ -49,6 +65,7 @@ export class TargetSet {
     }
     if (!this.#options.healthCheck.enabled) this.#enter(target, 'healthy', Date.now());
     this.targets.set(target.id, target);
+    this.changed();
     return target;
   }
 
@@ -61,7 +78,8 @@ export class TargetSet {
   delete(target: Target): void {
     target.removed = true;
     this.targets.delete(target.id);
-    target.agent.destroy();
+    this.changed();
+    target.pool.destroy();
     let used = false;
     for (const t of this.targets.values()) if (t.group === target.group) used = true;
     if (!used && !(target.group in this.#options.groups)) this.groupWeights.delete(target.group);
@@ -77,27 +95,53 @@ export class TargetSet {
     this.#logger.info({ weights }, 'group weights set');
   }
 
+  /** Call after changing a target's routing state (draining, health, ejection) from outside this class. */
+  changed(): void {
+    this.#version++;
+  }
+
   /**
    * The targets of `group` that may take a new request. Healthy, not ejected and not draining; in panic
-   * (fewer than `panicThreshold`% healthy) every target that is not draining.
+   * (fewer than `panicThreshold`% healthy) every target that is not draining. The list is shared: never
+   * change it.
    */
-  candidates(group: string, now: number): Target[] {
-    const all: Target[] = [];
-    const healthy: Target[] = [];
-    for (const t of this.targets.values()) {
-      if (t.group !== group || t.draining) continue;
-      if (this.allowedReleases !== undefined && !this.allowedReleases.has(t.release)) continue;
-      all.push(t);
-      if (t.health === 'healthy' && !t.isEjected(now)) healthy.push(t);
+  candidates(group: string, now: number): readonly Target[] {
+    let entry = this.#cache.get(group);
+    if (entry === undefined || entry.version !== this.#version || now >= entry.until) {
+      entry = { version: this.#version, until: Number.POSITIVE_INFINITY, list: [] };
+      entry.list = this.#build(group, now, entry);
+      this.#cache.set(group, entry);
     }
-    const chosen =
-      this.#options.panic && healthy.length * 100 < all.length * this.#options.panicThreshold ? all : healthy;
+    const chosen = entry.list;
     if (this.#options.slowStart > 0) for (const t of chosen) t.weight = this.#rampedWeight(t, now);
     return chosen;
   }
 
+  #build(group: string, now: number, entry: { until: number }): Target[] {
+    const all: Target[] = [];
+    const healthy: Target[] = [];
+    const releases = this.#allowedReleases;
+    for (const t of this.targets.values()) {
+      if (t.group !== group || t.draining) continue;
+      if (releases !== undefined && !releases.has(t.release)) continue;
+      all.push(t);
+      if (t.isEjected(now)) {
+        // The list changes when this ejection runs out.
+        if (t.ejectedUntil < entry.until) entry.until = t.ejectedUntil;
+      } else if (t.health === 'healthy') healthy.push(t);
+    }
+    return this.#options.panic && healthy.length * 100 < all.length * this.#options.panicThreshold
+      ? all
+      : healthy;
+  }
+
   /** Chooses a group for a new client by smooth weighted round-robin over groups that can serve. */
   pickGroup(now: number, exclude?: string): string | undefined {
+    if (this.groupWeights.size === 1) {
+      // The common case, one group: no weighing to do.
+      for (const name of this.groupWeights.keys())
+        return name !== exclude && this.candidates(name, now).length > 0 ? name : undefined;
+    }
     const offered: { id: string; weight: number; outstanding: number }[] = [];
     let fallback: string | undefined;
     for (const [name, weight] of this.groupWeights) {
@@ -153,6 +197,7 @@ export class TargetSet {
     target.ejections = now - target.lastEjectionEnd > p.maxEjection ? 1 : target.ejections + 1;
     const duration = Math.min(p.baseEjection * target.ejections, p.maxEjection);
     target.ejectedUntil = now + duration;
+    this.changed();
     target.lastEjectionEnd = target.ejectedUntil;
     target.consecutiveFailures = 0;
     this.#metrics.ejection(target.id);
@@ -169,6 +214,7 @@ export class TargetSet {
   #enter(target: Target, health: Health, now: number): boolean {
     const from = target.health;
     target.health = health;
+    this.changed();
     target.passes = 0;
     target.fails = 0;
     if (health === 'healthy') {

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { badTargetSpec } from '../errors.ts';
 import type { TargetSpec } from './options.ts';
-import { UpstreamAgent } from './upstream-agent.ts';
+import { UpstreamPool, type UpstreamPoolOptions } from './upstream-pool.ts';
 
 export type Health = 'unknown' | 'healthy' | 'unhealthy';
 
@@ -18,7 +18,7 @@ export interface UpgradedPair {
  * health checks and the admin API read and change.
  *
  * @example
- *   const t = new Target({ id: 'c1', url: 'http://127.0.0.1:3001' }, agentOptions);
+ *   const t = new Target({ id: 'c1', url: 'http://127.0.0.1:3001' }, poolOptions);
  */
 export class Target {
   readonly id: string;
@@ -31,7 +31,8 @@ export class Target {
   readonly baseWeight: number;
   /** The weight pickers use now: `baseWeight`, scaled down during slow start. */
   weight: number;
-  readonly agent: UpstreamAgent;
+  /** Keep-alive connections to the clone. */
+  readonly pool: UpstreamPool;
   readonly upgraded = new Set<UpgradedPair>();
   health: Health = 'unknown';
   /** When it last became healthy: the start of its slow-start ramp. */
@@ -51,7 +52,7 @@ export class Target {
   /** Responses with a 5xx status from this target: the canary gate compares groups on it. */
   errors = 0;
 
-  constructor(spec: TargetSpec, agent: ConstructorParameters<typeof UpstreamAgent>[0]) {
+  constructor(spec: TargetSpec, pool: UpstreamPoolOptions) {
     const parsed = parseTargetSpec(spec);
     this.id = parsed.id;
     this.url = parsed.url;
@@ -61,7 +62,7 @@ export class Target {
     this.release = parsed.release;
     this.baseWeight = parsed.weight;
     this.weight = parsed.weight;
-    this.agent = new UpstreamAgent(agent);
+    this.pool = new UpstreamPool(this.url, pool);
   }
 
   isEjected(now: number): boolean {
