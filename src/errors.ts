@@ -59,6 +59,14 @@ export const storeUnavailable = (store: string, cause: unknown): ClonesError =>
     { status: 503, cause },
   );
 
+/** `listByUser`/`destroyByUser`/`bindUser` on a store (or sealed cookies) that keeps no per-user index. */
+export const sessionByUserUnsupported = (store: string): ClonesError =>
+  new ClonesError(
+    'CLONES_SESSION_BY_USER_UNSUPPORTED',
+    `session store ${store} cannot list or destroy sessions by user (no per-user index)`,
+    { status: 501 },
+  );
+
 /** The store took longer than `storeTimeout`. */
 export const storeTimeout = (store: string, ms: number): ClonesError =>
   new ClonesError('CLONES_SESSION_STORE_TIMEOUT', `session store ${store} did not answer within ${ms} ms`, {

@@ -1,15 +1,15 @@
-import { badStoreUrl, ClonesError, storeUnavailable } from '../errors.ts';
+import { badStoreUrl, ClonesError, sessionByUserUnsupported, storeUnavailable } from '../errors.ts';
 import { KeyLock } from './key-lock.ts';
 import { type ResolvedOptions, resolveOptions, type SessionOptions } from './options.ts';
 import type { RequestInfo } from './request-info.ts';
 import type { RequestSession } from './request-session.ts';
 import { SealedSession } from './sealed-session.ts';
 import { createSealer, type Sealer } from './sealer.ts';
-import { IdSigner } from './session-id.ts';
+import { IdSigner, storeKey } from './session-id.ts';
 import { type StoreContext, StoreSession } from './store-session.ts';
 import type { GuardedStore } from './stores/guarded-store.ts';
 import { openStore, storeSchemes } from './stores/open-store.ts';
-import type { SessionStore } from './stores/store.ts';
+import type { SessionStore, UserSession } from './stores/store.ts';
 
 /**
  * The framework-neutral core: options validated once, the store opened lazily, and one RequestSession per
@@ -69,6 +69,47 @@ export class SessionEngine {
       throw err instanceof ClonesError ? err : storeUnavailable(this.options.store, err);
     });
     return this.#store;
+  }
+
+  /**
+   * The user's live sessions (bound with `req.session.bindUser(userId)`), by store key: ids never leave the
+   * store. CLONES_SESSION_BY_USER_UNSUPPORTED (501) on sealed cookies and stores without a per-user index.
+   *
+   * @example
+   *   const devices = await s.engine.listByUser('user-42'); // [{ key, createdAt, expiresAt }]
+   */
+  async listByUser(userId: string): Promise<UserSession[]> {
+    const store = await this.#byUserStore();
+    return store.listByUser!(userId);
+  }
+
+  /**
+   * "Log me out everywhere": destroys every session bound to `userId` except `except` (usually the current
+   * `req.session`), each leaving a tombstone like `destroy()`, so an in-flight save cannot revive it. Answers
+   * how many sessions it destroyed.
+   *
+   * @example
+   *   const n = await s.engine.destroyByUser(req.session.userId, { except: req.session });
+   */
+  async destroyByUser(
+    userId: string,
+    options: { except?: { readonly id: string | undefined } } = {},
+  ): Promise<number> {
+    const store = await this.#byUserStore();
+    const id = options.except?.id;
+    return store.destroyByUser!(
+      userId,
+      id === undefined ? undefined : storeKey(id),
+      Date.now() + this.options.idleTimeout,
+    );
+  }
+
+  async #byUserStore(): Promise<SessionStore> {
+    if (this.#sealer) throw sessionByUserUnsupported('cookie');
+    const store = await this.store();
+    if (!store.listByUser || !store.destroyByUser || !store.bindUser)
+      throw sessionByUserUnsupported(store.kind);
+    return store;
   }
 
   /** Store calls so far per operation (all zero while the store has not been opened). */

@@ -1,4 +1,4 @@
-import { ClonesError, notLoaded } from '../errors.ts';
+import { ClonesError, notLoaded, sessionByUserUnsupported } from '../errors.ts';
 import { logger } from '../logger.ts';
 import { ChangeTracker } from './change-tracker.ts';
 import { type CookieAttributes, parseCookies, serializeCookie } from './cookie.ts';
@@ -41,6 +41,13 @@ export abstract class RequestSession {
   abstract update<R>(fn: (draft: SessionData) => R | Promise<R>): Promise<Awaited<R>>;
   abstract regenerate(): Promise<void>;
   abstract destroy(): Promise<void>;
+  /**
+   * Records `userId` on the stored session (creating it if new) so `listByUser`/`destroyByUser` find it;
+   * `regenerate()` keeps it. Sealed cookies have no per-user index: CLONES_SESSION_BY_USER_UNSUPPORTED.
+   */
+  async bindUser(_userId: string): Promise<void> {
+    throw sessionByUserUnsupported('cookie');
+  }
   /** True when the request carries a cookie that may name a session (so reading it means I/O). */
   abstract get hasCookie(): boolean;
 

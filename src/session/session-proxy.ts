@@ -13,6 +13,11 @@ export interface SessionMethods<T extends SessionData = SessionData> {
   update<R>(fn: (draft: Partial<T>) => R | Promise<R>): Promise<Awaited<R>>;
   /** New id, same data; the old id is dead at once (call it at login). */
   regenerate(): Promise<void>;
+  /**
+   * Records the logged-in user on the stored session, for `listByUser`/`destroyByUser` ("log me out
+   * everywhere"); kept by `regenerate()`. Call it at login, after `regenerate()`.
+   */
+  bindUser(userId: string): Promise<void>;
   /** Ends the session for good (logout); in-flight requests cannot bring it back. */
   destroy(): Promise<void>;
   /** Keeps the session alive (throttled, TTL only). */
@@ -33,6 +38,7 @@ const METHODS = new Set([
   'load',
   'update',
   'regenerate',
+  'bindUser',
   'destroy',
   'touch',
   'save',
@@ -67,6 +73,7 @@ function methodsOf(target: Target, proxy: unknown): Record<string, unknown> {
     },
     update: (fn: (draft: SessionData) => unknown) => rs.update(fn),
     regenerate: () => rs.regenerate(),
+    bindUser: (userId: string) => rs.bindUser(userId),
     destroy: () => rs.destroy(),
     touch: () => rs.touch(),
     save: () => rs.save(),

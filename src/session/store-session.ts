@@ -1,4 +1,4 @@
-import { sessionGone, updateConflict } from '../errors.ts';
+import { sessionByUserUnsupported, sessionGone, updateConflict } from '../errors.ts';
 import { diff } from './change-tracker.ts';
 import type { KeyLock } from './key-lock.ts';
 import { migratedId } from './legacy-sessions.ts';
@@ -149,15 +149,44 @@ export class StoreSession extends RequestSession {
     try {
       const store = await this.#ctx.store();
       const oldKey = this.#record ? this.#key : undefined;
+      const userId = this.#record?.userId;
       const data = this.tracker.data;
       this.#forget();
       this.tracker.reset({});
       for (const k of Object.keys(data)) this.tracker.write(k, data[k]);
       await this.#create(store, Date.now());
+      // Bound before the old id dies: "log me out everywhere" must never miss the user's new session.
+      if (userId !== undefined) await this.#bind(store, userId);
       if (oldKey) await store.destroy(oldKey, Date.now() + this.options.idleTimeout);
     } catch (err) {
       this.storeFailed(err);
     }
+  }
+
+  override async bindUser(userId: string): Promise<void> {
+    await this.load();
+    if (this.degraded) return;
+    try {
+      const store = await this.#ctx.store();
+      if (!store.bindUser) throw sessionByUserUnsupported(store.kind);
+      if (this.#record === undefined) await this.#create(store, Date.now());
+      await this.#bind(store, userId);
+    } catch (err) {
+      this.storeFailed(err);
+    }
+  }
+
+  async #bind(store: SessionStore, userId: string): Promise<void> {
+    if (!store.bindUser) throw sessionByUserUnsupported(store.kind);
+    const record = this.#record!;
+    const bound = await store.bindUser(this.#key!, userId, record.createdAt + this.options.absoluteTimeout);
+    if (!bound) {
+      // Destroyed while this request ran (another device logged everyone out): it stays logged out.
+      this.#forget();
+      this.tracker.reset({});
+      throw sessionGone();
+    }
+    this.#record = { ...record, userId };
   }
 
   async destroy(): Promise<void> {

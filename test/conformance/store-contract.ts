@@ -276,6 +276,95 @@ export function storeContract(name: string, open: () => Promise<OpenedStore>): v
       (got.data.list as number[]).push(2);
       assert.deepEqual((await store().get(key))?.data, { list: [1] });
     });
+
+    describe('sessions by user', () => {
+      /** Why the by-user tests cannot run on this store, or undefined when they can. */
+      let unsupported: string | undefined;
+      before(async () => {
+        const s = opened?.store;
+        if (!s?.bindUser || !s.listByUser || !s.destroyByUser) {
+          unsupported = `${name} keeps no per-user index (CLONES_SESSION_BY_USER_UNSUPPORTED)`;
+          return;
+        }
+        try {
+          await s.listByUser('probe');
+        } catch (err) {
+          if ((err as { code?: string }).code !== 'CLONES_SESSION_BY_USER_UNSUPPORTED') throw err;
+          unsupported = `${name} answers CLONES_SESSION_BY_USER_UNSUPPORTED`;
+        }
+      });
+      const user = () => `user-${randomBytes(6).toString('hex')}`;
+
+      it('bindUser records the user; listByUser lists exactly its live sessions', async (t) => {
+        if (unsupported) return t.skip(unsupported);
+        const s = store();
+        const u = user();
+        const [a, b, other] = [newKey(), newKey(), newKey()];
+        const sa = fresh({ n: 1 });
+        for (const k of [a, b, other]) await s.create(k, k === a ? sa : fresh({ n: 2 }));
+        const until = Date.now() + 120_000;
+        assert.equal(await s.bindUser!(a, u, until), true);
+        assert.equal(await s.bindUser!(b, u, until), true);
+        assert.equal(await s.bindUser!(other, user(), until), true);
+        assert.equal((await s.get(a))?.userId, u);
+        const listed = (await s.listByUser!(u)).sort((x, y) => x.key.localeCompare(y.key));
+        const want = [a, b].sort();
+        assert.deepEqual(
+          listed.map((r) => r.key),
+          want,
+        );
+        const first = listed.find((r) => r.key === a);
+        assert.deepEqual(first, { key: a, createdAt: sa.createdAt, expiresAt: sa.expiresAt });
+        await s.destroy(b, Date.now() + 60_000);
+        assert.deepEqual(
+          (await s.listByUser!(u)).map((r) => r.key),
+          [a],
+          'a destroyed session is no longer listed',
+        );
+        assert.deepEqual(await s.listByUser!(user()), []);
+      });
+
+      it('bindUser on a missing or destroyed session answers false', async (t) => {
+        if (unsupported) return t.skip(unsupported);
+        const s = store();
+        const u = user();
+        assert.equal(await s.bindUser!(newKey(), u, Date.now() + 60_000), false);
+        const k = newKey();
+        await s.create(k, fresh({}));
+        await s.destroy(k, Date.now() + 60_000);
+        assert.equal(await s.bindUser!(k, u, Date.now() + 60_000), false);
+        assert.deepEqual(await s.listByUser!(u), []);
+      });
+
+      it('destroyByUser leaves tombstones on all but the kept session and counts them', async (t) => {
+        if (unsupported) return t.skip(unsupported);
+        const s = store();
+        const u = user();
+        const keys = [newKey(), newKey(), newKey()];
+        const stranger = newKey();
+        const until = Date.now() + 120_000;
+        for (const k of [...keys, stranger]) await s.create(k, fresh({ k }));
+        for (const k of keys) await s.bindUser!(k, u, until);
+        await s.bindUser!(stranger, user(), until);
+        const [keep, ...gone] = keys as [string, string, string];
+        assert.equal(await s.destroyByUser!(u, keep, Date.now() + 60_000), 2);
+        for (const k of gone) {
+          assert.equal(await s.get(k), null);
+          assert.deepEqual(await s.patch(k, { set: { back: true }, del: [] }), { ok: false, reason: 'gone' });
+          assert.equal(await s.touch(k, Date.now() + 60_000), false);
+          assert.deepEqual(await s.create(k, fresh({})), { ok: false, reason: 'gone' });
+        }
+        assert.deepEqual((await s.get(keep))?.data, { k: keep });
+        assert.deepEqual((await s.get(stranger))?.data, { k: stranger });
+        assert.deepEqual(
+          (await s.listByUser!(u)).map((r) => r.key),
+          [keep],
+        );
+        assert.equal(await s.destroyByUser!(u, undefined, Date.now() + 60_000), 1);
+        assert.equal(await s.get(keep), null);
+        assert.deepEqual(await s.listByUser!(u), []);
+      });
+    });
   });
 }
 

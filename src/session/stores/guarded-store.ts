@@ -1,5 +1,12 @@
 import { ClonesError, storeTimeout, storeUnavailable } from '../../errors.ts';
-import type { PatchOptions, SessionPatch, SessionStore, StoredSession, WriteResult } from './store.ts';
+import type {
+  PatchOptions,
+  SessionPatch,
+  SessionStore,
+  StoredSession,
+  UserSession,
+  WriteResult,
+} from './store.ts';
 
 /**
  * Wraps any store with the guarantees every backend needs, so backends stay simple: each call either answers
@@ -17,10 +24,26 @@ export class GuardedStore implements SessionStore {
   readonly #timeoutMs: number;
   #closing: Promise<void> | undefined;
 
+  readonly bindUser?: (key: string, userId: string, indexUntil: number) => Promise<boolean>;
+  readonly listByUser?: (userId: string) => Promise<UserSession[]>;
+  readonly destroyByUser?: (
+    userId: string,
+    exceptKey: string | undefined,
+    tombstoneUntil: number,
+  ) => Promise<number>;
+
   constructor(inner: SessionStore, timeoutMs: number) {
     this.#inner = inner;
     this.kind = inner.kind;
     this.#timeoutMs = timeoutMs;
+    // Present only when the backend has them: the engine tells "unsupported" by their absence.
+    const { bindUser, listByUser, destroyByUser } = inner;
+    if (bindUser) this.bindUser = (k, u, until) => this.#guard(() => bindUser.call(inner, k, u, until));
+    if (listByUser) this.listByUser = (u) => this.#guard(() => listByUser.call(inner, u));
+    if (destroyByUser) {
+      this.destroyByUser = (u, except, until) =>
+        this.#guard(() => destroyByUser.call(inner, u, except, until));
+    }
   }
 
   get(key: string): Promise<StoredSession | null> {

@@ -1,5 +1,12 @@
 import { applyPatch } from './apply-patch.ts';
-import type { PatchOptions, SessionPatch, SessionStore, StoredSession, WriteResult } from './store.ts';
+import type {
+  PatchOptions,
+  SessionPatch,
+  SessionStore,
+  StoredSession,
+  UserSession,
+  WriteResult,
+} from './store.ts';
 
 /**
  * Sessions in this process's memory: for tests only (a clone must not keep user data; the URL switch refuses
@@ -10,18 +17,23 @@ import type { PatchOptions, SessionPatch, SessionStore, StoredSession, WriteResu
  */
 export class MemoryStore implements SessionStore {
   readonly kind = 'memory';
-  readonly #rows = new Map<string, { json: string; version: number; createdAt: number; expiresAt: number }>();
+  readonly #rows = new Map<
+    string,
+    { json: string; version: number; createdAt: number; expiresAt: number; userId?: string }
+  >();
   readonly #tombstones = new Map<string, number>();
 
   async get(key: string): Promise<StoredSession | null> {
     const row = this.#live(key);
     if (!row) return null;
-    return {
+    const session: StoredSession = {
       data: JSON.parse(row.json),
       version: row.version,
       createdAt: row.createdAt,
       expiresAt: row.expiresAt,
     };
+    if (row.userId !== undefined) session.userId = row.userId;
+    return session;
   }
 
   async create(key: string, session: StoredSession): Promise<WriteResult> {
@@ -67,6 +79,36 @@ export class MemoryStore implements SessionStore {
   async destroy(key: string, tombstoneUntil: number): Promise<void> {
     this.#rows.delete(key);
     this.#tombstones.set(key, tombstoneUntil);
+  }
+
+  async bindUser(key: string, userId: string): Promise<boolean> {
+    const row = this.#live(key);
+    if (!row || this.#dead(key)) return false;
+    row.userId = userId;
+    return true;
+  }
+
+  async listByUser(userId: string): Promise<UserSession[]> {
+    const found: UserSession[] = [];
+    for (const key of [...this.#rows.keys()]) {
+      const row = this.#live(key);
+      if (row?.userId === userId) found.push({ key, createdAt: row.createdAt, expiresAt: row.expiresAt });
+    }
+    return found;
+  }
+
+  async destroyByUser(
+    userId: string,
+    exceptKey: string | undefined,
+    tombstoneUntil: number,
+  ): Promise<number> {
+    let n = 0;
+    for (const { key } of await this.listByUser(userId)) {
+      if (key === exceptKey) continue;
+      await this.destroy(key, tombstoneUntil);
+      n += 1;
+    }
+    return n;
   }
 
   async close(): Promise<void> {}

@@ -8,6 +8,7 @@ import type {
   SessionStore,
   StoredSession,
   StoreOpenOptions,
+  UserSession,
   WriteResult,
 } from './store.ts';
 
@@ -32,6 +33,7 @@ interface Row {
   version: number;
   created_at: string;
   expires_at: string;
+  user_id: string | null;
 }
 
 /**
@@ -127,6 +129,37 @@ export class PostgresStore implements SessionStore {
     else await this.#pool.query(this.#sql.destroy, [key, tombstoneUntil]);
   }
 
+  async bindUser(key: string, userId: string): Promise<boolean> {
+    await this.#migrated();
+    const { rowCount } = await this.#pool.query(this.#sql.bindUser, [key, userId, Date.now()]);
+    return rowCount === 1;
+  }
+
+  async listByUser(userId: string): Promise<UserSession[]> {
+    await this.#migrated();
+    const { rows } = await this.#pool.query<{ key: string; created_at: string; expires_at: string }>(
+      this.#sql.listByUser,
+      [userId, Date.now()],
+    );
+    return rows.map((r) => ({
+      key: r.key,
+      createdAt: Number(r.created_at),
+      expiresAt: Number(r.expires_at),
+    }));
+  }
+
+  /** One statement: every matching row becomes a tombstone at once, as `destroy` leaves one. */
+  async destroyByUser(
+    userId: string,
+    exceptKey: string | undefined,
+    tombstoneUntil: number,
+  ): Promise<number> {
+    await this.#migrated();
+    const args = [userId, Date.now(), tombstoneUntil, exceptKey ?? null];
+    const { rowCount } = await this.#pool.query(this.#sql.destroyByUser, args);
+    return rowCount ?? 0;
+  }
+
   /**
    * Deletes expired sessions and ended tombstones in batches, if no other clone is sweeping this table right
    * now; answers how many rows it deleted (0 when another clone holds the lock).
@@ -215,6 +248,19 @@ async function migrate(pool: pg.Pool, table: string): Promise<void> {
       );
       log.info({ table, version: SCHEMA_VERSION }, 'created the postgres session table');
     }
+    // user_id came later, added in place with the version left at 1, so an older clone (which would refuse a
+    // newer version) still runs against the table: its statements name their columns.
+    const column = await client.query(
+      `SELECT 1 FROM information_schema.columns
+       WHERE table_schema = current_schema() AND table_name = $1 AND column_name = 'user_id'`,
+      [table],
+    );
+    if (column.rowCount === 0) {
+      await client.query(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS user_id text`);
+      await client.query(
+        `CREATE INDEX IF NOT EXISTS ${table}_user_id ON ${table} (user_id) WHERE user_id IS NOT NULL`,
+      );
+    }
     // Later versions add steps here: `if (found < 2) { ALTER TABLE ... }`, each bumping clones_schema.
     await client.query('COMMIT');
   } catch (err) {
@@ -228,12 +274,16 @@ async function migrate(pool: pg.Pool, table: string): Promise<void> {
 function statements(t: string) {
   const alive = 'dead_until IS NULL AND expires_at > $';
   return {
-    get: `SELECT data, version, created_at, expires_at FROM ${t} WHERE key = $1 AND ${alive}2`,
+    get: `SELECT data, version, created_at, expires_at, user_id FROM ${t} WHERE key = $1 AND ${alive}2`,
+    bindUser: `UPDATE ${t} SET user_id = $2 WHERE key = $1 AND ${alive}3`,
+    listByUser: `SELECT key, created_at, expires_at FROM ${t} WHERE user_id = $1 AND ${alive}2`,
+    destroyByUser: `UPDATE ${t} SET data = NULL, expires_at = $3, dead_until = $3, user_id = NULL
+      WHERE user_id = $1 AND ${alive}2 AND key IS DISTINCT FROM $4::text`,
     // Takes the key when it is free: no row, an ended tombstone, or a session past its expiry.
     create: `INSERT INTO ${t} AS s (key, data, version, created_at, expires_at, dead_until)
       VALUES ($1, $2::jsonb, $3, $4, $5, NULL)
       ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data, version = EXCLUDED.version,
-        created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at, dead_until = NULL
+        created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at, dead_until = NULL, user_id = NULL
       WHERE (s.dead_until IS NOT NULL AND s.dead_until <= $6) OR (s.dead_until IS NULL AND s.expires_at <= $6)
       RETURNING version`,
     deadUntil: `SELECT dead_until FROM ${t} WHERE key = $1`,
@@ -244,7 +294,7 @@ function statements(t: string) {
     touch: `UPDATE ${t} SET expires_at = $2 WHERE key = $1 AND ${alive}3`,
     destroy: `INSERT INTO ${t} (key, data, version, created_at, expires_at, dead_until)
       VALUES ($1, NULL, 0, 0, $2, $2)
-      ON CONFLICT (key) DO UPDATE SET data = NULL, expires_at = $2, dead_until = $2`,
+      ON CONFLICT (key) DO UPDATE SET data = NULL, expires_at = $2, dead_until = $2, user_id = NULL`,
     delete: `DELETE FROM ${t} WHERE key = $1`,
     // Tombstones have expires_at = dead_until, so one condition covers both kinds of row.
     sweep: `DELETE FROM ${t} WHERE key IN (SELECT key FROM ${t} WHERE expires_at <= $1 LIMIT $2)`,
@@ -252,12 +302,14 @@ function statements(t: string) {
 }
 
 function session(row: Row): StoredSession {
-  return {
+  const s: StoredSession = {
     data: row.data,
     version: row.version,
     createdAt: Number(row.created_at),
     expiresAt: Number(row.expires_at),
   };
+  if (row.user_id !== null) s.userId = row.user_id;
+  return s;
 }
 
 /** `prefix` as a safe SQL identifier: lower-case letters, digits and underscores, then `_sessions`. */

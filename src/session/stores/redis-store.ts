@@ -1,6 +1,7 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { badStoreUrl, storeUnavailable } from '../../errors.ts';
+import { badStoreUrl, sessionByUserUnsupported, storeUnavailable } from '../../errors.ts';
 import { logger } from '../../logger.ts';
 import { redisTopology } from './redis-topology.ts';
 import type {
@@ -9,6 +10,7 @@ import type {
   SessionStore,
   StoredSession,
   StoreOpenOptions,
+  UserSession,
   WriteResult,
 } from './store.ts';
 
@@ -114,6 +116,53 @@ end
 return 1
 `;
 
+// Sessions by user (plain Redis and Sentinel): the hash's `u` field holds the user, and the SET
+// `<prefix>:u:{<sha256(userId)>}` holds the keys of the user's sessions. The set expires at the latest absolute
+// end of its sessions, so it outlives every one of them; members destroyed or expired one by one are pruned
+// by the next list or destroy-by-user. Those two scripts reach session keys they are not given in KEYS:
+// valid on one server, not on Redis Cluster, where the user's set lives in another slot than its sessions, so
+// the cluster store answers CLONES_SESSION_BY_USER_UNSUPPORTED rather than keep a non-atomic index.
+
+/** KEYS: session, tombstone, user set. ARGV: now, userId, indexUntil, the session's store key. 1 bound, 0 gone. */
+const BIND = `
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e or tonumber(e) <= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'u', ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[4])
+local ttl = redis.call('PTTL', KEYS[3])
+if ttl < 0 or ttl < tonumber(ARGV[3]) - tonumber(ARGV[1]) then redis.call('PEXPIREAT', KEYS[3], ARGV[3]) end
+return 1
+`;
+
+/**
+ * KEYS: user set. ARGV: now, userId, session prefix, tombstone prefix, then 'list' or 'destroy', then (destroy)
+ * tombstoneUntil and the key to keep (or ''). list: flat { key, c, e, ... }; destroy: the number destroyed.
+ */
+const BY_USER = `
+local now = tonumber(ARGV[1])
+local out = {}
+local n = 0
+for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local sk = ARGV[3] .. k .. '}'
+  local h = redis.call('HMGET', sk, 'c', 'e', 'u')
+  if not h[2] or tonumber(h[2]) <= now or h[3] ~= ARGV[2] then
+    redis.call('SREM', KEYS[1], k)
+  elseif ARGV[5] == 'list' then
+    out[#out + 1] = k
+    out[#out + 1] = h[1]
+    out[#out + 1] = h[2]
+  elseif k ~= ARGV[7] then
+    redis.call('DEL', sk)
+    if tonumber(ARGV[6]) > now then redis.call('SET', ARGV[4] .. k .. '}', '1', 'PXAT', ARGV[6]) end
+    redis.call('SREM', KEYS[1], k)
+    n = n + 1
+  end
+end
+if ARGV[5] == 'list' then return out end
+return n
+`;
+
 type Script = (sessionKey: string, tombstoneKey: string, ...argv: (string | number)[]) => Promise<number>;
 interface SessionCommands {
   clonesCreate: Script;
@@ -124,6 +173,8 @@ interface SessionCommands {
   ) => Promise<number | [number, string, string, string, string]>;
   clonesTouch: Script;
   clonesDestroy: Script;
+  clonesBind: (s: string, t: string, u: string, ...argv: (string | number)[]) => Promise<number>;
+  clonesByUser: (userSet: string, ...argv: (string | number)[]) => Promise<number | string[]>;
 }
 
 const GONE: WriteResult = Object.freeze({ ok: false, reason: 'gone' });
@@ -150,6 +201,8 @@ export class RedisStore implements SessionStore {
   readonly #s: string;
   readonly #t: string;
   readonly #connectTimeout: number;
+  readonly #u: string;
+  readonly #cluster: boolean;
   #whenReady: Promise<void> | undefined;
   #lastError: Error | undefined;
   /** When the current outage began (first error since the last 'ready'). */
@@ -160,6 +213,7 @@ export class RedisStore implements SessionStore {
     this.#connectTimeout = options.connectTimeout;
     this.#s = `${options.prefix}:s:{`;
     this.#t = `${options.prefix}:t:{`;
+    this.#u = `${options.prefix}:u:{`;
     const perConnection = {
       connectTimeout: options.connectTimeout,
       // A write in flight when the connection drops may or may not have run: resending it could apply a
@@ -220,6 +274,11 @@ export class RedisStore implements SessionStore {
     this.#redis.defineCommand('clonesPatch', { lua: PATCH, numberOfKeys: 2 });
     this.#redis.defineCommand('clonesTouch', { lua: TOUCH, numberOfKeys: 2 });
     this.#redis.defineCommand('clonesDestroy', { lua: DESTROY, numberOfKeys: 2 });
+    this.#cluster = topology?.mode === 'cluster';
+    if (!this.#cluster) {
+      this.#redis.defineCommand('clonesBind', { lua: BIND, numberOfKeys: 3 });
+      this.#redis.defineCommand('clonesByUser', { lua: BY_USER, numberOfKeys: 1 });
+    }
     this.#redis.on('error', (err: Error) => {
       // Warn once per outage; ioredis repeats the error on every reconnect attempt.
       if (!this.#lastError) log.warn({ err: err.message }, 'redis session store unavailable; reconnecting');
@@ -236,11 +295,18 @@ export class RedisStore implements SessionStore {
 
   async get(key: string): Promise<StoredSession | null> {
     if (this.#redis.status !== 'ready' || this.#closed) await this.#connected();
-    const [v, c, e, j] = await this.#redis.hmget(`${this.#s}${key}}`, 'v', 'c', 'e', 'j');
+    const [v, c, e, j, u] = await this.#redis.hmget(`${this.#s}${key}}`, 'v', 'c', 'e', 'j', 'u');
     if (e == null || j == null) return null;
     const expiresAt = +e;
     if (expiresAt <= Date.now()) return null;
-    return { data: JSON.parse(j), version: +(v as string), createdAt: +(c as string), expiresAt };
+    const session: StoredSession = {
+      data: JSON.parse(j),
+      version: +(v as string),
+      createdAt: +(c as string),
+      expiresAt,
+    };
+    if (u != null) session.userId = u;
+    return session;
   }
 
   async create(key: string, session: StoredSession): Promise<WriteResult> {
@@ -295,6 +361,54 @@ export class RedisStore implements SessionStore {
   async destroy(key: string, tombstoneUntil: number): Promise<void> {
     if (this.#redis.status !== 'ready' || this.#closed) await this.#connected();
     await this.#redis.clonesDestroy(`${this.#s}${key}}`, `${this.#t}${key}}`, Date.now(), tombstoneUntil);
+  }
+
+  async bindUser(key: string, userId: string, indexUntil: number): Promise<boolean> {
+    if (this.#cluster) throw sessionByUserUnsupported(this.kind);
+    if (this.#redis.status !== 'ready' || this.#closed) await this.#connected();
+    const s = `${this.#s}${key}}`;
+    const t = `${this.#t}${key}}`;
+    return (
+      (await this.#redis.clonesBind(s, t, this.#userSet(userId), Date.now(), userId, indexUntil, key)) === 1
+    );
+  }
+
+  async listByUser(userId: string): Promise<UserSession[]> {
+    if (this.#cluster) throw sessionByUserUnsupported(this.kind);
+    if (this.#redis.status !== 'ready' || this.#closed) await this.#connected();
+    const flat = (await this.#redis.clonesByUser(
+      this.#userSet(userId),
+      Date.now(),
+      userId,
+      this.#s,
+      this.#t,
+      'list',
+    )) as string[];
+    const found: UserSession[] = [];
+    for (let i = 0; i < flat.length; i += 3) {
+      found.push({
+        key: flat[i] as string,
+        createdAt: +(flat[i + 1] as string),
+        expiresAt: +(flat[i + 2] as string),
+      });
+    }
+    return found;
+  }
+
+  async destroyByUser(
+    userId: string,
+    exceptKey: string | undefined,
+    tombstoneUntil: number,
+  ): Promise<number> {
+    if (this.#cluster) throw sessionByUserUnsupported(this.kind);
+    if (this.#redis.status !== 'ready' || this.#closed) await this.#connected();
+    const args = [Date.now(), userId, this.#s, this.#t, 'destroy', tombstoneUntil, exceptKey ?? ''];
+    return (await this.#redis.clonesByUser(this.#userSet(userId), ...args)) as number;
+  }
+
+  /** The user's set: the id hashed, so any string is a safe key and the user id is not spelled out in keys. */
+  #userSet(userId: string): string {
+    return `${this.#u}${createHash('sha256').update(userId).digest('hex')}}`;
   }
 
   async close(): Promise<void> {

@@ -9,6 +9,7 @@ import type {
   SessionStore,
   StoredSession,
   StoreOpenOptions,
+  UserSession,
   WriteResult,
 } from './store.ts';
 
@@ -39,6 +40,7 @@ export class SqliteStore implements SessionStore {
   readonly #sql: Statements;
   readonly #createTx: (key: string, session: StoredSession, now: number) => WriteResult;
   readonly #patchTx: (key: string, patch: SessionPatch, options: PatchOptions, now: number) => WriteResult;
+  readonly #destroyByUserTx: (userId: string, except: string, until: number, now: number) => number;
   #sweeper: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -63,6 +65,11 @@ export class SqliteStore implements SessionStore {
     }
     this.#createTx = this.#db.transaction(createIn(this.#sql)).immediate;
     this.#patchTx = this.#db.transaction(patchIn(this.#sql)).immediate;
+    const sql = this.#sql;
+    this.#destroyByUserTx = this.#db.transaction(
+      (userId: string, except: string, until: number, now: number) =>
+        sql.destroyByUser.run(until, userId, now, except).changes,
+    ).immediate;
     this.sweep();
     this.#sweeper = setInterval(() => this.#sweepQuietly(), SWEEP_EVERY_MS);
     this.#sweeper.unref();
@@ -71,12 +78,14 @@ export class SqliteStore implements SessionStore {
   async get(key: string): Promise<StoredSession | null> {
     const row = this.#sql.get.get(key, Date.now()) as LiveRow | undefined;
     if (!row) return null;
-    return {
+    const session: StoredSession = {
       data: JSON.parse(row.data),
       version: row.version,
       createdAt: row.created_at,
       expiresAt: row.expires_at,
     };
+    if (row.user_id !== null) session.userId = row.user_id;
+    return session;
   }
 
   async create(key: string, session: StoredSession): Promise<WriteResult> {
@@ -93,6 +102,24 @@ export class SqliteStore implements SessionStore {
 
   async destroy(key: string, tombstoneUntil: number): Promise<void> {
     this.#sql.destroy.run(key, Date.now(), tombstoneUntil);
+  }
+
+  async bindUser(key: string, userId: string): Promise<boolean> {
+    return this.#sql.bindUser.run(userId, key, Date.now()).changes === 1;
+  }
+
+  async listByUser(userId: string): Promise<UserSession[]> {
+    const rows = this.#sql.listByUser.all(userId, Date.now()) as UserRow[];
+    return rows.map((r) => ({ key: r.key, createdAt: r.created_at, expiresAt: r.expires_at }));
+  }
+
+  /** One transaction: every matching row becomes a tombstone, as `destroy` leaves one. */
+  async destroyByUser(
+    userId: string,
+    exceptKey: string | undefined,
+    tombstoneUntil: number,
+  ): Promise<number> {
+    return this.#destroyByUserTx(userId, exceptKey ?? '', tombstoneUntil, Date.now());
   }
 
   /**
@@ -162,6 +189,13 @@ function migrate(db: Database, table: string): void {
       ) WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS "${table}_expires_at" ON "${table}" (expires_at);
     `);
+    // user_id came later, added in place: user_version stays 1 so an older clone still opens the file (its
+    // statements name their columns, and a NULL user_id is what they would have meant).
+    const columns = db.prepare(`SELECT name FROM pragma_table_info('${table}')`).all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'user_id')) db.exec(`ALTER TABLE "${table}" ADD COLUMN user_id TEXT`);
+    db.exec(
+      `CREATE INDEX IF NOT EXISTS "${table}_user_id" ON "${table}" (user_id) WHERE user_id IS NOT NULL`,
+    );
     if (found < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }).immediate();
 }
@@ -169,7 +203,15 @@ function migrate(db: Database, table: string): void {
 function prepare(db: Database, t: string): Statements {
   return {
     get: db.prepare(
-      `SELECT data, version, created_at, expires_at FROM "${t}" WHERE key = ? AND dead = 0 AND expires_at > ?`,
+      `SELECT data, version, created_at, expires_at, user_id FROM "${t}" WHERE key = ? AND dead = 0 AND expires_at > ?`,
+    ),
+    bindUser: db.prepare(`UPDATE "${t}" SET user_id = ? WHERE key = ? AND dead = 0 AND expires_at > ?`),
+    listByUser: db.prepare(
+      `SELECT key, created_at, expires_at FROM "${t}" WHERE user_id = ? AND dead = 0 AND expires_at > ?`,
+    ),
+    destroyByUser: db.prepare(
+      `UPDATE "${t}" SET data = '{}', dead = 1, expires_at = ?, user_id = NULL
+       WHERE user_id = ? AND dead = 0 AND expires_at > ? AND key <> ?`,
     ),
     head: db.prepare(`SELECT data, version, created_at, expires_at, dead FROM "${t}" WHERE key = ?`),
     upsert: db.prepare(
@@ -221,6 +263,7 @@ function patchIn(sql: Statements) {
 // better-sqlite3 ships no types and @types/better-sqlite3 is not a dependency: the calls used here, typed.
 interface Statement {
   get(...params: unknown[]): unknown;
+  all(...params: unknown[]): unknown[];
   run(...params: unknown[]): { changes: number };
 }
 interface Transaction<F> {
@@ -237,6 +280,9 @@ type DatabaseConstructor = new (path: string, options?: { timeout?: number }) =>
 
 interface Statements {
   get: Statement;
+  bindUser: Statement;
+  listByUser: Statement;
+  destroyByUser: Statement;
   head: Statement;
   upsert: Statement;
   update: Statement;
@@ -247,6 +293,12 @@ interface Statements {
 interface LiveRow {
   data: string;
   version: number;
+  created_at: number;
+  expires_at: number;
+  user_id: string | null;
+}
+interface UserRow {
+  key: string;
   created_at: number;
   expires_at: number;
 }

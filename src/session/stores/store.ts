@@ -31,6 +31,26 @@ export interface SessionStore {
   destroy(key: string, tombstoneUntil: number): Promise<void>;
   /** Releases connections; calling it twice is harmless. */
   close(): Promise<void>;
+  /**
+   * Optional, "log me out everywhere": records `userId` on the live session `key` and in the store's per-user
+   * index, which must outlive the session (`indexUntil` is its absolute end). `false` when the session is gone.
+   * A store without these three methods makes the engine answer CLONES_SESSION_BY_USER_UNSUPPORTED (501).
+   */
+  bindUser?(key: string, userId: string, indexUntil: number): Promise<boolean>;
+  /** Optional: the user's live sessions (any order). */
+  listByUser?(userId: string): Promise<UserSession[]>;
+  /**
+   * Optional: destroys every live session of `userId` but `exceptKey`, each leaving a tombstone until
+   * `tombstoneUntil` exactly as `destroy` does, atomically where the backend can; answers how many it destroyed.
+   */
+  destroyByUser?(userId: string, exceptKey: string | undefined, tombstoneUntil: number): Promise<number>;
+}
+
+/** One live session of a user, as `listByUser` answers it: its store key (never the id) and its times. */
+export interface UserSession {
+  key: string;
+  createdAt: number;
+  expiresAt: number;
 }
 
 /** Session data as the user sees it: top-level keys with JSON values. */
@@ -44,6 +64,8 @@ export interface StoredSession {
   createdAt: number;
   /** When the session expires for idleness (already capped by the absolute timeout by the engine). */
   expiresAt: number;
+  /** The user bound by `bindUser`, on stores that keep one; absent otherwise. */
+  userId?: string;
 }
 
 /** The keys one request changed: values to set (JSON-serialisable) and keys to delete. */
