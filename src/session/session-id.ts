@@ -47,8 +47,11 @@ export class IdSigner {
     if (value.length !== 87 || value.charCodeAt(43) !== 46) return null;
     const id = value.slice(0, 43);
     if (!ID_PATTERN.test(id)) return null;
-    const given = Buffer.from(value.slice(44), 'base64url');
-    if (given.length !== 32) return null;
+    const mac = value.slice(44);
+    const given = Buffer.from(mac, 'base64url');
+    // Base64 decoders ignore the unused low bits of the last character: without this check, a cookie with its
+    // last character changed could still carry the same MAC bytes and be accepted.
+    if (given.length !== 32 || given.toString('base64url') !== mac) return null;
     for (let i = 0; i < this.#keys.length; i++) {
       if (timingSafeEqual(given, this.#mac(this.#keys[i]!, id))) return this.#remember(value, id, i > 0);
     }
