@@ -1,4 +1,4 @@
-import type { SessionData, SessionPatch } from './store.ts';
+import type { SessionData, SessionPatch, WriteResult } from './store.ts';
 
 /**
  * Sets an own, enumerable key, so that a session key named `__proto__` stays data and never replaces the
@@ -23,3 +23,7 @@ export function applyPatch(data: SessionData, patch: SessionPatch): SessionData 
   for (const k of Object.keys(patch.set)) setOwn(data, k, patch.set[k]);
   return data;
 }
+
+/** The write results without a payload, shared (frozen) by every store. */
+export const GONE: WriteResult = Object.freeze({ ok: false, reason: 'gone' });
+export const CONFLICT: WriteResult = Object.freeze({ ok: false, reason: 'conflict' });

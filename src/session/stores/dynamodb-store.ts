@@ -11,7 +11,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { badStoreUrl, storeUnavailable } from '../../errors.ts';
 import { logger } from '../../logger.ts';
-import { setOwn } from './apply-patch.ts';
+import { CONFLICT, GONE, setOwn } from './apply-patch.ts';
 import type {
   PatchOptions,
   SessionData,
@@ -37,8 +37,6 @@ const MAX_EXPRESSION_KEYS = 100;
 const MAX_REWRITE_ATTEMPTS = 100;
 const TABLE_ACTIVE_WAIT_MS = 120_000;
 
-const GONE: WriteResult = Object.freeze({ ok: false, reason: 'gone' });
-const CONFLICT: WriteResult = Object.freeze({ ok: false, reason: 'conflict' });
 const log = logger.child({ part: 'session', store: 'dynamodb' });
 
 type Item = Record<string, AttributeValue>;

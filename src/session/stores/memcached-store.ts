@@ -1,6 +1,6 @@
 import { badStoreUrl, storeUnavailable } from '../../errors.ts';
 import { logger } from '../../logger.ts';
-import { applyPatch } from './apply-patch.ts';
+import { applyPatch, CONFLICT, GONE } from './apply-patch.ts';
 import { MemcachedClient, type MemcachedValue } from './memcached-client.ts';
 import type {
   PatchOptions,
@@ -24,8 +24,6 @@ const DEFAULT_POOL = 4;
 /** Compare-and-set rounds of one patch before the store gives up (only reached under pathological load). */
 const MAX_CAS_ATTEMPTS = 1000;
 
-const GONE: WriteResult = Object.freeze({ ok: false, reason: 'gone' });
-const CONFLICT: WriteResult = Object.freeze({ ok: false, reason: 'conflict' });
 const log = logger.child({ part: 'session', store: 'memcached' });
 
 interface Live {

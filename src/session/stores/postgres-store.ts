@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { badStoreUrl, storeSchemaTooNew, storeUnavailable } from '../../errors.ts';
 import { logger } from '../../logger.ts';
+import { CONFLICT, GONE } from './apply-patch.ts';
 import type {
   PatchOptions,
   SessionData,
@@ -24,8 +25,6 @@ const SWEEP_EVERY_MS = 5 * 60_000;
 const SWEEP_BATCH = 1000;
 const POOL_SIZE = 10;
 
-const GONE: WriteResult = Object.freeze({ ok: false, reason: 'gone' });
-const CONFLICT: WriteResult = Object.freeze({ ok: false, reason: 'conflict' });
 const log = logger.child({ part: 'session', store: 'postgres' });
 
 interface Row {

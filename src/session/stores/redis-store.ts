@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { badStoreUrl, sessionByUserUnsupported, storeUnavailable } from '../../errors.ts';
 import { logger } from '../../logger.ts';
+import { CONFLICT, GONE } from './apply-patch.ts';
 import { redisTopology } from './redis-topology.ts';
 import type {
   PatchOptions,
@@ -177,8 +178,6 @@ interface SessionCommands {
   clonesByUser: (userSet: string, ...argv: (string | number)[]) => Promise<number | string[]>;
 }
 
-const GONE: WriteResult = Object.freeze({ ok: false, reason: 'gone' });
-const CONFLICT: WriteResult = Object.freeze({ ok: false, reason: 'conflict' });
 const log = logger.child({ part: 'session', store: 'redis' });
 
 /**
