@@ -3,8 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { freePort } from './free-port.ts';
-import { probeTcp, type ServerProcess, spawnServer } from './server-process.ts';
+import { probeTcp, spawnServer, startRestartable } from './server-process.ts';
 
 /** A dynalite (DynamoDB emulator) the test started as a child process on a free loopback port. */
 export interface DynaliteServer {
@@ -22,7 +21,6 @@ export interface DynaliteServer {
   restart(): Promise<void>;
 }
 
-const START_ATTEMPTS = 3;
 const liveDirs = new Set<string>();
 process.once('exit', () => {
   for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true });
@@ -54,45 +52,23 @@ export async function startDynalite(options: { persist?: boolean } = {}): Promis
       ready: () => probeTcp(port, 'GET / HTTP/1.0\r\n\r\n', (reply) => reply.startsWith('HTTP/1.')),
     });
 
-  let port = 0;
-  let started: ServerProcess | undefined;
-  for (let attempt = 1; !started; attempt++) {
-    port = await freePort();
-    try {
-      started = await spawnOn(port);
-    } catch (err) {
-      if (!/EADDRINUSE/.test((err as Error).message) || attempt >= START_ATTEMPTS) {
-        await rm(dir, { recursive: true, force: true });
-        liveDirs.delete(dir);
-        throw err;
-      }
-    }
-  }
-  let current: ServerProcess = started;
-  let stopped = false;
+  const cleanup = async () => {
+    await rm(dir, { recursive: true, force: true });
+    liveDirs.delete(dir);
+  };
+  const life = await startRestartable('dynalite', spawnOn, { inUse: /EADDRINUSE/, cleanup });
+  const port = life.port;
   const endpoint = `http://127.0.0.1:${port}`;
   return {
     endpoint,
     url: (table) => `dynamodb://${table}?region=us-east-1&endpoint=${encodeURIComponent(endpoint)}`,
     port,
     get pid() {
-      return current.pid;
+      return life.pid;
     },
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      await current.stop();
-      await rm(dir, { recursive: true, force: true });
-      liveDirs.delete(dir);
-    },
-    async kill() {
-      await current.kill();
-    },
-    async restart() {
-      if (stopped) throw new Error('dynalite was stopped; start a new one');
-      await current.stop();
-      current = await spawnOn(port);
-    },
+    stop: life.stop,
+    kill: life.kill,
+    restart: life.restart,
   };
 }
 

@@ -1,7 +1,6 @@
 import { userInfo } from 'node:os';
 import { ensureBinary } from './ensure-binary.ts';
-import { freePort } from './free-port.ts';
-import { probeTcp, type ServerProcess, spawnServer } from './server-process.ts';
+import { probeTcp, spawnServer, startRestartable } from './server-process.ts';
 
 /** A memcached the test started on a free loopback port. */
 export interface MemcachedServer {
@@ -18,8 +17,6 @@ export interface MemcachedServer {
   /** Starts the server again on the same port (stopping it first if it still runs). */
   restart(): Promise<void>;
 }
-
-const START_ATTEMPTS = 3;
 
 /**
  * Starts memcached on 127.0.0.1 and a free port (64 MB, UDP off) and resolves once it answers `version`.
@@ -43,39 +40,19 @@ export async function startMemcached(): Promise<MemcachedServer> {
     });
   };
 
-  let port = 0;
-  let started: ServerProcess | undefined;
-  for (let attempt = 1; !started; attempt++) {
-    port = await freePort();
-    try {
-      started = await spawnOn(port);
-    } catch (err) {
-      const inUse = /address already in use|failed to listen/i.test((err as Error).message);
-      if (!inUse || attempt >= START_ATTEMPTS) throw err;
-    }
-  }
-
-  let current: ServerProcess = started;
-  let stopped = false;
+  const life = await startRestartable('memcached', spawnOn, {
+    inUse: /address already in use|failed to listen/i,
+  });
+  const port = life.port;
   return {
     url: `memcached://127.0.0.1:${port}`,
     address: `127.0.0.1:${port}`,
     port,
     get pid() {
-      return current.pid;
+      return life.pid;
     },
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      await current.stop();
-    },
-    async kill() {
-      await current.kill();
-    },
-    async restart() {
-      if (stopped) throw new Error('memcached was stopped; start a new one');
-      await current.stop();
-      current = await spawnOn(port);
-    },
+    stop: life.stop,
+    kill: life.kill,
+    restart: life.restart,
   };
 }

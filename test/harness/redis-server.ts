@@ -5,8 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { ensureBinary } from './ensure-binary.ts';
-import { freePort } from './free-port.ts';
-import { probeTcp, type ServerProcess, spawnServer } from './server-process.ts';
+import { probeTcp, spawnServer, startRestartable } from './server-process.ts';
 
 /** A redis-server the test started on a free loopback port, with its own temporary directory. */
 export interface RedisServer {
@@ -34,7 +33,6 @@ export interface StartRedisOptions {
   tls?: boolean;
 }
 
-const START_ATTEMPTS = 3;
 const liveDirs = new Set<string>();
 
 // A test file that fails before its after() hook must not leave data directories behind (server-process.ts
@@ -76,25 +74,12 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
     return spawnServer({ name: 'redis-server', command: binary, args, ready });
   };
 
-  // The free port can be taken between freePort() and the bind: pick another one and try again.
-  let port = 0;
-  let started: ServerProcess | undefined;
-  for (let attempt = 1; !started; attempt++) {
-    port = await freePort();
-    try {
-      started = await spawnOn(port);
-    } catch (err) {
-      const inUse = /address already in use/i.test((err as Error).message);
-      if (!inUse || attempt >= START_ATTEMPTS) {
-        await rm(dir, { recursive: true, force: true });
-        liveDirs.delete(dir);
-        throw err;
-      }
-    }
-  }
-
-  let current: ServerProcess = started;
-  let stopped = false;
+  const cleanup = async () => {
+    await rm(dir, { recursive: true, force: true });
+    liveDirs.delete(dir);
+  };
+  const life = await startRestartable('redis-server', spawnOn, { inUse: /address already in use/i, cleanup });
+  const port = life.port;
   const auth = password === undefined ? '' : `:${encodeURIComponent(password)}@`;
   return {
     url: tls
@@ -103,23 +88,11 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
     port,
     dir,
     get pid() {
-      return current.pid;
+      return life.pid;
     },
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      await current.stop();
-      await rm(dir, { recursive: true, force: true });
-      liveDirs.delete(dir);
-    },
-    async kill() {
-      await current.kill();
-    },
-    async restart() {
-      if (stopped) throw new Error('redis-server was stopped and its directory removed; start a new one');
-      await current.stop();
-      current = await spawnOn(port);
-    },
+    stop: life.stop,
+    kill: life.kill,
+    restart: life.restart,
   };
 }
 

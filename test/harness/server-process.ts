@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from './free-port.ts';
 
 /** A server the tests started: stopped by its pid, never by name. */
 export interface ServerProcess {
@@ -153,4 +154,68 @@ export function probeTcp(
     socket.once('error', () => done(false));
     socket.once('close', () => done(expect(reply)));
   });
+}
+
+/** A server the tests can crash and bring back on the same port. */
+export interface RestartableServer {
+  readonly port: number;
+  /** The pid of the current process (it changes on `restart`). */
+  readonly pid: number;
+  /** Stops the server for good (then runs `cleanup`); calling it twice is harmless. */
+  stop(): Promise<void>;
+  /** SIGKILL: a crash; `restart` brings the server back. */
+  kill(): Promise<void>;
+  /** Starts the server again on the same port, stopping it first if it still runs. */
+  restart(): Promise<void>;
+}
+
+/**
+ * Starts `spawnOn(port)` on a free loopback port, picking another one when the port was taken between
+ * freePort() and the bind (`inUse` matches that error), and gives the stop/kill/restart lifecycle every server
+ * harness shares. `cleanup` runs after the final stop, and when the start fails.
+ *
+ * @example
+ *   const life = await startRestartable('memcached', (port) => spawnServer({ ... }), { inUse: /in use/ });
+ */
+export async function startRestartable(
+  name: string,
+  spawnOn: (port: number) => Promise<ServerProcess>,
+  options: { inUse: RegExp; attempts?: number; cleanup?: () => Promise<void> },
+): Promise<RestartableServer> {
+  const attempts = options.attempts ?? 3;
+  let port = 0;
+  let current: ServerProcess | undefined;
+  for (let attempt = 1; !current; attempt++) {
+    port = await freePort();
+    try {
+      current = await spawnOn(port);
+    } catch (err) {
+      if (!options.inUse.test((err as Error).message) || attempt >= attempts) {
+        await options.cleanup?.();
+        throw err;
+      }
+    }
+  }
+  let server: ServerProcess = current;
+  let stopped = false;
+  return {
+    port,
+    get pid() {
+      return server.pid;
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await server.stop();
+      await options.cleanup?.();
+    },
+    async kill() {
+      await server.kill();
+    },
+    async restart() {
+      if (stopped) throw new Error(`${name} was stopped (and its files removed); start a new one`);
+      await server.stop();
+      server = await spawnOn(port);
+    },
+  };
 }
