@@ -10,6 +10,7 @@ import { type StoreContext, StoreSession } from './store-session.ts';
 import type { GuardedStore } from './stores/guarded-store.ts';
 import { openStore, storeSchemes } from './stores/open-store.ts';
 import type { SessionStore, UserSession } from './stores/store.ts';
+import { UserEpochs } from './user-epochs.ts';
 
 /**
  * The framework-neutral core: options validated once, the store opened lazily, and one RequestSession per
@@ -27,6 +28,9 @@ export class SessionEngine {
   /** Shared by every StoreSession of this engine: built once, not per request. */
   readonly #context: StoreContext;
   #store: Promise<SessionStore> | undefined;
+  /** Sealed cookies with a revocation store: the per-user epochs that make destroyByUser work. */
+  readonly #epochs: UserEpochs | undefined;
+  #revocationStore: Promise<SessionStore> | undefined;
 
   constructor(options: SessionOptions = {}) {
     this.options = resolveOptions(options);
@@ -38,6 +42,18 @@ export class SessionEngine {
       signer: this.#signer,
       locks: this.#locks,
     };
+    const revocations = this.options.revocations;
+    if (revocations) {
+      const at = /^[a-z][a-z0-9+.-]*:/i.exec(revocations.store)?.[0]?.toLowerCase();
+      if (!at || !storeSchemes().includes(at)) {
+        throw badStoreUrl(revocations.store, `revocation store: use one of ${storeSchemes().join(' ')}`);
+      }
+      this.#epochs = new UserEpochs(
+        () => this.#openRevocationStore(revocations.store),
+        revocations.cacheMs,
+        this.options.absoluteTimeout,
+      );
+    }
     if (scheme === 'cookie:') {
       this.#sealer = createSealer(this.options.secrets);
     } else if (!scheme || !storeSchemes().includes(scheme)) {
@@ -54,31 +70,44 @@ export class SessionEngine {
   }
 
   begin(info: RequestInfo): RequestSession {
-    if (this.#sealer) return new SealedSession(this.options, this.#sealer, info);
+    if (this.#sealer) return new SealedSession(this.options, this.#sealer, info, this.#epochs);
     return new StoreSession(this.#context, info);
   }
 
   /** The store, opened on first use (no I/O until then). */
   store(): Promise<SessionStore> {
-    this.#store ??= openStore(this.options.store, {
-      timeoutMs: this.options.storeTimeout,
-      prefix: this.options.prefix,
-    }).catch((err) => {
-      // A backend that failed to load (a missing native module, say) is tried again on the next request.
+    this.#store ??= this.#open(this.options.store, () => {
       this.#store = undefined;
-      throw err instanceof ClonesError ? err : storeUnavailable(this.options.store, err);
     });
     return this.#store;
   }
 
+  #openRevocationStore(url: string): Promise<SessionStore> {
+    this.#revocationStore ??= this.#open(url, () => {
+      this.#revocationStore = undefined;
+    });
+    return this.#revocationStore;
+  }
+
+  #open(url: string, forget: () => void): Promise<SessionStore> {
+    const opening = openStore(url, { timeoutMs: this.options.storeTimeout, prefix: this.options.prefix });
+    return opening.catch((err) => {
+      // A backend that failed to load (a missing native module, say) is tried again on the next request.
+      forget();
+      throw err instanceof ClonesError ? err : storeUnavailable(url, err);
+    });
+  }
+
   /**
    * The user's live sessions (bound with `req.session.bindUser(userId)`), by store key: ids never leave the
-   * store. CLONES_SESSION_BY_USER_UNSUPPORTED (501) on sealed cookies and stores without a per-user index.
+   * store. CLONES_SESSION_BY_USER_UNSUPPORTED (501) on stores without a per-user index, and on sealed cookies
+   * without a revocation store (`revocations`).
    *
    * @example
    *   const devices = await s.engine.listByUser('user-42'); // [{ key, createdAt, expiresAt }]
    */
   async listByUser(userId: string): Promise<UserSession[]> {
+    if (this.#sealer && this.#epochs) return this.#epochs.list(userId);
     const store = await this.#byUserStore();
     return store.listByUser!(userId);
   }
@@ -95,8 +124,10 @@ export class SessionEngine {
     userId: string,
     options: { except?: { readonly id: string | undefined } } = {},
   ): Promise<number> {
-    const store = await this.#byUserStore();
     const id = options.except?.id;
+    if (this.#sealer && this.#epochs)
+      return this.#epochs.revoke(userId, id === undefined ? undefined : storeKey(id));
+    const store = await this.#byUserStore();
     return store.destroyByUser!(
       userId,
       id === undefined ? undefined : storeKey(id),
@@ -105,7 +136,7 @@ export class SessionEngine {
   }
 
   async #byUserStore(): Promise<SessionStore> {
-    if (this.#sealer) throw sessionByUserUnsupported('cookie');
+    if (this.#sealer) throw sessionByUserUnsupported('cookie (no revocation store)');
     const store = await this.store();
     if (!store.listByUser || !store.destroyByUser || !store.bindUser)
       throw sessionByUserUnsupported(store.kind);
@@ -121,5 +152,6 @@ export class SessionEngine {
   async close(): Promise<void> {
     await this.options.migrateFrom?.close();
     if (this.#store) await (await this.#store).close();
+    if (this.#revocationStore) await (await this.#revocationStore).close();
   }
 }

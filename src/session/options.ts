@@ -50,6 +50,13 @@ export interface SessionOptions {
    * and no clones cookie gets the old session's data as a clones session. Server-side stores only.
    */
   migrateFrom?: LegacySessions;
+  /**
+   * Sealed cookies only: a server-side store (any store URL; default SESSION_REVOCATION_STORE) that keeps a
+   * revocation epoch per user, so `bindUser`, `listByUser` and `destroyByUser` work on sealed sessions too.
+   * Each clone caches a user's epoch for `cacheMs` (default 1000): the longest a revoked cookie still works on
+   * another clone.
+   */
+  revocations?: { store?: string; cacheMs?: number };
 }
 
 export interface ResolvedOptions {
@@ -71,6 +78,7 @@ export interface ResolvedOptions {
   readonly prefix: string;
   readonly eager: boolean;
   readonly migrateFrom: LegacySessions | undefined;
+  readonly revocations: { readonly store: string; readonly cacheMs: number } | undefined;
 }
 
 const HOUR = 3_600_000;
@@ -109,6 +117,20 @@ export function resolveOptions(options: SessionOptions = {}, env = process.env):
       throw invalidOption('migrateFrom', `the old cookie and the clones cookie are both named "${name}"`);
     }
   }
+  const revocationStore = options.revocations?.store ?? (sealed ? env.SESSION_REVOCATION_STORE : undefined);
+  if (revocationStore !== undefined && !sealed) {
+    throw invalidOption('revocations', 'only sealed cookies (cookie:) need a revocation store');
+  }
+  if (revocationStore?.startsWith('cookie:')) {
+    throw invalidOption('revocations.store', 'must be a server-side store URL (redis://, sqlite:, ...)');
+  }
+  const revocations =
+    revocationStore === undefined
+      ? undefined
+      : Object.freeze({
+          store: revocationStore,
+          cacheMs: nonNegative('revocations.cacheMs', options.revocations?.cacheMs ?? 1000),
+        });
   return Object.freeze({
     secrets,
     store,
@@ -132,6 +154,7 @@ export function resolveOptions(options: SessionOptions = {}, env = process.env):
     prefix: options.prefix ?? 'clones',
     eager: options.eager ?? false,
     migrateFrom,
+    revocations,
   });
 }
 
@@ -150,6 +173,11 @@ function resolveSecrets(secret: string | readonly string[] | undefined): readonl
 
 function positive(option: string, value: number): number {
   if (!Number.isFinite(value) || value <= 0) throw invalidOption(option, 'must be a positive number');
+  return value;
+}
+
+function nonNegative(option: string, value: number): number {
+  if (!Number.isFinite(value) || value < 0) throw invalidOption(option, 'must be a number >= 0');
   return value;
 }
 

@@ -12,6 +12,9 @@ export interface SealedPayload {
   createdAt: number;
   /** Milliseconds since the epoch of the last touch; the idle timeout counts from it. */
   seenAt: number;
+  /** The user bound by `bindUser`, and that user's revocation epoch when it was bound (see UserEpochs). */
+  userId?: string;
+  epoch?: number;
 }
 
 export interface Unsealed {
@@ -134,17 +137,21 @@ function deriveSealKey(secret: string, newest: boolean): SealKey {
 
 // Short member names keep the cookie small; the layout is documented in docs/session-format.md.
 function serializePayload(payload: SealedPayload): string {
-  return JSON.stringify({ i: payload.sid, d: payload.data, c: payload.createdAt, t: payload.seenAt });
+  const { sid, data, createdAt, seenAt, userId, epoch } = payload;
+  if (userId === undefined) return JSON.stringify({ i: sid, d: data, c: createdAt, t: seenAt });
+  return JSON.stringify({ i: sid, d: data, c: createdAt, t: seenAt, u: userId, e: epoch ?? 0 });
 }
 
 function parsePayload(json: string): SealedPayload | null {
   const value: unknown = JSON.parse(json);
   if (!isPlainObject(value)) return null;
-  const { i, d, c, t } = value;
+  const { i, d, c, t, u, e } = value;
   if (typeof i !== 'string' || i.length === 0 || !isPlainObject(d)) return null;
   if (typeof c !== 'number' || !Number.isFinite(c) || typeof t !== 'number' || !Number.isFinite(t))
     return null;
-  return { sid: i, data: d, createdAt: c, seenAt: t };
+  if (u === undefined) return { sid: i, data: d, createdAt: c, seenAt: t };
+  if (typeof u !== 'string' || typeof e !== 'number' || !Number.isSafeInteger(e)) return null;
+  return { sid: i, data: d, createdAt: c, seenAt: t, userId: u, epoch: e };
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

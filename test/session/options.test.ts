@@ -24,6 +24,31 @@ test('refused at start, each with its code and the option named', () => {
   assert.throws(() => sessions({ secret, name: 'bad name' }), { message: /^name/ });
 });
 
+test('a revocation store: only for sealed cookies, and only a server-side store URL', () => {
+  assert.throws(() => sessions({ secret, store: 'memory:', revocations: { store: 'memory:' } }), {
+    code: 'CLONES_INVALID_OPTION',
+    message: /^revocations/,
+  });
+  assert.throws(() => sessions({ secret, store: 'cookie:', revocations: { store: 'cookie:' } }), {
+    message: /^revocations\.store/,
+  });
+  assert.throws(() => sessions({ secret, store: 'cookie:', revocations: { store: 'mongodb://x' } }), {
+    code: 'CLONES_SESSION_STORE_URL',
+  });
+  assert.throws(
+    () => sessions({ secret, store: 'cookie:', revocations: { store: 'memory:', cacheMs: -1 } }),
+    {
+      message: /^revocations\.cacheMs/,
+    },
+  );
+  // From the environment it applies to sealed cookies only, so one env file can serve both kinds of app.
+  assert.equal(resolveOptions({ secret }, { SESSION_REVOCATION_STORE: 'memory:' }).revocations, undefined);
+  assert.deepEqual(
+    resolveOptions({ secret, store: 'cookie:' }, { SESSION_REVOCATION_STORE: 'memory:' }).revocations,
+    { store: 'memory:', cacheMs: 1000 },
+  );
+});
+
 test('memory: is refused when NODE_ENV=production', () => {
   assert.throws(() => resolveOptions({ secret, store: 'memory:' }, { NODE_ENV: 'production' }), {
     code: 'CLONES_SESSION_MEMORY_IN_PRODUCTION',
