@@ -13,6 +13,7 @@ import {
 import { checkRequest, RequestFacts } from './request-hygiene.ts';
 import type { RouteState } from './router.ts';
 import type { UpgradedPair } from './target.ts';
+import { WsFrameBoundary } from './ws-frame-boundary.ts';
 
 /**
  * The handler for the balancer's 'upgrade' event (WebSocket): routes like a request, relays the clone's
@@ -100,7 +101,8 @@ export function createUpgradeHandler(
         upSocket.setTimeout(0);
         socket.setNoDelay(true);
         upSocket.setNoDelay(true);
-        const pair: UpgradedPair = { client: socket, upstream: upSocket };
+        const pair: UpgradedPair = { client: socket, upstream: upSocket, frames: new WsFrameBoundary() };
+        pair.frames.feed(upHead);
         target.upgraded.add(pair);
         const close = () => {
           target.upgraded.delete(pair);
@@ -110,7 +112,7 @@ export function createUpgradeHandler(
         upSocket.on('error', close);
         upSocket.on('close', close);
         socket.on('close', close);
-        upSocket.pipe(socket);
+        relayFrames(pair);
         socket.pipe(upSocket);
       });
       upReq.end();
@@ -123,16 +125,41 @@ export function createUpgradeHandler(
 const CLOSE_1012 = Buffer.from([0x88, 0x02, 0x03, 0xf4]);
 
 /**
+ * Clone to client, like `pipe` (with its backpressure) but following the frames, so that draining can end
+ * the stream with a close frame between two frames rather than inside one.
+ */
+function relayFrames(pair: UpgradedPair): void {
+  const { upstream, client, frames } = pair;
+  upstream.on('data', (chunk: Buffer) => {
+    frames.feed(chunk);
+    if (!client.write(chunk)) {
+      upstream.pause();
+      client.once('drain', () => upstream.resume());
+    }
+    if (pair.closing && frames.atBoundary) endWithClose(pair);
+  });
+}
+
+/**
  * Ends a proxied WebSocket for draining: the client gets a close frame with 1012 so it reconnects, and both
- * sockets are closed.
+ * sockets are closed. A frame the clone is half-way through is relayed to its end first (the close frame
+ * cannot go inside it); a frame that does not end within a second is cut by closing the socket instead.
  *
  * @example
  *   for (const pair of target.upgraded) closeUpgraded(pair);
  */
 export function closeUpgraded(pair: UpgradedPair): void {
+  if (pair.closing) return;
   pair.closing = true;
-  pair.upstream.unpipe(pair.client);
+  setTimeout(() => {
+    pair.upstream.destroy();
+    pair.client.destroy();
+  }, 1000).unref();
+  if (pair.frames.atBoundary) endWithClose(pair);
+}
+
+function endWithClose(pair: UpgradedPair): void {
+  pair.upstream.removeAllListeners('data');
   pair.upstream.destroy();
   if (pair.client.writable) pair.client.end(CLOSE_1012);
-  setTimeout(() => pair.client.destroy(), 1000).unref();
 }

@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { badTargetSpec } from '../errors.ts';
 import type { TargetSpec } from './options.ts';
 import { UpstreamPool, type UpstreamPoolOptions } from './upstream-pool.ts';
+import type { WsFrameBoundary } from './ws-frame-boundary.ts';
 
 export type Health = 'unknown' | 'healthy' | 'unhealthy';
 
@@ -11,6 +12,8 @@ export interface UpgradedPair {
   upstream: Socket;
   /** Set while draining closes it, so the close frame is flushed before the client socket goes. */
   closing?: boolean;
+  /** Where the clone-to-client stream stands between frames, so a close frame can be inserted there. */
+  frames: WsFrameBoundary;
 }
 
 /**

@@ -91,4 +91,43 @@ describe('balancer: draining', () => {
       await ws.close();
     }
   });
+
+  test('a frame the clone is half-way through at the deadline is finished before the close frame', async () => {
+    const ws = await startUpstream('ws');
+    const payload = Buffer.alloc(1000, 0x62);
+    ws.server.on('upgrade', (req, socket) => {
+      const accept = createHash('sha1')
+        .update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
+        .digest('base64');
+      socket.write(
+        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+      );
+      socket.on('error', () => socket.destroy());
+      socket.on('end', () => socket.end());
+      // A binary frame of 1,000 bytes: header and half the payload now, the rest after the drain deadline.
+      socket.write(Buffer.concat([Buffer.from([0x82, 126, 0x03, 0xe8]), payload.subarray(0, 500)]));
+      setTimeout(() => socket.write(payload.subarray(500)), 500);
+    });
+    const { lb, port } = await startBalancer({ targets: [{ id: 'ws', url: ws.url }] });
+    try {
+      const socket = connect(port, '127.0.0.1');
+      const received: Buffer[] = [];
+      const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+      socket.on('data', (d) => received.push(d));
+      socket.write(
+        'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+      );
+      await sleep(100);
+      await lb.drain('ws', { deadline: 200 });
+      await closed;
+      const all = Buffer.concat(received);
+      const frames = all.subarray(all.indexOf('\r\n\r\n') + 4);
+      assert.deepEqual([...frames.subarray(0, 4)], [0x82, 126, 0x03, 0xe8]);
+      assert.ok(frames.subarray(4, 1004).equals(payload), 'the whole frame, intact');
+      assert.deepEqual([...frames.subarray(1004)], [0x88, 0x02, 0x03, 0xf4], 'then the close frame, alone');
+    } finally {
+      await lb.close();
+      await ws.close();
+    }
+  });
 });
