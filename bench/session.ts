@@ -1,27 +1,65 @@
-// npm run bench:session -- the session benchmark of issue 2. One Express 5 app (bench/session-app.ts), one child
-// process per configuration, all driven by one load tool in one run:
+// npm run bench:session -- the session benchmark of issues 2 and 5. One Express 5 app (bench/session-app.ts),
+// one child process per configuration, all driven by one load tool in one run:
 //   no session · clones/session on Redis · express-session + connect-redis on the same Redis (the peer) ·
-//   clones/session on SQLite · clones/session with the sealed cookie.
+//   clones/session on SQLite · the sealed cookie · Memcached (2 servers) · PostgreSQL · DynamoDB (dynalite) ·
+//   Redis Sentinel · Redis Cluster (3 masters). The servers are started by the test harness
+//   (bench/session-stores.ts) and stopped by pid at the end.
 // Per configuration and route (GET /read, POST /write, POST /update): a warm-up, then RUNS timed runs; the
 // table shows the median requests/s and the p99 of the median run. Runs are interleaved (run 1 of every
 // configuration, then run 2, ...) so that drift in the machine's load hits every configuration alike.
 // Then the lost-update run: 32 clients x 100 increments on one session, and the final value read back.
-// Environment: BENCH_SECONDS (5), BENCH_WARMUP (1), BENCH_RUNS (3), BENCH_CONNECTIONS (16).
+// Options (each also an environment variable): --only a,b (BENCH_ONLY: configurations, e.g. redis,memcached;
+// default all) --runs (BENCH_RUNS, 3) --seconds (BENCH_SECONDS, 5) --warmup (BENCH_WARMUP, 1) --connections
+// (BENCH_CONNECTIONS, 16) --out <file>. Only a run of every configuration writes bench/results/session.json;
+// a subset writes to --out, else to a file in the temporary directory.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startRedis } from '../test/harness/redis-server.ts';
-import { type LoadResult, loadTool } from './load.ts';
+import { parseArgs } from 'node:util';
+import { loadTool } from './load.ts';
+import {
+  type ConfigSummary,
+  type LostUpdates,
+  printTable,
+  ROUTES,
+  type RouteName,
+  type Run,
+  ratios,
+  summarize,
+} from './session-report.ts';
+import { type Config, configKeys, selectConfigs, startConfigs } from './session-stores.ts';
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
-const WARMUP = Number(process.env.BENCH_WARMUP ?? 1);
-const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
+const { values: args } = parseArgs({
+  options: {
+    only: { type: 'string', default: process.env.BENCH_ONLY },
+    runs: { type: 'string', default: process.env.BENCH_RUNS ?? '3' },
+    seconds: { type: 'string', default: process.env.BENCH_SECONDS ?? '5' },
+    warmup: { type: 'string', default: process.env.BENCH_WARMUP ?? '1' },
+    connections: { type: 'string', default: process.env.BENCH_CONNECTIONS ?? '16' },
+    out: { type: 'string' },
+  },
+});
+const positive = (name: string, value: string | undefined, min = 1) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min)
+    throw new Error(`--${name} must be an integer >= ${min}, got ${value}`);
+  return n;
+};
+const SECONDS = positive('seconds', args.seconds);
+const WARMUP = positive('warmup', args.warmup, 0);
+const RUNS = positive('runs', args.runs);
+const CONNECTIONS = positive('connections', args.connections);
+const SELECTED = selectConfigs(
+  args.only
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
 const LOST_CLIENTS = 32;
 const LOST_EACH = 100;
 /** USER_HZ: /proc reports CPU time in these ticks (100 on Linux builds we know of). */
@@ -29,35 +67,18 @@ const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' 
 
 const ROOT = join(import.meta.dirname, '..');
 const APP = join(ROOT, 'bench', 'session-app.ts');
-const RESULTS = join(ROOT, 'bench', 'results', 'session.json');
-
-const ROUTES = [
-  { name: 'read', method: 'GET', path: '/read' },
-  { name: 'write', method: 'POST', path: '/write' },
-  { name: 'update', method: 'POST', path: '/update' },
-] as const;
-type RouteName = (typeof ROUTES)[number]['name'];
-
-interface Config {
-  key: string;
-  label: string;
-  env: Record<string, string>;
-  /** The session travels in the cookie: concurrent requests cannot merge (the last response's cookie wins). */
-  clientSide?: boolean;
-  /** No session at all: nothing to lose. */
-  noSession?: boolean;
-}
+const FULL = SELECTED.length === configKeys().length;
+const RESULTS = args.out
+  ? resolve(args.out)
+  : FULL
+    ? join(ROOT, 'bench', 'results', 'session.json')
+    : join(tmpdir(), 'clones-bench-session-subset.json');
 
 interface Running extends Config {
   child: ChildProcess;
   url: string;
   cookie: string | undefined;
   runs: Record<RouteName, Run[]>;
-}
-
-/** A load run plus the app process's CPU time (user + system, all threads) per request it answered. */
-interface Run extends LoadResult {
-  appCpuUsPerRequest: number;
 }
 
 /** CPU time a process has used so far, in ms (Linux /proc; NaN elsewhere). */
@@ -69,27 +90,6 @@ function cpuMs(pid: number | undefined): number {
     return Number.NaN;
   }
 }
-
-interface ConfigSummary {
-  label: string;
-  clientSide: boolean;
-  routes: Record<
-    RouteName,
-    { requestsPerSecond: number; p99Ms: number; appCpuUsPerRequest: number; runs: Run[] }
-  >;
-  lostUpdates: LostUpdates | null;
-}
-
-interface LostUpdates {
-  final: number;
-  lost: number;
-  failed: number;
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 async function startApp(config: Config): Promise<Running> {
   const child = spawn(process.execPath, ['--import', 'tsx', APP], {
@@ -108,12 +108,17 @@ async function startApp(config: Config): Promise<Running> {
     }
     throw new Error(`${config.label}: no port printed`);
   })();
+  exited.catch(() => {});
   const url = await Promise.race([
     listening,
     exited,
-    sleep(30_000).then(() => Promise.reject(new Error('timeout'))),
-  ]);
-  exited.catch(() => {});
+    sleep(30_000, undefined, { ref: false }).then(() =>
+      Promise.reject(new Error(`${config.label}: the app did not listen within 30 s`)),
+    ),
+  ]).catch((err) => {
+    if (child.exitCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+    throw err;
+  });
   return { ...config, child, url, cookie: undefined, runs: { read: [], write: [], update: [] } };
 }
 
@@ -121,7 +126,10 @@ async function stopApp(app: Running): Promise<void> {
   if (app.child.exitCode !== null || app.child.pid === undefined) return;
   const exited = once(app.child, 'exit');
   process.kill(app.child.pid, 'SIGTERM');
-  const late = await Promise.race([exited.then(() => false), sleep(5000).then(() => true)]);
+  const late = await Promise.race([
+    exited.then(() => false),
+    sleep(5000, undefined, { ref: false }).then(() => true),
+  ]);
   if (late && app.child.exitCode === null) {
     process.kill(app.child.pid, 'SIGKILL');
     await exited;
@@ -170,43 +178,21 @@ async function main(): Promise<void> {
   const tool = loadTool();
   const started = new Date();
   const loadBefore = loadavg();
-  const redis = await startRedis();
-  const dir = await mkdtemp(join(tmpdir(), 'clones-bench-'));
-  const configs: Config[] = [
-    { key: 'none', label: 'no session', env: { BENCH_CONFIG: 'none' }, noSession: true },
-    {
-      key: 'clones-redis',
-      label: 'clones/session redis',
-      env: { BENCH_CONFIG: 'clones', SESSION_STORE: redis.url },
-    },
-    {
-      key: 'express-session-redis',
-      label: 'express-session+connect-redis',
-      env: { BENCH_CONFIG: 'express-session', BENCH_REDIS_URL: redis.url },
-    },
-    {
-      key: 'clones-sqlite',
-      label: 'clones/session sqlite',
-      env: { BENCH_CONFIG: 'clones', SESSION_STORE: `sqlite:${join(dir, 'sessions.db')}` },
-    },
-    {
-      key: 'clones-cookie',
-      label: 'clones/session sealed cookie',
-      env: { BENCH_CONFIG: 'clones', SESSION_STORE: 'cookie:' },
-      clientSide: true,
-    },
-  ];
+  console.error(`session bench: ${SELECTED.join(', ')}`);
+  const stores = await startConfigs(SELECTED);
   const apps: Running[] = [];
   try {
-    for (const config of configs) apps.push(await startApp(config));
+    for (const config of stores.configs) apps.push(await startApp(config));
     for (const app of apps) app.cookie = await prime(app);
     const total = ROUTES.length * apps.length * (WARMUP + RUNS * SECONDS);
+    const labelWidth = Math.max(...apps.map((a) => a.label.length));
     console.error(
       `session bench: ${tool.name} ${tool.version}, ${CONNECTIONS} connections, ${RUNS} x ${SECONDS} s after ` +
         `${WARMUP} s warm-up, about ${Math.round(total / 60)} min of load`,
     );
     for (const route of ROUTES) {
       for (const app of apps) {
+        if (WARMUP === 0) break;
         const url = `${app.url}${route.path}`;
         await tool.run({
           url,
@@ -234,95 +220,45 @@ async function main(): Promise<void> {
             console.error(`warning: ${app.label} ${route.name}: ${r.failures} failed requests`);
           app.runs[route.name].push(r);
           console.error(
-            `  ${route.name.padEnd(6)} run ${run + 1} ${app.label.padEnd(30)} ` +
+            `  ${route.name.padEnd(6)} run ${run + 1} ${app.label.padEnd(labelWidth)} ` +
               `${r.requestsPerSecond.toFixed(0).padStart(6)} req/s  p99 ${r.p99Ms.toFixed(1)} ms  ` +
               `app cpu ${r.appCpuUsPerRequest.toFixed(0)} us/req`,
           );
         }
       }
     }
-    const lost: Record<string, LostUpdates | null> = {};
-    for (const app of apps) lost[app.key] = app.noSession ? null : await lostUpdates(app);
-
     const summary: Record<string, ConfigSummary> = {};
     for (const app of apps) {
-      const routes = {} as ConfigSummary['routes'];
-      for (const { name } of ROUTES) {
-        const runs = app.runs[name];
-        const middle = [...runs].sort((a, b) => a.requestsPerSecond - b.requestsPerSecond)[
-          (runs.length - 1) >> 1
-        ];
-        routes[name] = {
-          requestsPerSecond: Math.round(median(runs.map((r) => r.requestsPerSecond))),
-          p99Ms: middle?.p99Ms ?? Number.NaN,
-          appCpuUsPerRequest: Math.round(median(runs.map((r) => r.appCpuUsPerRequest)) * 10) / 10,
-          runs: runs.map((r) => ({
-            ...r,
-            requestsPerSecond: Math.round(r.requestsPerSecond),
-            appCpuUsPerRequest: Math.round(r.appCpuUsPerRequest * 10) / 10,
-          })),
-        };
-      }
-      summary[app.key] = {
-        label: app.label,
-        clientSide: app.clientSide ?? false,
-        routes,
-        lostUpdates: lost[app.key] ?? null,
-      };
+      const lost = app.noSession ? null : await lostUpdates(app);
+      if (lost)
+        console.error(`  lost updates ${app.label.padEnd(labelWidth)} ${lost.lost} (${lost.failed} failed)`);
+      summary[app.key] = summarize(app.label, app.clientSide ?? false, app.runs, lost);
     }
+    const ratioValues = ratios(summary);
+    printTable(summary, ratioValues, LOST_CLIENTS * LOST_EACH);
 
-    const rps = (key: string, route: RouteName) => summary[key]!.routes[route].requestsPerSecond;
-    const cpu = (key: string, route: RouteName) => summary[key]!.routes[route].appCpuUsPerRequest;
-    const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
-    const ratios = {
-      readRedisVsExpressSession: {
-        value: ratio(rps('clones-redis', 'read'), rps('express-session-redis', 'read')),
-        target: 1.25,
-      },
-      writeRedisVsExpressSession: {
-        value: ratio(rps('clones-redis', 'write'), rps('express-session-redis', 'write')),
-        target: 1.0,
-      },
-      readRedisVsNoSession: { value: ratio(rps('clones-redis', 'read'), rps('none', 'read')), target: 0.85 },
-      readExpressSessionVsNoSession: {
-        value: ratio(rps('express-session-redis', 'read'), rps('none', 'read')),
-        target: null,
-      },
-      // The same ratios from the app's CPU time per request (inverted: less CPU is faster). On a shared machine
-      // they move much less than requests/s, because other processes take wall time, not this app's CPU time.
-      readRedisVsExpressSessionByAppCpu: {
-        value: ratio(cpu('express-session-redis', 'read'), cpu('clones-redis', 'read')),
-        target: 1.25,
-      },
-      writeRedisVsExpressSessionByAppCpu: {
-        value: ratio(cpu('express-session-redis', 'write'), cpu('clones-redis', 'write')),
-        target: 1.0,
-      },
-      readRedisVsNoSessionByAppCpu: {
-        value: ratio(cpu('none', 'read'), cpu('clones-redis', 'read')),
-        target: 0.85,
-      },
-    };
-
-    printTable(apps, summary, lost, ratios);
     const machine = {
       cpu: cpus()[0]?.model ?? '?',
       cores: cpus().length,
       memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
       os: `${process.platform} ${release()}`,
       node: process.version,
-      redis:
-        /v=(\S+)/.exec(spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout ?? '')?.[1] ??
-        '?',
+      ...stores.servers,
       loadAverageBefore: loadBefore.map((x) => Math.round(x * 100) / 100),
       loadAverageAfter: loadavg().map((x) => Math.round(x * 100) / 100),
     };
+    const packages = [
+      'express',
+      'express-session',
+      'connect-redis',
+      'redis',
+      'ioredis',
+      'better-sqlite3',
+      'jose',
+    ];
+    packages.push('pg', '@aws-sdk/client-dynamodb', 'dynalite');
     const versions = Object.fromEntries(
-      await Promise.all(
-        ['express', 'express-session', 'connect-redis', 'redis', 'ioredis', 'better-sqlite3', 'jose'].map(
-          async (p) => [p, await versionOf(p)] as const,
-        ),
-      ),
+      await Promise.all(packages.map(async (p) => [p, await versionOf(p)] as const)),
     );
     await mkdir(dirname(RESULTS), { recursive: true });
     const result = {
@@ -344,77 +280,16 @@ async function main(): Promise<void> {
         'appCpuUsPerRequest: CPU time (user + system, all threads) of the app process per answered request, median of the runs; the *ByAppCpu ratios use it.',
         `lost-update run: ${LOST_CLIENTS} clients x ${LOST_EACH} POST /update on one session, then GET /count.`,
         'sealed cookie: the session is in the cookie; concurrent requests of one browser cannot merge (one jar, last response wins), so its lost-update figure measures that, not a store.',
+        'servers (test harness, loopback, on the same 2 cores): memcached x2 (one URL, consistent hashing); PostgreSQL 15 primary (fsync off); dynalite in memory; Redis Sentinel = master + replica + 3 sentinels; Redis Cluster = 3 masters, no replicas.',
       ],
       configurations: summary,
-      ratios,
+      ratios: ratioValues,
     };
     await writeFile(RESULTS, `${JSON.stringify(result, null, 2)}\n`);
-    console.log(`\nwrote ${RESULTS}`);
+    console.log(`\nwrote ${RESULTS}${FULL ? '' : ' (a subset: bench/results/session.json left as it was)'}`);
   } finally {
     await Promise.all(apps.map(stopApp));
-    await redis.stop();
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-function printTable(
-  apps: Running[],
-  summary: Record<string, ConfigSummary>,
-  lost: Record<string, LostUpdates | null>,
-  ratios: Record<string, { value: number; target: number | null }>,
-): void {
-  const header = [
-    'configuration',
-    'read req/s',
-    'p99 ms',
-    'write req/s',
-    'p99 ms',
-    'update req/s',
-    'p99 ms',
-    'lost updates',
-  ];
-  const rows = apps.map((app) => {
-    const r = summary[app.key]!.routes;
-    const l = lost[app.key];
-    const lostCell = !l ? 'n/a' : `${l.lost}/${LOST_CLIENTS * LOST_EACH}${app.clientSide ? '*' : ''}`;
-    return [
-      app.label,
-      String(r.read.requestsPerSecond),
-      r.read.p99Ms.toFixed(1),
-      String(r.write.requestsPerSecond),
-      r.write.p99Ms.toFixed(1),
-      String(r.update.requestsPerSecond),
-      r.update.p99Ms.toFixed(1),
-      lostCell,
-    ];
-  });
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]) =>
-    `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-  console.log(`\n${line(header)}`);
-  console.log(`|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`);
-  for (const row of rows) console.log(line(row));
-  console.log('\napp CPU per request (us, user + system, median of the runs):');
-  for (const app of apps) {
-    const r = summary[app.key]!.routes;
-    console.log(
-      `  ${app.label.padEnd(widths[0]!)}  read ${r.read.appCpuUsPerRequest.toFixed(0).padStart(4)}` +
-        `  write ${r.write.appCpuUsPerRequest.toFixed(0).padStart(4)}` +
-        `  update ${r.update.appCpuUsPerRequest.toFixed(0).padStart(4)}`,
-    );
-  }
-  console.log(
-    '\n* sealed cookie: one browser jar, the last response wins; no store can merge client-side sessions.',
-  );
-  console.log('');
-  for (const [name, { value, target }] of Object.entries(ratios)) {
-    const verdict =
-      target === null
-        ? ''
-        : value >= target
-          ? `  (target >= ${target}: met)`
-          : `  (target >= ${target}: NOT met)`;
-    console.log(`${name.padEnd(36)} ${value.toFixed(3)}${verdict}`);
+    await stores.stop();
   }
 }
 
