@@ -2,6 +2,8 @@
 //   none              no session middleware at all
 //   clones            clones/session on SESSION_STORE (redis://, sqlite:, cookie:), with `eager: true`
 //   express-session   express-session 1.19 + connect-redis 9 (node-redis client) on BENCH_REDIS_URL
+//   redis-floor       no session library: one ioredis HMGET of a fixed hash per request (the same command and
+//                     client settings the Redis store's read uses), i.e. the cost of one round trip alone
 // Routes: POST /prime (starts a session: user + n = 0), GET /read (reads one key), POST /write (writes one key,
 // a new value every time so every request is a real write), POST /update (adds one to a counter), GET /count.
 // clones/session runs with `eager: true`, so the route code reads and writes `req.session.x` exactly as with
@@ -48,6 +50,24 @@ if (config === 'clones') {
   app.post('/update', (req, res) => {
     const s = session(req);
     s.n = (s.n || 0) + 1;
+    res.json({ ok: true });
+  });
+} else if (config === 'redis-floor') {
+  const { Redis } = await import('ioredis');
+  const redis = new Redis(process.env.BENCH_REDIS_URL!, { enableAutoPipelining: true });
+  closers.push(() => redis.quit());
+  await redis.hset('bench:floor', {
+    v: '1',
+    c: '0',
+    e: String(Date.now() + 864e5),
+    j: '{"user":"ada","n":0}',
+  });
+  app.use(async (req, _res, next) => {
+    const [, , , j] = await redis.hmget('bench:floor', 'v', 'c', 'e', 'j', 'u');
+    (req as { session?: AnySession }).session = JSON.parse(j!);
+    next();
+  });
+  app.post('/update', (_req, res) => {
     res.json({ ok: true });
   });
 } else if (config === 'none') {

@@ -116,6 +116,13 @@ const CONFIGS: ConfigSpec[] = [
     backend: 'redis',
     env: (url) => ({ BENCH_CONFIG: 'express-session', BENCH_REDIS_URL: url }),
   },
+  {
+    key: 'redis-floor',
+    label: 'floor: 1 Redis HMGET, no session',
+    backend: 'redis',
+    env: (url) => ({ BENCH_CONFIG: 'redis-floor', BENCH_REDIS_URL: url }),
+    noSession: true,
+  },
   { key: 'clones-sqlite', label: 'clones/session sqlite', backend: 'sqlite', env: clones },
   {
     key: 'clones-cookie',
