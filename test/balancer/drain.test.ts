@@ -1,8 +1,14 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { connect } from 'node:net';
 import { describe, test } from 'node:test';
-import { fetchText, sleep, startBalancer, startUpstream } from './helpers.ts';
+import {
+  fetchText,
+  sleep,
+  startBalancer,
+  startUpstream,
+  startWebSocketUpstream,
+  webSocketUpgrade,
+} from './helpers.ts';
 
 describe('balancer: draining', () => {
   test('no request fails while a target is drained under load, and it gets no new requests', async () => {
@@ -59,26 +65,14 @@ describe('balancer: draining', () => {
   });
 
   test('WebSockets are closed with 1012 at the drain deadline', async () => {
-    const ws = await startUpstream('ws');
-    ws.server.on('upgrade', (req, socket) => {
-      const accept = createHash('sha1')
-        .update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
-        .digest('base64');
-      socket.write(
-        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
-      );
-      socket.on('error', () => socket.destroy());
-      socket.on('end', () => socket.end());
-    });
+    const ws = await startWebSocketUpstream('ws');
     const { lb, port } = await startBalancer({ targets: [{ id: 'ws', url: ws.url }] });
     try {
       const socket = connect(port, '127.0.0.1');
       const received: Buffer[] = [];
       const closed = new Promise<number>((resolve) => socket.on('close', () => resolve(Date.now())));
       socket.on('data', (d) => received.push(d));
-      socket.write(
-        'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
-      );
+      socket.write(webSocketUpgrade());
       await sleep(100);
       const started = Date.now();
       await lb.drain('ws', { deadline: 300 });
@@ -93,17 +87,8 @@ describe('balancer: draining', () => {
   });
 
   test('a frame the clone is half-way through at the deadline is finished before the close frame', async () => {
-    const ws = await startUpstream('ws');
     const payload = Buffer.alloc(1000, 0x62);
-    ws.server.on('upgrade', (req, socket) => {
-      const accept = createHash('sha1')
-        .update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
-        .digest('base64');
-      socket.write(
-        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
-      );
-      socket.on('error', () => socket.destroy());
-      socket.on('end', () => socket.end());
+    const ws = await startWebSocketUpstream('ws', (socket) => {
       // A binary frame of 1,000 bytes: header and half the payload now, the rest after the drain deadline.
       socket.write(Buffer.concat([Buffer.from([0x82, 126, 0x03, 0xe8]), payload.subarray(0, 500)]));
       setTimeout(() => socket.write(payload.subarray(500)), 500);
@@ -114,9 +99,7 @@ describe('balancer: draining', () => {
       const received: Buffer[] = [];
       const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
       socket.on('data', (d) => received.push(d));
-      socket.write(
-        'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
-      );
+      socket.write(webSocketUpgrade());
       await sleep(100);
       await lb.drain('ws', { deadline: 200 });
       await closed;

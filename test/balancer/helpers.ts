@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   Agent,
   createServer,
@@ -9,6 +10,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { type Balancer, type BalancerOptions, createBalancer } from '../../src/balancer/index.ts';
@@ -222,3 +224,28 @@ export async function waitFor(check: () => boolean, ms = 5000): Promise<number> 
   }
   return Date.now() - start;
 }
+
+/**
+ * A WebSocket clone: accepts every upgrade with a correct 101 (RFC 6455 accept key), then hands the raw socket
+ * to `onOpen`; the socket ends when the balancer's side ends, as a real server's would.
+ */
+export async function startWebSocketUpstream(id: string, onOpen: (socket: Duplex) => void = () => {}) {
+  const ws = await startUpstream(id);
+  ws.server.on('upgrade', (req, socket) => {
+    const accept = createHash('sha1')
+      .update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
+      .digest('base64');
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+    );
+    socket.on('end', () => socket.end());
+    socket.on('error', () => socket.destroy());
+    onOpen(socket);
+  });
+  return ws;
+}
+
+/** A client's WebSocket upgrade request for `path`, with the RFC 6455 sample key. */
+export const webSocketUpgrade = (path = '/') =>
+  `GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+  'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';

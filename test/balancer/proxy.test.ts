@@ -3,7 +3,14 @@ import { createHash } from 'node:crypto';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { after, describe, test } from 'node:test';
-import { fetchText, sleep, startBalancer, startUpstream } from './helpers.ts';
+import {
+  fetchText,
+  sleep,
+  startBalancer,
+  startUpstream,
+  startWebSocketUpstream,
+  webSocketUpgrade,
+} from './helpers.ts';
 
 describe('balancer: core proxy', async () => {
   const up = await startUpstream('a');
@@ -136,27 +143,15 @@ describe('balancer: core proxy', async () => {
   });
 
   test('relays WebSocket upgrades and pipes raw frames both ways', async () => {
-    const ws = await startUpstream('ws');
-    ws.server.on('upgrade', (req, socket) => {
-      const accept = createHash('sha1')
-        .update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
-        .digest('base64');
-      socket.write(
-        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
-      );
+    const ws = await startWebSocketUpstream('ws', (socket) => {
       socket.on('data', (d) => socket.write(Buffer.concat([Buffer.from('echo:'), d])));
-      socket.on('end', () => socket.end());
-      socket.on('error', () => socket.destroy());
     });
     const { lb: lb2, port: port2 } = await startBalancer({ targets: [{ id: 'ws', url: ws.url }] });
     try {
       const socket = connect(port2, '127.0.0.1');
       const received: Buffer[] = [];
       socket.on('data', (d) => received.push(d));
-      socket.write(
-        'GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
-      );
+      socket.write(webSocketUpgrade('/chat'));
       await sleep(150);
       const head = Buffer.concat(received).toString();
       assert.match(head, /^HTTP\/1\.1 101/);

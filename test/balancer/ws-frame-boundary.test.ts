@@ -25,7 +25,10 @@ test('knows it stands between frames exactly at frame ends, however the stream i
         const stream = Buffer.concat(parts);
         const ends = new Set<number>([0]);
         let at = 0;
-        for (const p of parts) ends.add((at += p.length));
+        for (const p of parts) {
+          at += p.length;
+          ends.add(at);
+        }
         const cuts = [...new Set(rawCuts.map((c) => c % (stream.length + 1)))].sort((a, b) => a - b);
         const tracker = new WsFrameBoundary();
         let from = 0;
