@@ -67,6 +67,7 @@ export const sessionByUserUnsupported = (store: string): ClonesError =>
     { status: 501 },
   );
 
+
 /** The store took longer than `storeTimeout`. */
 export const storeTimeout = (store: string, ms: number): ClonesError =>
   new ClonesError('CLONES_SESSION_STORE_TIMEOUT', `session store ${store} did not answer within ${ms} ms`, {
@@ -195,6 +196,14 @@ export const usageError = (message: string): ClonesError =>
 /** The app directory cannot become a release: missing, or no entry file to run. */
 export const badAppDir = (dir: string, why: string): ClonesError =>
   new ClonesError('CLONES_FLEET_APP_DIR', `cannot build a release of ${dir}: ${why}`, { status: 400 });
+
+/** The environment a release declares (`clones.json` env, `--env`) is malformed, reserved or a secret. */
+export const badAppEnv = (dir: string, errors: string[]): ClonesError =>
+  new ClonesError(
+    'CLONES_FLEET_APP_ENV',
+    `cannot build a release of ${dir}: ${errors.length} env error(s):\n  ${errors.join('\n  ')}`,
+    { status: 400 },
+  );
 
 /** A command needs a running `clones up` and found none in this directory's `.clones/`. */
 export const fleetNotRunning = (home: string, why: string): ClonesError =>

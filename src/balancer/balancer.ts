@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { badRequest, headersTooLarge, requestTimeout } from '../errors.ts';
+import { badRequest, headersTooLarge, invalidOption, requestTimeout } from '../errors.ts';
 import { createAdminServer } from './admin-server.ts';
 import { HealthChecker } from './health-checker.ts';
 import { Metrics } from './metrics.ts';
@@ -29,6 +29,8 @@ export interface BalancerState {
   algorithm: string;
   /** The version guard: releases that may get new requests, or null when any may. */
   releases: string[] | null;
+  /** Group stickiness as it applies now (a deploy may have set its own duration). */
+  groupStickiness: { enabled: boolean; cookie: string; duration: number };
   inFlight: number;
   retriesInFlight: number;
   groups: GroupState[];
@@ -63,6 +65,11 @@ export interface Balancer {
    * In-flight requests to other targets finish; drain and remove those targets to stop them for good.
    */
   setReleases(releases: readonly string[] | undefined): void;
+  /**
+   * How long a client keeps the group it was given (1 s to 7 days, ms), from now on; `undefined` goes back
+   * to the `groupStickiness.duration` option. A deploy sets it for its canary or blue-green phase.
+   */
+  setGroupStickiness(duration: number | undefined): void;
   /** Runs one active health check on a target now. */
   checkNow(id: string): Promise<boolean>;
   state(): BalancerState;
@@ -213,6 +220,15 @@ export function createBalancer(input: BalancerOptions = {}): Balancer {
       set.allowedReleases = releases === undefined ? undefined : new Set(releases);
       logger.info({ releases }, 'release guard set');
     },
+    setGroupStickiness(duration) {
+      if (
+        duration !== undefined &&
+        (!Number.isInteger(duration) || duration < 1000 || duration > 7 * 86_400_000)
+      )
+        throw invalidOption('groupStickiness.duration', `must be 1 s to 7 days in ms; got ${duration}`);
+      router.groupStickinessDuration = duration;
+      logger.info({ duration: router.groupStickinessDuration }, 'group stickiness set');
+    },
     checkNow(id) {
       return checker.check(set.get(id));
     },
@@ -234,6 +250,11 @@ export function createBalancer(input: BalancerOptions = {}): Balancer {
       return {
         algorithm: options.algorithm,
         releases: set.allowedReleases === undefined ? null : [...set.allowedReleases],
+        groupStickiness: {
+          enabled: options.groupStickiness.enabled,
+          cookie: options.groupStickiness.cookie,
+          duration: router.groupStickinessDuration,
+        },
         inFlight: ctx.active,
         retriesInFlight: ctx.budget.inFlight,
         groups,

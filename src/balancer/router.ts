@@ -31,9 +31,11 @@ export class Router {
   readonly #set: TargetSet;
   readonly #picker: Picker;
   readonly #signer: CookieSigner;
+  #groupDuration: number;
 
   constructor(options: ResolvedOptions, set: TargetSet, picker: Picker) {
     this.#options = options;
+    this.#groupDuration = options.groupStickiness.duration;
     this.#set = set;
     this.#picker = picker;
     this.#signer = new CookieSigner(options.secret);
@@ -45,6 +47,15 @@ export class Router {
 
   /** The cookie names the balancer owns; they are removed before a request reaches a clone. */
   readonly ownCookies: readonly string[];
+
+  /** How long a client keeps its group, in ms: the option, or what a deploy set (checked by the caller). */
+  get groupStickinessDuration(): number {
+    return this.#groupDuration;
+  }
+
+  set groupStickinessDuration(ms: number | undefined) {
+    this.#groupDuration = ms ?? this.#options.groupStickiness.duration;
+  }
 
   /** `cookie` is the request's Cookie header. */
   route(cookie: string | undefined, state: RouteState, secure: boolean): Route | undefined {
@@ -58,8 +69,8 @@ export class Router {
         if (state.group !== undefined) {
           state.groupCookie = setCookie(
             gs.cookie,
-            this.#signer.sign(state.group, now + gs.duration),
-            gs.duration,
+            this.#signer.sign(state.group, now + this.#groupDuration),
+            this.#groupDuration,
             secure,
           );
         }

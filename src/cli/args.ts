@@ -59,6 +59,41 @@ export function duration(flag: string, value: string | undefined): number | unde
 }
 
 /**
+ * A duration (as `duration`) that must lie within `min`..`max` ms, or CLONES_USAGE naming the flag.
+ *
+ * @example
+ *   durationWithin('--sticky', '1h', 1000, 7 * 86_400_000); // 3600000
+ */
+export function durationWithin(
+  flag: string,
+  value: string | undefined,
+  min: number,
+  max: number,
+): number | undefined {
+  const ms = duration(flag, value);
+  if (ms !== undefined && (ms < min || ms > max))
+    throw usageError(`${flag} must be from ${min / 1000} s to ${max / 86_400_000} days; got "${value}"`);
+  return ms;
+}
+
+/**
+ * Repeated `--env KEY=VALUE` flags as an object (the value may be empty or hold `=`).
+ *
+ * @example
+ *   envFlags(['GREETING=hi', 'EMPTY=']); // { GREETING: 'hi', EMPTY: '' }
+ */
+export function envFlags(list: readonly string[] | undefined): Record<string, string> | undefined {
+  if (!list || list.length === 0) return undefined;
+  const env: Record<string, string> = {};
+  for (const item of list) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw usageError(`--env must be KEY=VALUE; got "${item}"`);
+    env[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  return env;
+}
+
+/**
  * One of a fixed set of words.
  *
  * @example
@@ -87,37 +122,36 @@ export function printEvent(event: Record<string, unknown>, json: boolean): void 
     process.stdout.write(`${JSON.stringify(event)}\n`);
     return;
   }
+  const line = eventLine(event);
+  if (line !== undefined) console.log(line);
+}
+
+/**
+ * The human line of a fleet event, or undefined for events that have none.
+ *
+ * @example
+ *   eventLine({ type: 'step', weight: 10, wait: 30000 }); // '  canary at 10%, watching for 30 s'
+ */
+export function eventLine(event: Record<string, unknown>): string | undefined {
   const short = (r: unknown) => (typeof r === 'string' ? r.slice(0, 12) : '');
   switch (event.type) {
     case 'release':
-      console.log(`release ${short(event.release)} ${event.created ? 'built' : 'already built'}`);
-      break;
+      return `release ${short(event.release)} ${event.created ? 'built' : 'already built'}`;
     case 'deploy':
-      console.log(`${event.action} ${short(event.from)} -> ${short(event.release)} (${event.strategy})`);
-      break;
+      return `${event.action} ${short(event.from)} -> ${short(event.release)} (${event.strategy})`;
     case 'clone':
-      console.log(
-        `  ${String(event.clone).padEnd(5)} ${short(event.release)}  ${event.state}${event.port ? ` :${event.port}` : ''}${event.reason ? `  ${event.reason}` : ''}`,
-      );
-      break;
+      return `  ${String(event.clone).padEnd(5)} ${short(event.release)}  ${event.state}${event.port ? ` :${event.port}` : ''}${event.reason ? `  ${event.reason}` : ''}`;
     case 'step':
-      console.log(`  canary at ${event.weight}%, watching for ${Number(event.wait) / 1000} s`);
-      break;
+      return `  canary at ${event.weight}%, watching for ${Number(event.wait) / 1000} s`;
     case 'rollback':
-      console.log(`failed: ${event.reason}\nrolling back to ${short(event.to)}`);
-      break;
+      return `failed: ${event.reason}\nrolling back to ${short(event.to)}`;
     case 'converged':
-      console.log(`  converged on ${short(event.release)} (epoch ${event.epoch})`);
-      break;
+      return `  converged on ${short(event.release)} (epoch ${event.epoch})`;
     case 'unchanged':
-      console.log(`release ${short(event.release)} is already deployed; nothing to do`);
-      break;
+      return `release ${short(event.release)} is already deployed; nothing to do`;
     case 'done':
-      console.log(
-        `done: ${short(event.release)}${event.ms !== undefined ? ` in ${(Number(event.ms) / 1000).toFixed(1)} s` : ''}`,
-      );
-      break;
+      return `done: ${short(event.release)}${event.ms !== undefined ? ` in ${(Number(event.ms) / 1000).toFixed(1)} s` : ''}`;
     default:
-      break;
+      return undefined;
   }
 }

@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import {
   type BalancerOptions,
   balancerDefaults,
@@ -13,8 +15,9 @@ import type { Verb } from './main.ts';
 const HELP = `Usage: clones balancer --port P --target URL [--target URL ...] [options]
        clones balancer --config FILE [flags override the file]
 
-A standalone load balancer. From flags alone every target goes in one group; a JSON config file gives
-every option of docs/balancer.md (plus "port", "host" and "targets").
+A standalone load balancer. From flags alone every target goes in one group; a config file (JSON, or
+YAML when it ends in .yaml/.yml) gives every option of docs/balancer.md (plus "port", "host" and
+"targets").
 
 Options:
   --port P              listen port (default 8080)
@@ -24,7 +27,7 @@ Options:
   --sticky DURATION     sticky sessions for this long (1s-7d); off by default
   --health-path PATH    active health check path (default ${balancerDefaults.healthCheck.path})
   --admin-port P        admin API port (loopback); needs CLONES_ADMIN_TOKEN (16+ characters)
-  --config FILE         JSON options file, validated: every error is reported at once`;
+  --config FILE         JSON or YAML options file, validated: every error is reported at once`;
 
 export const balancer: Verb = {
   help: HELP,
@@ -101,18 +104,24 @@ const TOP_LEVEL_EXTRA: Record<string, string> = {
 };
 
 /**
- * Reads and checks a JSON config file against the shape of `balancerDefaults`: unknown keys and wrong types
- * anywhere are all reported at once, each with its path; the value rules then run in `createBalancer`.
+ * Reads and checks a JSON or YAML config file against the shape of `balancerDefaults`: unknown keys and
+ * wrong types anywhere are all reported at once, each with its path; the value rules then run in
+ * `createBalancer`. YAML goes through the same checks once parsed: it only changes the spelling.
  */
 function loadConfig(file: string): Record<string, unknown> {
+  const yaml = /^\.ya?ml$/i.test(extname(file));
   let value: unknown;
   try {
-    value = JSON.parse(readFileSync(file, 'utf8'));
+    const text = readFileSync(file, 'utf8');
+    // YAML 1.2 core schema: no custom tags, duplicate keys are an error, like a strict JSON reader.
+    value = yaml
+      ? parseYaml(text, { schema: 'core', uniqueKeys: true, prettyErrors: true })
+      : JSON.parse(text);
   } catch (err) {
     throw usageError(`--config ${file}: ${(err as Error).message}`);
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value))
-    throw usageError(`--config ${file}: must be a JSON object`);
+    throw usageError(`--config ${file}: must be a ${yaml ? 'YAML mapping' : 'JSON object'}`);
   const errors: string[] = [];
   const walk = (obj: Record<string, unknown>, shape: Record<string, unknown>, path: string) => {
     for (const [key, v] of Object.entries(obj)) {

@@ -1,7 +1,8 @@
 import { usageError } from '../errors.ts';
 import type { Strategy } from '../fleet/index.ts';
 import { buildRelease, connectFleet, DesiredStateFile, fleetPaths, readRelease } from '../fleet/index.ts';
-import { duration, int, oneOf, parse, positionals, printEvent } from './args.ts';
+import { duration, durationWithin, envFlags, int, oneOf, parse, positionals } from './args.ts';
+import { createProgress } from './live-progress.ts';
 import type { Verb } from './main.ts';
 
 const HELP = `Usage: clones deploy [app-dir] [options]
@@ -16,8 +17,12 @@ Options:
   --step-wait D         how long each canary step is watched (default 30s)
   --canary-clones N     clones of the canary release (default 1)
   --canary-margin PCT   abort when the canary's 5xx rate exceeds the stable one's by more (default 5)
+  --sticky D            for this deploy, how long a client keeps the release group it was given
+                        (1s-7d; default: the --sticky of "clones up", 1d)
+  --env KEY=VALUE       declare a variable in the release, over clones.json "env" (repeatable;
+                        part of the digest; secrets are refused)
   --home DIR            the fleet's directory (default ./.clones)
-  --json                progress as NDJSON events`;
+  --json                progress as NDJSON events (default: a live table on a terminal, else lines)`;
 
 export const deploy: Verb = {
   help: HELP,
@@ -28,6 +33,8 @@ export const deploy: Verb = {
       'step-wait': { type: 'string' },
       'canary-clones': { type: 'string' },
       'canary-margin': { type: 'string' },
+      sticky: { type: 'string' },
+      env: { type: 'string', multiple: true },
     });
     const [dir] = positionals(args, 1, 'clones deploy [app-dir]');
     const strategy = oneOf<Strategy>('--strategy', values.strategy, ['rolling', 'blue-green', 'canary']);
@@ -35,6 +42,10 @@ export const deploy: Verb = {
     if (steps?.some((s, i) => i > 0 && s <= steps[i - 1]!))
       throw usageError('--steps must increase, e.g. 10,50,100');
     const margin = int('--canary-margin', values['canary-margin'], 0, 100);
+    const stepWait = duration('--step-wait', values['step-wait']);
+    const canaryClones = int('--canary-clones', values['canary-clones'], 1, 64);
+    const sticky = durationWithin('--sticky', values.sticky, 1000, 7 * 86_400_000);
+    const env = envFlags(values.env);
     const json = values.json ?? false;
     const paths = fleetPaths(values.home);
     const client = connectFleet(paths);
@@ -42,20 +53,26 @@ export const deploy: Verb = {
       dir ??
       readRelease(paths, new DesiredStateFile(paths.desired).read()?.release ?? client.info.release).manifest
         .source;
-    const release = buildRelease(appDir, paths);
-    printEvent({ type: 'release', release: release.digest, created: release.created }, json);
-    await client.stream(
-      '/deploy',
-      {
-        release: release.digest,
-        strategy,
-        steps,
-        stepWait: duration('--step-wait', values['step-wait']),
-        canaryClones: int('--canary-clones', values['canary-clones'], 1, 64),
-        canaryMargin: margin === undefined ? undefined : margin / 100,
-      },
-      (event) => printEvent(event, json),
-    );
+    const release = buildRelease(appDir, paths, { env });
+    const progress = createProgress({ json, action: 'deploy', poll: () => client.get('/status') });
+    try {
+      progress.event({ type: 'release', release: release.digest, created: release.created });
+      await client.stream(
+        '/deploy',
+        {
+          release: release.digest,
+          strategy,
+          steps,
+          stepWait,
+          canaryClones,
+          canaryMargin: margin === undefined ? undefined : margin / 100,
+          sticky,
+        },
+        (event) => progress.event(event),
+      );
+    } finally {
+      await progress.close();
+    }
     return 0;
   },
 };

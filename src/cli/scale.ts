@@ -1,6 +1,7 @@
 import { usageError } from '../errors.ts';
 import { connectFleet, fleetPaths } from '../fleet/index.ts';
-import { int, parse, positionals, printEvent } from './args.ts';
+import { int, parse, positionals } from './args.ts';
+import { createProgress } from './live-progress.ts';
 import type { Verb } from './main.ts';
 
 const HELP = `Usage: clones scale N [options]
@@ -9,7 +10,7 @@ Runs N clones (0-256) of the current release; new clones boot from the desired r
 
 Options:
   --home DIR            the fleet's directory (default ./.clones)
-  --json                progress as NDJSON events`;
+  --json                progress as NDJSON events (default: a live table on a terminal, else lines)`;
 
 export const scale: Verb = {
   help: HELP,
@@ -19,7 +20,13 @@ export const scale: Verb = {
     if (n === undefined) throw usageError('clones scale needs the number of clones, e.g. clones scale 5');
     const clones = int('N', n, 0, 256)!;
     const json = values.json ?? false;
-    await connectFleet(fleetPaths(values.home)).stream('/scale', { clones }, (e) => printEvent(e, json));
+    const client = connectFleet(fleetPaths(values.home));
+    const progress = createProgress({ json, action: 'scale', poll: () => client.get('/status') });
+    try {
+      await client.stream('/scale', { clones }, (e) => progress.event(e));
+    } finally {
+      await progress.close();
+    }
     return 0;
   },
 };

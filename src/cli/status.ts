@@ -1,5 +1,6 @@
 import { connectFleet, type FleetStatus, fleetPaths } from '../fleet/index.ts';
 import { parse, positionals } from './args.ts';
+import { durationText } from './deploy-table.ts';
 import type { Verb } from './main.ts';
 
 const HELP = `Usage: clones status [options]
@@ -34,6 +35,8 @@ export const status: Verb = {
       `weights   ${s.groups.map((g) => `${g.name}=${g.weight} (${g.healthy}/${g.targets} healthy)`).join('  ') || '-'}`,
     );
     console.log(`guard     ${s.guard ? s.guard.map(short).join(', ') : 'off'}`);
+    if (s.groupStickiness)
+      console.log(`sticky    a client keeps its group for ${durationText(s.groupStickiness)}`);
     console.log('');
     console.log(
       `${'CLONE'.padEnd(6)} ${'RELEASE'.padEnd(13)} ${'STATE'.padEnd(9)} ${'HEALTH'.padEnd(10)} ${'PORT'.padEnd(6)} ${'PID'.padEnd(8)} RESTARTS  REASON`,

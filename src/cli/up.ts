@@ -1,5 +1,5 @@
 import { startFleet } from '../fleet/index.ts';
-import { duration, int, parse, positionals, printEvent } from './args.ts';
+import { duration, durationWithin, envFlags, int, parse, positionals, printEvent } from './args.ts';
 import type { Verb } from './main.ts';
 import { report } from './main.ts';
 
@@ -16,6 +16,8 @@ Options:
   --ready-timeout D     a clone must answer GET /up with 200 within this (default 30s)
   --drain-timeout D     in-flight requests of a stopping clone get this long (default 30s)
   --stop-grace D        SIGTERM, then SIGKILL after this (default 10s)
+  --env KEY=VALUE       declare a variable in the release, over clones.json "env" (repeatable;
+                        part of the digest; secrets are refused: give those to this command's env)
   --home DIR            the fleet's directory (default ./.clones)
   --json                progress as NDJSON events`;
 
@@ -30,10 +32,12 @@ export const up: Verb = {
       'ready-timeout': { type: 'string' },
       'drain-timeout': { type: 'string' },
       'stop-grace': { type: 'string' },
+      env: { type: 'string', multiple: true },
     });
     const [appDir = '.'] = positionals(args, 1, 'clones up [app-dir]');
     const json = values.json ?? false;
-    const sticky = duration('--sticky', values.sticky);
+    const sticky = durationWithin('--sticky', values.sticky, 1000, 7 * 86_400_000);
+    const releaseEnv = envFlags(values.env);
     const supervisor = {
       readyTimeout: duration('--ready-timeout', values['ready-timeout']),
       drainTimeout: duration('--drain-timeout', values['drain-timeout']),
@@ -45,6 +49,7 @@ export const up: Verb = {
       clones: int('--clones', values.clones, 1, 256),
       port: int('--port', values.port, 0, 65_535),
       host: values.host,
+      releaseEnv,
       balancer: sticky === undefined ? {} : { groupStickiness: { duration: sticky } },
       supervisor: Object.fromEntries(Object.entries(supervisor).filter(([, v]) => v !== undefined)),
       onEvent: (event) => printEvent(event, json),

@@ -20,6 +20,11 @@ export interface DesiredState {
   clones: number;
   /** A canary release run beside `release` while a canary deploy is in progress. */
   canary?: { release: string; clones: number } | undefined;
+  /**
+   * Group stickiness (ms) while this record applies: how long a client keeps the release group it was
+   * given. Set by `deploy --sticky`; absent means the balancer's own `groupStickiness.duration`.
+   */
+  sticky?: number | undefined;
 }
 
 /**

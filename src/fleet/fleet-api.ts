@@ -13,7 +13,8 @@ type Job = (emit: (event: FleetEvent) => void, signal: AbortSignal) => Promise<u
  *
  *   GET  /status                     the fleet status (JSON)
  *   GET  /releases                   releases on disk (JSON)
- *   POST /deploy   { release, strategy?, steps?, stepWait?, canaryClones?, canaryMargin? }  NDJSON events
+ *   POST /deploy   { release, strategy?, steps?, stepWait?, canaryClones?, canaryMargin?, sticky? }
+ *                                                                                          NDJSON events
  *   POST /rollback { release? }                                                            NDJSON events
  *   POST /scale    { clones }                                                              NDJSON events
  *
@@ -37,6 +38,15 @@ export function createFleetApi(fleet: Fleet, token: string, logger: Logger): Ser
         case 'POST /deploy': {
           const body = (await readJsonObject(req)) as Record<string, unknown>;
           if (typeof body.release !== 'string') throw badTargetSpec('release', 'must be a release id');
+          const sticky = body.sticky;
+          if (
+            sticky !== undefined &&
+            (typeof sticky !== 'number' ||
+              !Number.isInteger(sticky) ||
+              sticky < 1000 ||
+              sticky > 7 * 86_400_000)
+          )
+            throw badTargetSpec('sticky', 'must be 1000 to 604800000 ms (1 s to 7 days)');
           return stream(res, (emit, signal) => fleet.deploy(body as never, emit, signal));
         }
         case 'POST /rollback': {

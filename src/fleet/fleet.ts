@@ -61,6 +61,8 @@ export interface DeployRequest {
   stepWait?: number;
   canaryClones?: number;
   canaryMargin?: number;
+  /** Group stickiness for this deploy, in ms (1 s to 7 days); default: the balancer's option. */
+  sticky?: number;
 }
 
 /** What `clones status` shows. */
@@ -71,6 +73,8 @@ export interface FleetStatus {
   clonesWanted: number;
   weights: Record<string, number>;
   canary: DesiredState['canary'] | null;
+  /** How long a client keeps its release group (ms), as the balancer applies it now. */
+  groupStickiness: number;
   /** The balancer's version guard: the releases that may get new requests. */
   guard: string[] | null;
   lock: ReturnType<typeof readLock> | null;
@@ -169,9 +173,12 @@ export class Fleet {
       strategy: state.strategy,
       clones: state.clones,
       canary: state.canary ?? null,
+      weights: state.weights,
+      sticky: state.sticky ?? null,
     });
     this.#listeners.add(emit);
     try {
+      this.balancer.setGroupStickiness(state.sticky);
       const want = new Map<string, number>([[state.release, state.clones]]);
       if (state.canary)
         want.set(state.canary.release, (want.get(state.canary.release) ?? 0) + state.canary.clones);
@@ -273,6 +280,7 @@ export class Fleet {
     if (!prev) throw noDesiredState();
     const release = readRelease(this.paths, request.release).digest;
     const strategy = request.strategy ?? fleetDefaults.strategy;
+    const sticky = request.sticky;
     const unlock = acquireDeployLock(this.paths.lock, { action, release });
     const started = Date.now();
     let epoch = prev.epoch;
@@ -284,7 +292,7 @@ export class Fleet {
         try {
           if (strategy === 'canary') await this.#canary(prev, release, request, emit, signal, () => ++epoch);
           await this.converge(
-            { release, epoch: ++epoch, strategy, weights: {}, clones: prev.clones },
+            { release, epoch: ++epoch, strategy, weights: {}, clones: prev.clones, sticky },
             emit,
             signal,
           );
@@ -360,6 +368,7 @@ export class Fleet {
           strategy: 'canary',
           canary,
           weights: { [prev.release]: 100 - pct, [release]: pct },
+          sticky: request.sticky,
         },
         emit,
         signal,
@@ -472,6 +481,7 @@ export class Fleet {
       clonesWanted: state?.clones ?? 0,
       weights: Object.fromEntries(lb.groups.map((g) => [g.name, g.weight])),
       canary: state?.canary ?? null,
+      groupStickiness: lb.groupStickiness.duration,
       guard: lb.releases,
       lock: readLock(this.paths.lock) ?? null,
       groups: lb.groups.map(({ name, weight, targets: n, healthy }) => ({

@@ -6,6 +6,7 @@
  *   import { startFleet } from 'clones/fleet';
  *   const up = await startFleet({ appDir: 'examples/shop', clones: 3, port: 8080 });
  */
+export { APP_CONFIG, appEnv } from './app-env.ts';
 export { acquireDeployLock, type LockInfo, readLock } from './deploy-lock.ts';
 export {
   appendHistory,
@@ -17,11 +18,13 @@ export {
   readHistory,
   type Strategy,
 } from './desired-state.ts';
+export { devPackages } from './dev-packages.ts';
 export { type DeployRequest, Fleet, type FleetOptions, type FleetStatus, fleetDefaults } from './fleet.ts';
 export { createFleetApi } from './fleet-api.ts';
 export { connectFleet, type FleetClient, type RuntimeInfo } from './fleet-client.ts';
 export { type FleetPaths, fleetPaths } from './fleet-paths.ts';
 export {
+  type BuildOptions,
   buildRelease,
   gcReleases,
   listReleases,

@@ -14,9 +14,11 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { dirname, join, posix, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { badAppDir, unknownRelease } from '../errors.ts';
+import { appEnv } from './app-env.ts';
+import { devPackages, inPackages } from './dev-packages.ts';
 import type { FleetPaths } from './fleet-paths.ts';
 
 /** What `.clones-release.json` inside every release says about it. */
@@ -29,8 +31,17 @@ export interface ReleaseManifest {
   node: string;
   clones: string;
   files: number;
+  /** The environment the release declares (clones.json `env`, then `--env`): every clone gets it. */
+  env: Record<string, string>;
+  /** Installed packages left out because the lockfile marks them dev-only. */
+  devPackagesPruned: number;
   builtAt: string;
   source: string;
+}
+
+export interface BuildOptions {
+  /** Variables declared on top of the app's `clones.json` `env` (the `--env KEY=VALUE` flags). */
+  env?: Record<string, string>;
 }
 
 export interface Release {
@@ -62,7 +73,8 @@ function clonesVersion(): string {
 /**
  * Builds the release of an app directory: an immutable, content-addressed bundle under
  * `releases/<sha256>/`, made read-only. The digest covers every file's path, executable bit and content
- * (the app's own `node_modules` included, minus `clones`), the Node version and the clones version, and
+ * (the app's own `node_modules` included, minus `clones` and minus the packages the lockfile marks
+ * dev-only), the declared environment (see `appEnv`), the Node version and the clones version, and
  * nothing else (no mtimes, no absolute paths), so the same inputs give the same digest on any host.
  *
  * The clones package is linked, not copied, as `node_modules/clones`: it is the runtime the release runs
@@ -73,13 +85,20 @@ function clonesVersion(): string {
  *   const release = buildRelease('examples/shop', fleetPaths());
  *   console.log(release.digest, release.dir);
  */
-export function buildRelease(appDir: string, paths: FleetPaths): Release & { created: boolean } {
+export function buildRelease(
+  appDir: string,
+  paths: FleetPaths,
+  options: BuildOptions = {},
+): Release & { created: boolean } {
   const source = resolve(appDir);
   if (!existsSync(source) || !statSync(source).isDirectory()) throw badAppDir(appDir, 'not a directory');
-  const files = listFiles(source);
+  const dev = devPackages(source);
+  const { files, pruned } = listFiles(source, dev);
   const entry = findEntry(source);
+  const env = appEnv(source, options.env);
   const hash = createHash('sha256');
-  hash.update(`clones-release v1\nnode ${process.version}\nclones ${clonesVersion()}\nentry ${entry}\n`);
+  hash.update(`clones-release v2\nnode ${process.version}\nclones ${clonesVersion()}\nentry ${entry}\n`);
+  for (const [name, value] of Object.entries(env)) hash.update(`env ${name}=${JSON.stringify(value)}\n`);
   for (const file of files) {
     const full = join(source, file);
     const st = lstatSync(full);
@@ -113,6 +132,8 @@ export function buildRelease(appDir: string, paths: FleetPaths): Release & { cre
       node: process.version,
       clones: clonesVersion(),
       files: files.length,
+      env,
+      devPackagesPruned: pruned,
       builtAt: new Date().toISOString(),
       source,
     };
@@ -230,21 +251,40 @@ function findEntry(dir: string): string {
   return found;
 }
 
-/** Sorted relative paths of every file and symlink; `.clones`, `.git` and `node_modules/clones` are left out. */
-function listFiles(root: string): string[] {
+const SKIP_PATHS = new Set([
+  'node_modules/clones',
+  'node_modules/.cache',
+  // npm's cache of the installed tree: it names the pruned dev packages too, and npm rebuilds it at will.
+  'node_modules/.package-lock.json',
+]);
+
+/**
+ * Sorted relative paths of every file and symlink that goes into the release, and how many installed dev
+ * packages were left out. `.clones`, `.git`, `node_modules/clones`, the dev packages and links into them
+ * (`node_modules/.bin/tsc`) are left out.
+ */
+function listFiles(root: string, dev: ReadonlySet<string>): { files: string[]; pruned: number } {
   const out: string[] = [];
+  let pruned = 0;
   const walk = (rel: string) => {
     for (const name of readdirSync(join(root, rel)).sort()) {
       const path = rel ? `${rel}/${name}` : name;
       if (!rel && SKIP_TOP.has(name)) continue;
-      if (path === 'node_modules/clones' || path === 'node_modules/.cache') continue;
+      if (SKIP_PATHS.has(path)) continue;
+      if (dev.has(path)) {
+        pruned++;
+        continue;
+      }
       const st = lstatSync(join(root, path));
       if (st.isDirectory()) walk(path);
-      else if (st.isFile() || st.isSymbolicLink()) out.push(path);
+      else if (st.isSymbolicLink()) {
+        const target = posix.normalize(posix.join(rel, readlinkSync(join(root, path))));
+        if (!inPackages(target, dev)) out.push(path);
+      } else if (st.isFile()) out.push(path);
     }
   };
   walk('');
-  return out;
+  return { files: out, pruned };
 }
 
 function makeReadOnly(path: string): void {

@@ -24,6 +24,8 @@ export interface StartFleetOptions {
   host?: string;
   /** Environment for the clones; default `process.env`. SESSION_STORE and SESSION_SECRET are filled in. */
   env?: NodeJS.ProcessEnv;
+  /** Variables the release declares on top of the app's `clones.json` env (`--env`); part of its digest. */
+  releaseEnv?: Record<string, string>;
   balancer?: BalancerOptions;
   supervisor?: Partial<SupervisorTimings>;
   logger?: Logger;
@@ -63,7 +65,7 @@ export async function startFleet(options: StartFleetOptions): Promise<RunningFle
   env.SESSION_SECRET ??= secretFile(paths.secret, () => randomBytes(32).toString('base64'));
   env.SESSION_STORE ??= `sqlite:${paths.sessions}`;
 
-  const release = buildRelease(options.appDir, paths);
+  const release = buildRelease(options.appDir, paths, { env: options.releaseEnv });
   options.onEvent?.({ type: 'release', release: release.digest, created: release.created, dir: release.dir });
   const desired = new DesiredStateFile(paths.desired);
   const previous = desired.read();

@@ -241,6 +241,8 @@ export class Supervisor {
       cwd: release.dir,
       env: {
         ...this.#o.env,
+        // The release's declared env wins over the host's: it is part of what was deployed (and its digest).
+        ...release.manifest.env,
         PORT: String(clone.port),
         HOST: '127.0.0.1',
         CLONES_CLONE_ID: clone.id,

@@ -71,3 +71,62 @@ test('clones balancer --config: every error reported at once with its path', () 
     assert.ok(r.stderr.includes(path), `${path} in ${r.stderr}`);
   }
 });
+
+test('clones balancer --config FILE.yaml: the same checks, every error at once with its path', () => {
+  const file = join(dir, 'bad.yaml');
+  writeFileSync(
+    file,
+    ['port: x', 'healthCheck:', '  intervl: 5', '  timeout: slow', 'stickyy: true', 'targets: []', ''].join(
+      '\n',
+    ),
+  );
+  const r = cli(dir, ['balancer', '--config', file, '--target', 'http://127.0.0.1:1']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /CLONES_INVALID_OPTION/);
+  assert.match(r.stderr, /4 error\(s\)/);
+  for (const path of [
+    'port: must be a number',
+    'healthCheck.intervl: unknown option',
+    'healthCheck.timeout: must be a number',
+    'stickyy: unknown option',
+  ]) {
+    assert.ok(r.stderr.includes(path), `${path} in ${r.stderr}`);
+  }
+  const broken = join(dir, 'broken.yml');
+  writeFileSync(broken, 'port: 1\nport: 2\n');
+  const dup = cli(dir, ['balancer', '--config', broken, '--target', 'http://127.0.0.1:1']);
+  assert.equal(dup.code, 2);
+  assert.match(dup.stderr, /CLONES_USAGE/);
+  assert.match(dup.stderr, /unique/i);
+});
+
+test('clones balancer --config FILE.yml: a valid YAML config runs the balancer', async () => {
+  const a = await upstream('yaml-a');
+  const port = await freePort();
+  const file = join(dir, 'ok.yml');
+  writeFileSync(
+    file,
+    [
+      '# a YAML config: comments allowed',
+      `port: ${port}`,
+      'algorithm: round-robin',
+      'healthCheck:',
+      '  path: /',
+      'targets:',
+      `  - { id: a, url: "http://127.0.0.1:${a}" }`,
+      '',
+    ].join('\n'),
+  );
+  const child = spawn(process.execPath, [bin, 'balancer', '--config', file, '--json']);
+  try {
+    const line = await new Promise<string>((resolve, reject) => {
+      child.stdout.once('data', (c) => resolve(String(c)));
+      child.once('exit', (code) => reject(new Error(`exited ${code}`)));
+    });
+    assert.equal(JSON.parse(line).url, `http://127.0.0.1:${port}`);
+    assert.equal((await get(port, '/')).body, 'yaml-a');
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+  }
+});

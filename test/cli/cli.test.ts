@@ -32,6 +32,12 @@ test('bad input: a clear message with a CLONES_* code, exit 2, no stack trace', 
     ['scale', '-3'],
     ['balancer'],
     ['up', '--ready-timeout', 'soon'],
+    ['up', '--sticky', '500ms'],
+    ['up', '--env', 'NOEQUALS'],
+    ['deploy', '--sticky', '0s'],
+    ['deploy', '--sticky', '8d'],
+    ['deploy', '--sticky', 'soon'],
+    ['deploy', '--env', '=value'],
   ];
   for (const args of cases) {
     const r = cli(dir, args);

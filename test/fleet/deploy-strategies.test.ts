@@ -56,7 +56,7 @@ test('blue-green under load: 0 failed requests, every clone on the new release w
   assert.ok(status(dir).clones.every((c) => c.release === release));
 });
 
-test('canary under load: users who got the canary stay on it; promoted at 100 %', async () => {
+test('canary under load with --sticky 1h: users who got the canary stay on it; promoted at 100 %', async () => {
   const stable = status(dir).release;
   touchApp(app, 'canary');
   const deploy = cliAsync(dir, [
@@ -68,6 +68,8 @@ test('canary under load: users who got the canary stay on it; promoted at 100 %'
     '50,100',
     '--step-wait',
     '4s',
+    '--sticky',
+    '1h',
     '--json',
   ]);
   let canary: string | undefined;
@@ -79,6 +81,8 @@ test('canary under load: users who got the canary stay on it; promoted at 100 %'
     }
   }
   assert.ok(canary, 'the canary started');
+  assert.equal(status(dir).groupStickiness, 3_600_000, "the running balancer took the deploy's --sticky");
+  const groupCookies: string[] = [];
   // 20 users with cookie jars, 5 requests each, during the 50 % step.
   let canaryUsers = 0;
   for (let u = 0; u < 20; u++) {
@@ -89,12 +93,15 @@ test('canary under load: users who got the canary stay on it; promoted at 100 %'
       assert.equal(r.status, 200);
       const set = r.headers['set-cookie'];
       if (set) cookie = String(set).split(';')[0];
+      for (const c of set ?? []) if (c.startsWith('clones_group=')) groupCookies.push(c);
       seen.add(String(r.headers['x-clones-release']));
     }
     assert.equal(seen.size, 1, `user ${u} moved between releases: ${[...seen].join(', ')}`);
     if (seen.has(canary)) canaryUsers++;
   }
   assert.ok(canaryUsers > 0 && canaryUsers < 20, `${canaryUsers} of 20 users on the canary`);
+  assert.ok(groupCookies.length >= 20, 'every user got a group cookie');
+  for (const c of groupCookies) assert.match(c, /; Max-Age=3600;/);
   const done = await deploy;
   assert.equal(done.code, 0, done.stderr);
   assert.equal(deployedRelease(done.stdout), canary);

@@ -215,6 +215,7 @@ export function status(dir: string): {
   }[];
   groups: { name: string; weight: number }[];
   guard: string[] | null;
+  groupStickiness: number;
 } {
   const r = cli(dir, ['status', '--json']);
   if (r.code !== 0) throw new Error(`status failed: ${r.stderr}`);

@@ -1,5 +1,14 @@
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -66,4 +75,109 @@ test('gc keeps the newest 5 and every protected release', async () => {
   const left = new Set(listReleases(paths).map((r) => r.digest));
   assert.ok(left.has(digests[0]!));
   for (const d of digests.slice(3)) assert.ok(left.has(d));
+});
+
+/** An app with an installed tree: a production package, dev packages (one scoped, one nested) and a .bin link. */
+function appWithModules(name: string): string {
+  const app = join(dir, name);
+  const file = (path: string, text: string) => {
+    mkdirSync(join(app, path, '..'), { recursive: true });
+    writeFileSync(join(app, path), text);
+  };
+  file('server.mjs', "import { word } from 'prod-pkg';\nconsole.log(word);\n");
+  file('package.json', JSON.stringify({ name, main: 'server.mjs', dependencies: { 'prod-pkg': '1.0.0' } }));
+  file(
+    'package-lock.json',
+    JSON.stringify({
+      name,
+      lockfileVersion: 3,
+      packages: {
+        '': { name, dependencies: { 'prod-pkg': '1.0.0' }, devDependencies: { 'dev-pkg': '1.0.0' } },
+        'node_modules/prod-pkg': { version: '1.0.0' },
+        'node_modules/prod-pkg/node_modules/helper': { version: '1.0.0' },
+        'node_modules/dev-pkg': { version: '1.0.0', dev: true, bin: { devtool: 'cli.js' } },
+        'node_modules/@scope/dev-types': { version: '1.0.0', dev: true },
+        'node_modules/both': { version: '1.0.0', devOptional: true },
+      },
+    }),
+  );
+  file('node_modules/prod-pkg/package.json', '{"name":"prod-pkg","type":"module","main":"index.js"}');
+  file('node_modules/prod-pkg/index.js', "export const word = 'prod';\n");
+  file('node_modules/prod-pkg/node_modules/helper/index.js', '');
+  file('node_modules/dev-pkg/package.json', '{"name":"dev-pkg"}');
+  file('node_modules/dev-pkg/cli.js', '');
+  file('node_modules/@scope/dev-types/index.d.ts', '');
+  file('node_modules/both/index.js', '');
+  file('node_modules/.package-lock.json', '{}');
+  mkdirSync(join(app, 'node_modules/.bin'));
+  symlinkSync('../dev-pkg/cli.js', join(app, 'node_modules/.bin/devtool'));
+  symlinkSync('../both/index.js', join(app, 'node_modules/.bin/both'));
+  return app;
+}
+
+test('dev-only packages (lockfile "dev": true) are pruned from the release, and do not count in the digest', () => {
+  const paths = fleetPaths(join(dir, 'home5'));
+  const app = appWithModules('pruned-app');
+  const release = buildRelease(app, paths);
+  const has = (path: string) => existsSync(join(release.dir, path));
+  assert.ok(has('node_modules/prod-pkg/index.js'));
+  assert.ok(has('node_modules/prod-pkg/node_modules/helper/index.js'));
+  assert.ok(has('node_modules/both/index.js'), 'devOptional stays, as with npm --omit=dev');
+  assert.ok(has('node_modules/.bin/both'));
+  assert.ok(has('package-lock.json'));
+  assert.equal(has('node_modules/dev-pkg'), false);
+  assert.equal(has('node_modules/@scope/dev-types'), false);
+  assert.equal(has('node_modules/.bin/devtool'), false, 'no link left dangling into a pruned package');
+  assert.equal(has('node_modules/.package-lock.json'), false);
+  assert.equal(release.manifest.devPackagesPruned, 2);
+  // A change inside a pruned package is not a change of the release.
+  writeFileSync(join(app, 'node_modules/dev-pkg/cli.js'), '// edited');
+  assert.equal(buildRelease(app, paths).digest, release.digest);
+  writeFileSync(join(app, 'node_modules/prod-pkg/index.js'), "export const word = 'changed';\n");
+  assert.notEqual(buildRelease(app, paths).digest, release.digest);
+});
+
+test('the declared env (clones.json "env", then --env) is in the manifest and the digest; secrets are refused', () => {
+  const paths = fleetPaths(join(dir, 'home6'));
+  const app = join(dir, 'env-app');
+  cpSync(join(repo, 'examples/shop'), app, { recursive: true });
+  writeFileSync(join(app, 'clones.json'), JSON.stringify({ env: { GREETING: 'hello', LIMIT: 20 } }));
+  const first = buildRelease(app, paths);
+  assert.deepEqual(first.manifest.env, { GREETING: 'hello', LIMIT: '20' });
+  assert.equal(buildRelease(app, paths).digest, first.digest, 'same declarations, same digest');
+  const flagged = buildRelease(app, paths, { env: { GREETING: 'hi' } });
+  assert.notEqual(flagged.digest, first.digest, 'a changed value is a new release');
+  assert.deepEqual(flagged.manifest.env, { GREETING: 'hi', LIMIT: '20' });
+  writeFileSync(join(app, 'clones.json'), JSON.stringify({ env: { GREETING: 'bonjour', LIMIT: 20 } }));
+  assert.notEqual(buildRelease(app, paths).digest, first.digest);
+
+  writeFileSync(
+    join(app, 'clones.json'),
+    JSON.stringify({
+      env: { SESSION_SECRET: 'x'.repeat(40), DB_PASSWORD: 'p', PORT: 1, 'BAD-NAME': 'v' },
+      envv: {},
+    }),
+  );
+  assert.throws(
+    () => buildRelease(app, paths, { env: { STRIPE_API_KEY: 'k' } }),
+    (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'CLONES_FLEET_APP_ENV');
+      assert.match(err.message, /6 env error\(s\)/);
+      for (const name of [
+        'SESSION_SECRET',
+        'DB_PASSWORD',
+        'PORT',
+        'BAD-NAME',
+        'envv',
+        '--env STRIPE_API_KEY',
+      ])
+        assert.ok(err.message.includes(name), `${name} in ${err.message}`);
+      return true;
+    },
+  );
+  assert.equal(
+    listReleases(paths).some((r) => JSON.stringify(r.manifest).includes('x'.repeat(40))),
+    false,
+    'no release holds the secret',
+  );
 });
