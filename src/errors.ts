@@ -67,6 +67,13 @@ export const sessionByUserUnsupported = (store: string): ClonesError =>
     { status: 501 },
   );
 
+/** DynamoDB: the table lacks the per-user index (or it is still being built), so sessions by user cannot work. */
+export const userIndexMissing = (table: string, index: string, why: string): ClonesError =>
+  new ClonesError(
+    'CLONES_SESSION_USER_INDEX_MISSING',
+    `DynamoDB table ${table} ${why}: sessions by user need the global secondary index "${index}" (hash key "uid", string); see docs/sessions.md`,
+    { status: 503 },
+  );
 
 /** The store took longer than `storeTimeout`. */
 export const storeTimeout = (store: string, ms: number): ClonesError =>

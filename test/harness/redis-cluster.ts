@@ -19,11 +19,19 @@ export interface RedisNodeProcess {
   kill(): Promise<void>;
 }
 
-/** A 3-master Redis Cluster on loopback ports, no replicas. */
+/** A cluster node: it can also come back after a kill, on its port, with its node id and slots (not its data). */
+export interface RedisClusterNode extends RedisNodeProcess {
+  restart(): Promise<void>;
+}
+
+/**
+ * A 3-master Redis Cluster on loopback ports, no replicas. `cluster-require-full-coverage no`: while a master is
+ * down, the slots of the other two keep serving.
+ */
 export interface RedisCluster {
   /** `redis+cluster://127.0.0.1:<p1>,127.0.0.1:<p2>,127.0.0.1:<p3>` */
   readonly url: string;
-  readonly nodes: readonly RedisNodeProcess[];
+  readonly nodes: readonly RedisClusterNode[];
   /** Stops every node by its pid and removes their directories. Calling it twice is harmless. */
   stop(): Promise<void>;
 }
@@ -61,6 +69,7 @@ export async function startRedisCluster(): Promise<RedisCluster> {
   const dir = await tempDir('clones-redis-cluster-');
   const started: ServerProcess[] = [];
   const ports: number[] = [];
+  const respawn: (() => Promise<ServerProcess>)[] = [];
   const stop = async () => {
     await Promise.all(started.map((s) => s.stop()));
     await removeDir(dir);
@@ -69,21 +78,28 @@ export async function startRedisCluster(): Promise<RedisCluster> {
     for (let i = 0; i < 3; i++) {
       const nodeDir = join(dir, `node-${i}`);
       // The bus port defaults to port + 10000, which may be taken or past 65535: pick it too.
-      const { port, server } = await startOnFreePort(async (port) =>
+      const spawnNode = async (port: number, busPort: number) =>
         spawnServer({
           name: `redis-server (cluster node ${i})`,
           command: binary,
           args: [
-            ...['--bind', '127.0.0.1', '--port', String(port), '--cluster-port', String(await freePort())],
+            ...['--bind', '127.0.0.1', '--port', String(port), '--cluster-port', String(busPort)],
             ...['--cluster-enabled', 'yes', '--cluster-config-file', join(nodeDir, 'nodes.conf')],
-            ...['--cluster-node-timeout', '2000', '--dir', await ensureDir(nodeDir), '--save', ''],
-            ...['--appendonly', 'no', '--daemonize', 'no', '--logfile', ''],
+            ...['--cluster-node-timeout', '2000', '--cluster-require-full-coverage', 'no'],
+            ...['--dir', await ensureDir(nodeDir), '--save', '', '--appendonly', 'no'],
+            ...['--daemonize', 'no', '--logfile', ''],
           ],
           ready: () => ping(port),
-        }),
-      );
+        });
+      let busPort = 0;
+      const { port, server } = await startOnFreePort(async (port) => {
+        busPort = await freePort();
+        return spawnNode(port, busPort);
+      });
       started.push(server);
       ports.push(port);
+      // The same ports and nodes.conf: the node rejoins with its id and slots (its data is gone: no persistence).
+      respawn.push(() => spawnNode(port, busPort));
     }
     await run(cli, [
       '--cluster',
@@ -106,7 +122,17 @@ export async function startRedisCluster(): Promise<RedisCluster> {
   let stopped = false;
   return {
     url: `redis+cluster://${ports.map((p) => `127.0.0.1:${p}`).join(',')}`,
-    nodes: started.map((s, i) => nodeOf(s, ports[i] as number)),
+    nodes: ports.map((port, i) => ({
+      port,
+      get pid() {
+        return (started[i] as ServerProcess).pid;
+      },
+      kill: () => (started[i] as ServerProcess).kill(),
+      async restart() {
+        if ((started[i] as ServerProcess).running()) throw new Error(`cluster node ${i} is still running`);
+        started[i] = await (respawn[i] as () => Promise<ServerProcess>)();
+      },
+    })),
     async stop() {
       if (stopped) return;
       stopped = true;

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { ClonesError } from '../../src/errors.ts';
+import { sessions } from '../../src/session/index.ts';
 import { GuardedStore } from '../../src/session/stores/guarded-store.ts';
 import { MemcachedStore, memcachedServers } from '../../src/session/stores/memcached-store.ts';
 import type { StoredSession } from '../../src/session/stores/store.ts';
@@ -46,6 +47,19 @@ describe('MemcachedStore', () => {
   after(async () => {
     await store.close();
     await Promise.all([a.stop(), b.stop()]);
+  });
+
+  it('keeps no per-user index: the engine answers CLONES_SESSION_BY_USER_UNSUPPORTED (501)', async () => {
+    const s = sessions({
+      secret: 'a-test-secret-that-is-at-least-32-bytes',
+      store: `memcached://${a.address}`,
+    });
+    await assert.rejects(s.engine.listByUser('ada'), {
+      code: 'CLONES_SESSION_BY_USER_UNSUPPORTED',
+      status: 501,
+    });
+    await assert.rejects(s.engine.destroyByUser('ada'), { code: 'CLONES_SESSION_BY_USER_UNSUPPORTED' });
+    await s.close();
   });
 
   it('spreads sessions over both servers by consistent hashing, each session on exactly one', async () => {

@@ -1,15 +1,20 @@
 import {
   type AttributeValue,
+  BatchGetItemCommand,
+  type BatchGetItemCommandOutput,
   CreateTableCommand,
   DeleteItemCommand,
   DescribeTableCommand,
   DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
+  QueryCommand,
+  type QueryCommandOutput,
+  type TableDescription,
   UpdateItemCommand,
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb';
-import { badStoreUrl, storeUnavailable } from '../../errors.ts';
+import { badStoreUrl, invalidOption, storeUnavailable, userIndexMissing } from '../../errors.ts';
 import { logger } from '../../logger.ts';
 import { CONFLICT, GONE, setOwn } from './apply-patch.ts';
 import type {
@@ -19,6 +24,7 @@ import type {
   SessionStore,
   StoredSession,
   StoreOpenOptions,
+  UserSession,
   WriteResult,
 } from './store.ts';
 
@@ -29,9 +35,24 @@ import type {
 // session is the same item replaced by {k, t: tombstoneUntil, ttl}: every conditional write against the
 // session (they all require `v`) fails from then on. A patch is one UpdateItem that sets/removes only its
 // keys in d and adds one to v, conditioned on the session being alive (and on v for ifVersion).
+// Sessions by user: `bindUser` sets `uid` (the user id, S) on the live session item, in one conditional write,
+// so the binding cannot outlive the session or land on a tombstone (which is a new item without `uid`). The
+// sparse global secondary index `uid-index` (hash key `uid`) finds a user's items. A GSI is eventually
+// consistent, so `listByUser` takes its keys as candidates only and confirms each one with a consistent read
+// (live, not a tombstone, still bound to this user) before answering.
 
 const KEY = 'k';
 const TTL_ATTRIBUTE = 'ttl';
+const USER_ATTRIBUTE = 'uid';
+/** The sparse global secondary index on `uid` (KEYS_ONLY is enough: every candidate is read back). */
+export const USER_INDEX = 'uid-index';
+/** How long a store that found no usable user index waits before asking DescribeTable again. */
+const INDEX_RECHECK_MS = 5_000;
+/** BatchGetItem takes at most 100 keys. */
+const BATCH_GET_MAX = 100;
+const BATCH_GET_ATTEMPTS = 8;
+/** Destroys `destroyByUser` keeps in flight at once. */
+const DESTROY_CONCURRENCY = 16;
 /** A patch with more keys than this is written as a conditional rewrite: DynamoDB caps an expression at 4 KB. */
 const MAX_EXPRESSION_KEYS = 100;
 const MAX_REWRITE_ATTEMPTS = 100;
@@ -41,6 +62,7 @@ const log = logger.child({ part: 'session', store: 'dynamodb' });
 
 type Item = Record<string, AttributeValue>;
 type WriteOutput = { Attributes?: Item } | { refused: Item | undefined };
+type UserIndexState = { ok: true } | { ok: false; why: string; checkedAt: number };
 interface DynamoUrl {
   table: string;
   region: string | undefined;
@@ -52,7 +74,8 @@ interface DynamoUrl {
  * Sessions in a DynamoDB table (`dynamodb://<table>?region=eu-west-1[&endpoint=http://...][&create=false]`),
  * through the AWS SDK v3 and its default credential chain. Every write is one conditional request; expiry uses
  * DynamoDB's native TTL attribute and is also checked on read (TTL deletion lags). The table (hash key `k`,
- * on-demand billing, TTL on `ttl`) is created on first use when missing, unless `create=false`.
+ * on-demand billing, TTL on `ttl`, global secondary index `uid-index` on `uid` for sessions by user) is created
+ * on first use when missing, unless `create=false`.
  *
  * @example
  *   const store = new DynamoDbStore({ url: 'dynamodb://sessions?region=eu-west-1', connectTimeout: 2000,
@@ -65,6 +88,7 @@ export class DynamoDbStore implements SessionStore {
   readonly #prefix: string;
   readonly #create: boolean;
   #ready: Promise<void> | undefined;
+  #userIndex: UserIndexState | undefined;
   #closed = false;
 
   constructor(options: StoreOpenOptions) {
@@ -207,10 +231,178 @@ export class DynamoDbStore implements SessionStore {
     await this.#db.send(new PutItemCommand({ TableName: this.table, Item: tombstone }));
   }
 
+  async bindUser(key: string, userId: string): Promise<boolean> {
+    checkUserId(userId);
+    await this.#userIndexReady();
+    // The same liveness condition as a patch: a tombstone (no `v`) or an expired session is never bound.
+    const result = await this.#conditional(
+      new UpdateItemCommand({
+        TableName: this.table,
+        Key: this.#key(key),
+        UpdateExpression: 'SET #u = :u',
+        ConditionExpression: 'attribute_exists(#v) AND #e > :now',
+        ExpressionAttributeNames: { '#u': USER_ATTRIBUTE, '#v': 'v', '#e': 'e' },
+        ExpressionAttributeValues: { ':u': { S: userId }, ':now': num(Date.now()) },
+      }),
+    );
+    return !('refused' in result);
+  }
+
+  async listByUser(userId: string): Promise<UserSession[]> {
+    checkUserId(userId);
+    await this.#userIndexReady();
+    const candidates = await this.#indexedKeys(userId);
+    const now = Date.now();
+    const found: UserSession[] = [];
+    for (const item of await this.#readMany(candidates)) {
+      if (item.v?.N === undefined || item.t !== undefined || item[USER_ATTRIBUTE]?.S !== userId) continue;
+      const expiresAt = Number(item.e?.N);
+      if (!(expiresAt > now)) continue;
+      const key = (item[KEY]?.S ?? '').slice(this.#prefix.length + 1);
+      found.push({ key, createdAt: Number(item.c?.N), expiresAt });
+    }
+    return found;
+  }
+
+  async destroyByUser(
+    userId: string,
+    exceptKey: string | undefined,
+    tombstoneUntil: number,
+  ): Promise<number> {
+    const targets = (await this.listByUser(userId)).filter((s) => s.key !== exceptKey);
+    let destroyed = 0;
+    for (let i = 0; i < targets.length; i += DESTROY_CONCURRENCY) {
+      const done = await Promise.all(
+        targets
+          .slice(i, i + DESTROY_CONCURRENCY)
+          .map((s) => this.#destroyBound(s.key, userId, tombstoneUntil)),
+      );
+      destroyed += done.filter(Boolean).length;
+    }
+    return destroyed;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#db.destroy();
+  }
+
+  /**
+   * Destroys one session only while it is still a live item bound to `userId` (exactly what `destroy` leaves
+   * otherwise), so two concurrent "log out everywhere" calls do not both count it.
+   */
+  async #destroyBound(key: string, userId: string, tombstoneUntil: number): Promise<boolean> {
+    const condition = {
+      ConditionExpression: 'attribute_exists(#v) AND #u = :u',
+      ExpressionAttributeNames: { '#v': 'v', '#u': USER_ATTRIBUTE },
+      ExpressionAttributeValues: { ':u': { S: userId } },
+    };
+    const command =
+      tombstoneUntil <= Date.now()
+        ? new DeleteItemCommand({ TableName: this.table, Key: this.#key(key), ...condition })
+        : new PutItemCommand({
+            TableName: this.table,
+            Item: {
+              ...this.#key(key),
+              t: num(tombstoneUntil),
+              [TTL_ATTRIBUTE]: num(ttlSeconds(tombstoneUntil)),
+            },
+            ...condition,
+          });
+    return !('refused' in (await this.#conditional(command)));
+  }
+
+  /** The table keys of this prefix's items the user index holds for `userId`, every page of the query. */
+  async #indexedKeys(userId: string): Promise<string[]> {
+    const keys: string[] = [];
+    const mine = `${this.#prefix}#`;
+    let start: Item | undefined;
+    do {
+      let page: QueryCommandOutput;
+      try {
+        page = await this.#db.send(
+          new QueryCommand({
+            TableName: this.table,
+            IndexName: USER_INDEX,
+            KeyConditionExpression: '#u = :u',
+            ExpressionAttributeNames: { '#u': USER_ATTRIBUTE, '#k': KEY },
+            ExpressionAttributeValues: { ':u': { S: userId } },
+            ProjectionExpression: '#k',
+            ExclusiveStartKey: start,
+          }),
+        );
+      } catch (err) {
+        // The index was deleted, or is being rebuilt, since the store last looked.
+        if ((err as Error).name === 'ValidationException' && /index/i.test((err as Error).message)) {
+          this.#userIndex = { ok: false, why: (err as Error).message, checkedAt: Date.now() };
+          throw userIndexMissing(this.table, USER_INDEX, `refused a query: ${(err as Error).message}`);
+        }
+        throw err;
+      }
+      for (const item of page.Items ?? []) {
+        const k = item[KEY]?.S;
+        // Several prefixes may share a table (and one user id): keep this store's items only.
+        if (k?.startsWith(mine)) keys.push(k);
+      }
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return keys;
+  }
+
+  /** Consistent reads of the attributes a by-user answer needs, 100 keys per BatchGetItem. */
+  async #readMany(keys: string[]): Promise<Item[]> {
+    const items: Item[] = [];
+    for (let i = 0; i < keys.length; i += BATCH_GET_MAX) {
+      let pending: Item[] | undefined = keys.slice(i, i + BATCH_GET_MAX).map((k) => ({ [KEY]: { S: k } }));
+      for (let attempt = 1; pending && pending.length > 0; attempt++) {
+        if (attempt > BATCH_GET_ATTEMPTS) {
+          throw storeUnavailable(
+            this.kind,
+            new Error(`BatchGetItem left keys unprocessed ${attempt - 1} times`),
+          );
+        }
+        // DynamoDB hands back what it could not read under throttling: retry those, with a short backoff.
+        if (attempt > 1) await new Promise((resolve) => setTimeout(resolve, 25 * 2 ** attempt));
+        const out: BatchGetItemCommandOutput = await this.#db.send(
+          new BatchGetItemCommand({
+            RequestItems: {
+              [this.table]: {
+                Keys: pending,
+                ConsistentRead: true,
+                ProjectionExpression: '#k, #v, #c, #e, #t, #u',
+                ExpressionAttributeNames: {
+                  '#k': KEY,
+                  '#v': 'v',
+                  '#c': 'c',
+                  '#e': 'e',
+                  '#t': 't',
+                  '#u': USER_ATTRIBUTE,
+                },
+              },
+            },
+          }),
+        );
+        items.push(...(out.Responses?.[this.table] ?? []));
+        pending = out.UnprocessedKeys?.[this.table]?.Keys;
+      }
+    }
+    return items;
+  }
+
+  /**
+   * Sessions by user need the index: checked once, and while it is missing or still building, asked again at
+   * most every INDEX_RECHECK_MS, so adding it to a live table needs no restart of the clones.
+   */
+  async #userIndexReady(): Promise<void> {
+    await this.#tableReady();
+    const state = this.#userIndex;
+    if (state?.ok) return;
+    if (!state || Date.now() - state.checkedAt >= INDEX_RECHECK_MS) {
+      this.#userIndex = userIndexState(await describe(this.#db, this.table));
+    }
+    const now = this.#userIndex as UserIndexState;
+    if (!now.ok) throw userIndexMissing(this.table, USER_INDEX, now.why);
   }
 
   /** Big patches: read, merge here, and put back only if the version is still the one read. */
@@ -273,7 +465,7 @@ export class DynamoDbStore implements SessionStore {
    * Sends a conditional write; answers its output, or `{ refused }` when the condition failed, with the item
    * as it was when DynamoDB returned it.
    */
-  async #conditional(command: PutItemCommand | UpdateItemCommand): Promise<WriteOutput> {
+  async #conditional(command: PutItemCommand | UpdateItemCommand | DeleteItemCommand): Promise<WriteOutput> {
     try {
       // biome-ignore lint/suspicious/noExplicitAny: both command types share this one path
       return (await this.#db.send(command as any)) as WriteOutput;
@@ -313,9 +505,20 @@ async function ensureTable(db: DynamoDBClient, table: string, create: boolean): 
       await db.send(
         new CreateTableCommand({
           TableName: table,
-          AttributeDefinitions: [{ AttributeName: KEY, AttributeType: 'S' }],
+          AttributeDefinitions: [
+            { AttributeName: KEY, AttributeType: 'S' },
+            { AttributeName: USER_ATTRIBUTE, AttributeType: 'S' },
+          ],
           KeySchema: [{ AttributeName: KEY, KeyType: 'HASH' }],
           BillingMode: 'PAY_PER_REQUEST',
+          // Sparse: only bound sessions carry `uid`, so the index costs nothing until bindUser is used.
+          GlobalSecondaryIndexes: [
+            {
+              IndexName: USER_INDEX,
+              KeySchema: [{ AttributeName: USER_ATTRIBUTE, KeyType: 'HASH' }],
+              Projection: { ProjectionType: 'KEYS_ONLY' },
+            },
+          ],
         }),
       );
       log.info({ table }, 'created the DynamoDB session table');
@@ -335,6 +538,33 @@ async function ensureTable(db: DynamoDBClient, table: string, create: boolean): 
   }
   if (described?.TableStatus !== 'ACTIVE' && described?.TableStatus !== 'UPDATING')
     await waitActive(db, table);
+}
+
+/** Whether the table's user index exists with the right key and can be queried (ACTIVE, not backfilling). */
+function userIndexState(described: TableDescription | undefined): UserIndexState {
+  const checkedAt = Date.now();
+  const index = described?.GlobalSecondaryIndexes?.find((i) => i.IndexName === USER_INDEX);
+  if (!index) return { ok: false, why: `has no global secondary index "${USER_INDEX}"`, checkedAt };
+  const keys = index.KeySchema ?? [];
+  if (keys.length !== 1 || keys[0]?.AttributeName !== USER_ATTRIBUTE || keys[0]?.KeyType !== 'HASH') {
+    return { ok: false, why: `has an index "${USER_INDEX}" whose key is not the hash key "uid"`, checkedAt };
+  }
+  if (index.Backfilling || (index.IndexStatus !== undefined && index.IndexStatus !== 'ACTIVE')) {
+    const status = index.Backfilling ? 'backfilling' : index.IndexStatus;
+    return {
+      ok: false,
+      why: `is still building index "${USER_INDEX}" (${status}); it works once ACTIVE`,
+      checkedAt,
+    };
+  }
+  return { ok: true };
+}
+
+/** DynamoDB refuses an empty string, and more than 2,048 bytes, as an index key. */
+function checkUserId(userId: string): void {
+  if (typeof userId !== 'string' || userId === '' || Buffer.byteLength(userId) > 2048) {
+    throw invalidOption('userId', 'the DynamoDB session store needs a user id of 1 to 2,048 bytes');
+  }
 }
 
 async function describe(db: DynamoDBClient, table: string) {
@@ -375,7 +605,9 @@ function live(item: Item | undefined, now: number): StoredSession | null {
   for (const [name, value] of Object.entries(item.d?.M ?? {})) {
     if (value.S !== undefined) setOwn(data, name, JSON.parse(value.S));
   }
-  return { data, version: Number(item.v.N), createdAt: Number(item.c?.N), expiresAt };
+  const session: StoredSession = { data, version: Number(item.v.N), createdAt: Number(item.c?.N), expiresAt };
+  if (item[USER_ATTRIBUTE]?.S !== undefined) session.userId = item[USER_ATTRIBUTE].S;
+  return session;
 }
 
 function encodeData(data: SessionData): Item {

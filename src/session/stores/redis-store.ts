@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { badStoreUrl, sessionByUserUnsupported, storeUnavailable } from '../../errors.ts';
+import { badStoreUrl, storeUnavailable } from '../../errors.ts';
 import { logger } from '../../logger.ts';
 import { CONFLICT, GONE } from './apply-patch.ts';
 import { redisTopology } from './redis-topology.ts';
@@ -121,8 +121,8 @@ return 1
 // `<prefix>:u:{<sha256(userId)>}` holds the keys of the user's sessions. The set expires at the latest absolute
 // end of its sessions, so it outlives every one of them; members destroyed or expired one by one are pruned
 // by the next list or destroy-by-user. Those two scripts reach session keys they are not given in KEYS:
-// valid on one server, not on Redis Cluster, where the user's set lives in another slot than its sessions, so
-// the cluster store answers CLONES_SESSION_BY_USER_UNSUPPORTED rather than keep a non-atomic index.
+// valid on one server, not on Redis Cluster, where the user's set lives in another slot than its sessions.
+// Redis Cluster has its own scheme further down (CLUSTER_*), correct without a cross-slot script.
 
 /** KEYS: session, tombstone, user set. ARGV: now, userId, indexUntil, the session's store key. 1 bound, 0 gone. */
 const BIND = `
@@ -164,6 +164,61 @@ if ARGV[5] == 'list' then return out end
 return n
 `;
 
+// Sessions by user on Redis Cluster. The user's set `<prefix>:ut:{<sha256(userId)>}` lives in another slot
+// than the session, so no one script can change both. A bind is three steps, each one script on one slot:
+//   1. the session records the bind's random token:        HSET s p <token>       (only if alive)
+//   2. the user's set gains `<key>:<token>`:                SADD ut <key>:<token>
+//   3. the session records its user, if still that bind's:  HSET s u <userId>      (only if p = <token>)
+// A session whose `u` is the user is therefore always in the set (step 2 comes before step 3), so listing and
+// destroying never miss one. A listing reads every member's session (one script per slot) and removes, by the
+// exact member, only entries that can never name a session of this user again: the session is gone, or its
+// `u` is another user and its `p` is another bind (step 3 of an older bind fails once `p` has moved on). An
+// entry whose bind is still between steps 2 and 3 (`p` = its token) is kept and not listed. Removing the
+// exact `<key>:<token>` member, never `<key>` alone, is what makes a late SREM harmless to a newer bind.
+
+/** Step 1. KEYS: session, tombstone. ARGV: now, token. 1 recorded, 0 gone. */
+const CLUSTER_BIND_BEGIN = `
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e or tonumber(e) <= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'p', ARGV[2])
+return 1
+`;
+
+/** Step 2. KEYS: the user's set. ARGV: now, indexUntil, `<key>:<token>`. */
+const CLUSTER_USER_ADD = `
+redis.call('SADD', KEYS[1], ARGV[3])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 or ttl < tonumber(ARGV[2]) - tonumber(ARGV[1]) then redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end
+return 1
+`;
+
+/** Step 3. KEYS: session, tombstone. ARGV: now, token, userId. 1 bound (or a newer bind took over), 0 gone. */
+const CLUSTER_BIND_END = `
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local h = redis.call('HMGET', KEYS[1], 'e', 'p')
+if not h[1] or tonumber(h[1]) <= tonumber(ARGV[1]) then return 0 end
+if h[2] == ARGV[2] then redis.call('HSET', KEYS[1], 'u', ARGV[3]) end
+return 1
+`;
+
+/** KEYS: session, tombstone. ARGV: now. { c, e, u, p } of a live session ('' for no u/p), else 0. */
+const CLUSTER_PEEK = `
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local h = redis.call('HMGET', KEYS[1], 'c', 'e', 'u', 'p')
+if not h[2] or tonumber(h[2]) <= tonumber(ARGV[1]) then return 0 end
+return { h[1], h[2], h[3] or '', h[4] or '' }
+`;
+
+/** KEYS: session, tombstone. ARGV: now, tombstoneUntil, userId. Destroys it only while bound to userId: 1, else 0. */
+const CLUSTER_DESTROY_BOUND = `
+local h = redis.call('HMGET', KEYS[1], 'e', 'u')
+if not h[1] or tonumber(h[1]) <= tonumber(ARGV[1]) or h[2] ~= ARGV[3] then return 0 end
+redis.call('DEL', KEYS[1])
+if tonumber(ARGV[2]) > tonumber(ARGV[1]) then redis.call('SET', KEYS[2], '1', 'PXAT', ARGV[2]) end
+return 1
+`;
+
 type Script = (sessionKey: string, tombstoneKey: string, ...argv: (string | number)[]) => Promise<number>;
 interface SessionCommands {
   clonesCreate: Script;
@@ -176,6 +231,20 @@ interface SessionCommands {
   clonesDestroy: Script;
   clonesBind: (s: string, t: string, u: string, ...argv: (string | number)[]) => Promise<number>;
   clonesByUser: (userSet: string, ...argv: (string | number)[]) => Promise<number | string[]>;
+  clonesClusterBindBegin: Script;
+  clonesClusterUserAdd: (userSet: string, ...argv: (string | number)[]) => Promise<number>;
+  clonesClusterBindEnd: Script;
+  clonesClusterPeek: (s: string, t: string, now: number) => Promise<0 | [string, string, string, string]>;
+  clonesClusterDestroyBound: Script;
+}
+
+/** One session a cluster user set names, with its live state and the set's entries for it. */
+interface ClusterMember {
+  key: string;
+  /** The `<key>:<token>` members of the user's set for this session. */
+  entries: string[];
+  createdAt: number;
+  expiresAt: number;
 }
 
 const log = logger.child({ part: 'session', store: 'redis' });
@@ -201,6 +270,7 @@ export class RedisStore implements SessionStore {
   readonly #t: string;
   readonly #connectTimeout: number;
   readonly #u: string;
+  readonly #ut: string;
   readonly #cluster: boolean;
   #whenReady: Promise<void> | undefined;
   #lastError: Error | undefined;
@@ -213,6 +283,7 @@ export class RedisStore implements SessionStore {
     this.#s = `${options.prefix}:s:{`;
     this.#t = `${options.prefix}:t:{`;
     this.#u = `${options.prefix}:u:{`;
+    this.#ut = `${options.prefix}:ut:{`;
     const perConnection = {
       connectTimeout: options.connectTimeout,
       // A write in flight when the connection drops may or may not have run: resending it could apply a
@@ -277,6 +348,12 @@ export class RedisStore implements SessionStore {
     if (!this.#cluster) {
       this.#redis.defineCommand('clonesBind', { lua: BIND, numberOfKeys: 3 });
       this.#redis.defineCommand('clonesByUser', { lua: BY_USER, numberOfKeys: 1 });
+    } else {
+      this.#redis.defineCommand('clonesClusterBindBegin', { lua: CLUSTER_BIND_BEGIN, numberOfKeys: 2 });
+      this.#redis.defineCommand('clonesClusterUserAdd', { lua: CLUSTER_USER_ADD, numberOfKeys: 1 });
+      this.#redis.defineCommand('clonesClusterBindEnd', { lua: CLUSTER_BIND_END, numberOfKeys: 2 });
+      this.#redis.defineCommand('clonesClusterPeek', { lua: CLUSTER_PEEK, numberOfKeys: 2 });
+      this.#redis.defineCommand('clonesClusterDestroyBound', { lua: CLUSTER_DESTROY_BOUND, numberOfKeys: 2 });
     }
     this.#redis.on('error', (err: Error) => {
       // Warn once per outage; ioredis repeats the error on every reconnect attempt.
@@ -363,8 +440,8 @@ export class RedisStore implements SessionStore {
   }
 
   async bindUser(key: string, userId: string, indexUntil: number): Promise<boolean> {
-    if (this.#cluster) throw sessionByUserUnsupported(this.kind);
     if (this.#redis.status !== 'ready' || this.#closed) await this.#connected();
+    if (this.#cluster) return this.#clusterBind(key, userId, indexUntil);
     const s = `${this.#s}${key}}`;
     const t = `${this.#t}${key}}`;
     return (
@@ -373,8 +450,14 @@ export class RedisStore implements SessionStore {
   }
 
   async listByUser(userId: string): Promise<UserSession[]> {
-    if (this.#cluster) throw sessionByUserUnsupported(this.kind);
     if (this.#redis.status !== 'ready' || this.#closed) await this.#connected();
+    if (this.#cluster) {
+      return (await this.#clusterMembers(userId)).map(({ key, createdAt, expiresAt }) => ({
+        key,
+        createdAt,
+        expiresAt,
+      }));
+    }
     const flat = (await this.#redis.clonesByUser(
       this.#userSet(userId),
       Date.now(),
@@ -399,10 +482,97 @@ export class RedisStore implements SessionStore {
     exceptKey: string | undefined,
     tombstoneUntil: number,
   ): Promise<number> {
-    if (this.#cluster) throw sessionByUserUnsupported(this.kind);
     if (this.#redis.status !== 'ready' || this.#closed) await this.#connected();
+    if (this.#cluster) return this.#clusterDestroyByUser(userId, exceptKey, tombstoneUntil);
     const args = [Date.now(), userId, this.#s, this.#t, 'destroy', tombstoneUntil, exceptKey ?? ''];
     return (await this.#redis.clonesByUser(this.#userSet(userId), ...args)) as number;
+  }
+
+  /** The three steps of a cluster bind (see CLUSTER_BIND_BEGIN): the set learns of the session first. */
+  async #clusterBind(key: string, userId: string, indexUntil: number): Promise<boolean> {
+    const s = `${this.#s}${key}}`;
+    const t = `${this.#t}${key}}`;
+    const token = randomBytes(8).toString('hex');
+    if ((await this.#redis.clonesClusterBindBegin(s, t, Date.now(), token)) !== 1) return false;
+    const set = this.#userTokens(userId);
+    const entry = `${key}:${token}`;
+    await this.#redis.clonesClusterUserAdd(set, Date.now(), indexUntil, entry);
+    if ((await this.#redis.clonesClusterBindEnd(s, t, Date.now(), token, userId)) === 1) return true;
+    // Destroyed meanwhile: the entry is stale already; removing it now only saves the next listing the work.
+    await this.#redis.srem(set, entry);
+    return false;
+  }
+
+  /**
+   * The user's live sessions on a cluster: each member's session is read (the reads of one shard share a
+   * pipeline), and the entries that can never name a session of this user again are removed by exact member.
+   */
+  async #clusterMembers(userId: string): Promise<ClusterMember[]> {
+    const set = this.#userTokens(userId);
+    const byKey = new Map<string, string[]>();
+    for (const entry of await this.#redis.smembers(set)) {
+      const colon = entry.lastIndexOf(':');
+      const key = entry.slice(0, colon);
+      const entries = byKey.get(key);
+      if (entries) entries.push(entry);
+      else byKey.set(key, [entry]);
+    }
+    const now = Date.now();
+    const keys = [...byKey.keys()];
+    const peeks = await Promise.all(
+      keys.map((k) => this.#redis.clonesClusterPeek(`${this.#s}${k}}`, `${this.#t}${k}}`, now)),
+    );
+    const stale: string[] = [];
+    const found: ClusterMember[] = [];
+    keys.forEach((key, i) => {
+      const entries = byKey.get(key) as string[];
+      const peek = peeks[i];
+      if (!peek) {
+        stale.push(...entries);
+        return;
+      }
+      const [c, e, u, p] = peek;
+      const current = `${key}:${p}`;
+      if (u === userId) {
+        // Bound: one entry is enough to find it. Keep the current bind's if the set has it, else any one.
+        const keep = entries.includes(current) ? current : (entries[0] as string);
+        stale.push(...entries.filter((x) => x !== keep));
+        found.push({ key, entries, createdAt: +c, expiresAt: +e });
+      } else {
+        // Bound elsewhere or not yet: only the entry of a bind still in progress may become this user's.
+        stale.push(...entries.filter((x) => x !== current));
+      }
+    });
+    if (stale.length > 0) await this.#redis.srem(set, ...stale);
+    return found;
+  }
+
+  async #clusterDestroyByUser(
+    userId: string,
+    exceptKey: string | undefined,
+    tombstoneUntil: number,
+  ): Promise<number> {
+    const targets = (await this.#clusterMembers(userId)).filter((m) => m.key !== exceptKey);
+    const now = Date.now();
+    const done = await Promise.all(
+      targets.map((m) =>
+        this.#redis.clonesClusterDestroyBound(
+          `${this.#s}${m.key}}`,
+          `${this.#t}${m.key}}`,
+          now,
+          tombstoneUntil,
+          userId,
+        ),
+      ),
+    );
+    const entries = targets.flatMap((m, i) => (done[i] === 1 ? m.entries : []));
+    if (entries.length > 0) await this.#redis.srem(this.#userTokens(userId), ...entries);
+    return done.filter((r) => r === 1).length;
+  }
+
+  /** The cluster's per-user set of `<key>:<token>` entries, in the slot of the hashed user id. */
+  #userTokens(userId: string): string {
+    return `${this.#ut}${createHash('sha256').update(userId).digest('hex')}}`;
   }
 
   /** The user's set: the id hashed, so any string is a safe key and the user id is not spelled out in keys. */
