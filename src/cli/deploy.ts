@@ -2,7 +2,7 @@ import { usageError } from '../errors.ts';
 import type { Strategy } from '../fleet/index.ts';
 import { buildRelease, connectFleet, DesiredStateFile, fleetPaths, readRelease } from '../fleet/index.ts';
 import { duration, durationWithin, envFlags, int, oneOf, parse, positionals } from './args.ts';
-import { createProgress } from './live-progress.ts';
+import { runWithProgress } from './live-progress.ts';
 import type { Verb } from './main.ts';
 
 const HELP = `Usage: clones deploy [app-dir] [options]
@@ -54,25 +54,20 @@ export const deploy: Verb = {
       readRelease(paths, new DesiredStateFile(paths.desired).read()?.release ?? client.info.release).manifest
         .source;
     const release = buildRelease(appDir, paths, { env });
-    const progress = createProgress({ json, action: 'deploy', poll: () => client.get('/status') });
-    try {
-      progress.event({ type: 'release', release: release.digest, created: release.created });
-      await client.stream(
-        '/deploy',
-        {
-          release: release.digest,
-          strategy,
-          steps,
-          stepWait,
-          canaryClones,
-          canaryMargin: margin === undefined ? undefined : margin / 100,
-          sticky,
-        },
-        (event) => progress.event(event),
-      );
-    } finally {
-      await progress.close();
-    }
+    await runWithProgress(
+      client,
+      'deploy',
+      {
+        release: release.digest,
+        strategy,
+        steps,
+        stepWait,
+        canaryClones,
+        canaryMargin: margin === undefined ? undefined : margin / 100,
+        sticky,
+      },
+      { json, first: { type: 'release', release: release.digest, created: release.created } },
+    );
     return 0;
   },
 };

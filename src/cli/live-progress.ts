@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { FleetEvent, FleetStatus } from '../fleet/index.ts';
+import type { FleetClient, FleetEvent, FleetStatus } from '../fleet/index.ts';
 import { eventLine, printEvent } from './args.ts';
 import { applyEvent, applyStatus, type DeployView, newView, renderTable } from './deploy-table.ts';
 
@@ -41,6 +41,28 @@ export function createProgress(options: ProgressOptions): Progress {
   if (!options.json && out.isTTY && env.TERM !== 'dumb')
     return new LiveTable(out, options.action, options.poll);
   return { event: (e) => printEvent(e, options.json), close: async () => {} };
+}
+
+/**
+ * Runs one fleet action (`deploy`, `rollback`, `scale`: POST /<action>, answered as a stream of events) with
+ * its progress shown, `first` (e.g. the release just built) before the fleet's own events.
+ *
+ * @example
+ *   await runWithProgress(connectFleet(paths), 'scale', { clones: 5 }, { json: false });
+ */
+export async function runWithProgress(
+  client: FleetClient,
+  action: 'deploy' | 'rollback' | 'scale',
+  body: object,
+  options: { json: boolean; first?: FleetEvent },
+): Promise<void> {
+  const progress = createProgress({ json: options.json, action, poll: () => client.get('/status') });
+  try {
+    if (options.first) progress.event(options.first);
+    await client.stream(`/${action}`, body, (event) => progress.event(event));
+  } finally {
+    await progress.close();
+  }
 }
 
 const ESC = '\u001b[';

@@ -1,6 +1,6 @@
 import { connectFleet, fleetPaths } from '../fleet/index.ts';
 import { parse, positionals } from './args.ts';
-import { createProgress } from './live-progress.ts';
+import { runWithProgress } from './live-progress.ts';
 import type { Verb } from './main.ts';
 
 const HELP = `Usage: clones rollback [release] [options]
@@ -17,14 +17,8 @@ export const rollback: Verb = {
   async run(argv) {
     const { values, positionals: args } = parse(argv, {});
     const [release] = positionals(args, 1, 'clones rollback [release]');
-    const json = values.json ?? false;
     const client = connectFleet(fleetPaths(values.home));
-    const progress = createProgress({ json, action: 'rollback', poll: () => client.get('/status') });
-    try {
-      await client.stream('/rollback', { release }, (e) => progress.event(e));
-    } finally {
-      await progress.close();
-    }
+    await runWithProgress(client, 'rollback', { release }, { json: values.json ?? false });
     return 0;
   },
 };

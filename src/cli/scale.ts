@@ -1,7 +1,7 @@
 import { usageError } from '../errors.ts';
 import { connectFleet, fleetPaths } from '../fleet/index.ts';
 import { int, parse, positionals } from './args.ts';
-import { createProgress } from './live-progress.ts';
+import { runWithProgress } from './live-progress.ts';
 import type { Verb } from './main.ts';
 
 const HELP = `Usage: clones scale N [options]
@@ -19,14 +19,8 @@ export const scale: Verb = {
     const [n] = positionals(args, 1, 'clones scale N');
     if (n === undefined) throw usageError('clones scale needs the number of clones, e.g. clones scale 5');
     const clones = int('N', n, 0, 256)!;
-    const json = values.json ?? false;
     const client = connectFleet(fleetPaths(values.home));
-    const progress = createProgress({ json, action: 'scale', poll: () => client.get('/status') });
-    try {
-      await client.stream('/scale', { clones }, (e) => progress.event(e));
-    } finally {
-      await progress.close();
-    }
+    await runWithProgress(client, 'scale', { clones }, { json: values.json ?? false });
     return 0;
   },
 };
