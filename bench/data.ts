@@ -2,11 +2,11 @@
 // in one run, against three set-ups: the primary only; 2 replicas without cache; 2 replicas with the Redis
 // cache (cached() reads, write() write-through). Prints requests/s, p99 and the reads per second that reach
 // the primary, and writes bench/results/data.json. Every server is started here on free loopback ports.
-// BENCH_ROUNDS=n (default 1) runs the three set-ups n times interleaved (ABC ABC ...) and reports each set-up's
-// median round: on a shared machine, load that comes and goes then weighs on every set-up alike.
+// The three set-ups run side by side (9 clone processes, the same PostgreSQL cluster, the same load loops) and
+// the measured seconds are taken in turns of BENCH_SLICE_MS (ABC ABC ...): on a shared machine, load that comes
+// and goes then weighs on every set-up alike, where one set-up after the other compared different minutes.
 import { writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { createRequire } from 'node:module';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,7 +20,7 @@ const WRITE_SHARE = 0.05;
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 24);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const WARMUP_SECONDS = 2;
-const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1));
+const SLICE_MS = Number(process.env.BENCH_SLICE_MS ?? 500);
 
 interface Setup {
   label: string;
@@ -55,8 +55,6 @@ interface Result {
   primaryReadsPerSecond: number;
   replicaReadsPerSecond: number;
   cacheHitRatio: number | null;
-  /** With BENCH_ROUNDS > 1: every round of this set-up (the fields above are its median round's). */
-  rounds?: Result[];
 }
 
 /** Zipf(s) over 0..n-1 by inverse CDF: a few keys are hot, most are cold, as in real catalogues. */
@@ -79,6 +77,8 @@ function zipf(n: number, s: number): () => number {
     return lo;
   };
 }
+
+let version = 1_000_000;
 
 const agent = new Agent({ keepAlive: true, maxSockets: CONNECTIONS });
 
@@ -125,7 +125,6 @@ async function load(
   const deadline = performance.now() + seconds * 1000;
   let failures = 0;
   let n = 0;
-  let version = 1_000_000;
   await Promise.all(
     Array.from({ length: CONNECTIONS }, async (_, loop) => {
       let i = loop;
@@ -151,57 +150,36 @@ const pct = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
-/** One set-up: 3 fresh clones, the warm-up, then the measured run. */
-async function measure(
-  setup: Setup,
-  urls: { primary: string; replicas: string; cache: string },
-): Promise<Result> {
-  const clones = await startDataClones(3, {
-    ...setup.env(urls),
-    CLONES_LOG_LEVEL: 'warn',
-    // The benchmark's routes never touch the session (no cookie is sent): the store does not matter.
-    SESSION_STORE: 'memory:',
-    POOL_SIZE: '8',
-  });
-  try {
-    await load(clones, setup.mode, WARMUP_SECONDS, undefined);
-    const before = await metrics(clones);
-    const split = { reads: [] as number[], writes: [] as number[] };
-    const started = performance.now();
-    const { failures, n } = await load(clones, setup.mode, SECONDS, split);
-    const elapsed = (performance.now() - started) / 1000;
-    const afterRun = await metrics(clones);
-    const latencies = [...split.reads, ...split.writes].sort((a, b) => a - b);
-    split.reads.sort((a, b) => a - b);
-    split.writes.sort((a, b) => a - b);
-    const hits = afterRun.hits - before.hits;
-    const misses = afterRun.misses - before.misses;
-    return {
-      label: setup.label,
-      requests: n,
-      requestsPerSecond: Math.round(n / elapsed),
-      p50Ms: round(pct(latencies, 0.5)),
-      p99Ms: round(pct(latencies, 0.99)),
-      p99ReadMs: round(pct(split.reads, 0.99)),
-      p99WriteMs: round(pct(split.writes, 0.99)),
-      failures,
-      primaryReadsPerSecond: round((afterRun.primary - before.primary) / elapsed, 1),
-      replicaReadsPerSecond: round((afterRun.replica - before.replica) / elapsed, 1),
-      cacheHitRatio: setup.mode === 'cache' ? round(hits / Math.max(1, hits + misses), 4) : null,
-    };
-  } finally {
-    await Promise.all(clones.map((c) => c.process.stop()));
-  }
+/** A set-up's clones and what its measured slices have gathered so far. */
+interface Running {
+  setup: Setup;
+  clones: DataClone[];
+  latencies: { reads: number[]; writes: number[] };
+  failures: number;
+  n: number;
+  seconds: number;
+  before: Awaited<ReturnType<typeof metrics>>;
 }
 
-async function flushCache(url: string): Promise<void> {
-  const { Redis } = createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
-  const client = new Redis(url);
-  try {
-    await client.flushall();
-  } finally {
-    client.disconnect();
-  }
+function summary(r: Running, after: Awaited<ReturnType<typeof metrics>>): Result {
+  const latencies = [...r.latencies.reads, ...r.latencies.writes].sort((a, b) => a - b);
+  r.latencies.reads.sort((a, b) => a - b);
+  r.latencies.writes.sort((a, b) => a - b);
+  const hits = after.hits - r.before.hits;
+  const misses = after.misses - r.before.misses;
+  return {
+    label: r.setup.label,
+    requests: r.n,
+    requestsPerSecond: Math.round(r.n / r.seconds),
+    p50Ms: round(pct(latencies, 0.5)),
+    p99Ms: round(pct(latencies, 0.99)),
+    p99ReadMs: round(pct(r.latencies.reads, 0.99)),
+    p99WriteMs: round(pct(r.latencies.writes, 0.99)),
+    failures: r.failures,
+    primaryReadsPerSecond: round((after.primary - r.before.primary) / r.seconds, 1),
+    replicaReadsPerSecond: round((after.replica - r.before.replica) / r.seconds, 1),
+    cacheHitRatio: r.setup.mode === 'cache' ? round(hits / Math.max(1, hits + misses), 4) : null,
+  };
 }
 
 async function main() {
@@ -213,18 +191,41 @@ async function main() {
     await pg.query('primary', `INSERT INTO items SELECT 'k' || g, g FROM generate_series(0, ${KEYS - 1}) g`);
     await sleep(1000); // replicas replay the load
     const urls = { primary: pg.primaryUrl, replicas: pg.replicaUrls.join(','), cache: redis.url };
-    const runs: Result[][] = SETUPS.map(() => []);
-    for (let r = 0; r < ROUNDS; r++) {
-      for (const [i, setup] of SETUPS.entries()) {
-        // Every cache round starts cold, as the first one did: the same warm-up for every set-up and round.
-        if (setup.mode === 'cache') await flushCache(redis.url);
-        runs[i]!.push(await measure(setup, urls));
+    const running: Running[] = [];
+    try {
+      for (const setup of SETUPS) {
+        const clones = await startDataClones(3, {
+          ...setup.env(urls),
+          CLONES_LOG_LEVEL: 'warn',
+          // The benchmark's routes never touch the session (no cookie is sent): the store does not matter.
+          SESSION_STORE: 'memory:',
+          POOL_SIZE: '8',
+        });
+        running.push({
+          setup,
+          clones,
+          latencies: { reads: [], writes: [] },
+          failures: 0,
+          n: 0,
+          seconds: 0,
+          before: { primary: 0, replica: 0, hits: 0, misses: 0 },
+        });
       }
-    }
-    // The median round of each set-up by p99 (the goal's measure); every round is kept in the JSON.
-    for (const rounds of runs) {
-      const sorted = [...rounds].sort((a, b) => a.p99Ms - b.p99Ms);
-      results.push({ ...sorted[Math.floor((sorted.length - 1) / 2)]!, ...(ROUNDS > 1 ? { rounds } : {}) });
+      // The same warm-up for every set-up (the cache starts cold and fills during it).
+      for (const r of running) await load(r.clones, r.setup.mode, WARMUP_SECONDS, undefined);
+      for (const r of running) r.before = await metrics(r.clones);
+      for (let done = 0; done < SECONDS * 1000; done += SLICE_MS) {
+        for (const r of running) {
+          const started = performance.now();
+          const { failures, n } = await load(r.clones, r.setup.mode, SLICE_MS / 1000, r.latencies);
+          r.seconds += (performance.now() - started) / 1000;
+          r.failures += failures;
+          r.n += n;
+        }
+      }
+      for (const r of running) results.push(summary(r, await metrics(r.clones)));
+    } finally {
+      await Promise.all(running.flatMap((r) => r.clones.map((c) => c.process.stop())));
     }
   } finally {
     agent.destroy();
@@ -235,7 +236,7 @@ async function main() {
   const cached = results[2]!;
   const primaryReduction = 1 - cached.primaryReadsPerSecond / Math.max(1e-9, base.primaryReadsPerSecond);
   console.log(
-    `\nclones/data: ${CONNECTIONS} connections, ${SECONDS} s per set-up${ROUNDS > 1 ? ` (median of ${ROUNDS} interleaved rounds by p99)` : ''}, 3 clones, ${KEYS} keys Zipf(${ZIPF_S}), ${WRITE_SHARE * 100}% writes\n`,
+    `\nclones/data: ${CONNECTIONS} connections, ${SECONDS} s per set-up in turns of ${SLICE_MS} ms, 3 clones, ${KEYS} keys Zipf(${ZIPF_S}), ${WRITE_SHARE * 100}% writes\n`,
   );
   console.log(
     ['set-up'.padEnd(20), 'req/s'.padStart(8), 'p50 ms'.padStart(8), 'p99 ms'.padStart(8)]
@@ -293,7 +294,7 @@ async function main() {
           connections: CONNECTIONS,
           seconds: SECONDS,
           warmupSeconds: WARMUP_SECONDS,
-          rounds: ROUNDS,
+          sliceMs: SLICE_MS,
           clones: 3,
         },
         results,

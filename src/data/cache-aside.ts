@@ -41,6 +41,9 @@ export class CacheAside {
   readonly #rounds = new Map<string, Round>();
   #seq = 0;
   #gen = 0;
+  /** Lease tokens: this clone's random prefix and a counter, unique across clones without a syscall per miss. */
+  readonly #tokenPrefix = randomBytes(9).toString('base64url');
+  #tokens = 0;
 
   constructor(cache: Cache | undefined, options: CacheAsideOptions, metrics: DataMetrics) {
     this.#cache = cache;
@@ -52,6 +55,7 @@ export class CacheAside {
     const start = ++this.#seq;
     const startGen = this.#gen;
     let waited = false;
+    let busy = 0;
     for (;;) {
       const round = this.#rounds.get(key);
       if (round) {
@@ -68,7 +72,7 @@ export class CacheAside {
         continue;
       }
       const created: Round = { seq: ++this.#seq, gen: this.#gen, minLsn, result: Promise.resolve(undefined) };
-      created.result = this.#round(key, ttlMs, minLsn, load);
+      created.result = this.#round(key, ttlMs, minLsn, load, busy);
       this.#rounds.set(key, created);
       const done = () => {
         if (this.#rounds.get(key) === created) this.#rounds.delete(key);
@@ -76,36 +80,47 @@ export class CacheAside {
       created.result.then(done, done);
       const outcome = await created.result;
       if (outcome) return outcome.value as T;
+      busy++;
     }
   }
 
   /**
-   * After a write to `key` committed at `lsn`: update (or, with `data` undefined, delete) the entry. Local
-   * rounds that began before it can no longer be shared.
+   * After a write to `key` committed at `lsn` (`before`: its position before COMMIT): update (or, with `data`
+   * undefined, delete) the entry. Local rounds that began before it can no longer be shared.
    */
-  async written(key: string, lsn: number, data: string | undefined, ttlMs: number): Promise<void> {
+  async written(
+    key: string,
+    lsn: number,
+    data: string | undefined,
+    ttlMs: number,
+    before: number,
+  ): Promise<void> {
     this.#gen++;
     if (!this.#cache) return;
     await withTimeout(
-      this.#cache.written(key, lsn, data, this.#jitter(ttlMs)),
+      this.#cache.written(key, lsn, data, this.#jitter(ttlMs), before),
       this.#options.timeout,
       'cache',
     );
   }
 
-  /** One lookup, then the fill (lease held), or a short wait (another caller fills). Undefined: look again. */
+  /**
+   * One lookup, then the fill (lease held), or a short wait (another caller fills). Undefined: look again.
+   * `busy`: how many lookups of this caller found the lease taken; the wait doubles with each.
+   */
   async #round<T>(
     key: string,
     ttlMs: number,
     minLsn: number,
     load: Load<T>,
+    busy: number,
   ): Promise<{ value: T } | undefined> {
     const cache = this.#cache;
     if (!cache) {
       this.#metrics.cacheMisses++;
       return { value: await load(minLsn) };
     }
-    const token = randomBytes(12).toString('base64url');
+    const token = `${this.#tokenPrefix}.${++this.#tokens}`;
     const { leaseTtl, leasePoll, timeout } = this.#options;
     let answer: Awaited<ReturnType<Cache['lookup']>>;
     try {
@@ -121,7 +136,9 @@ export class CacheAside {
     }
     if (answer.kind === 'busy') {
       this.#metrics.cacheWaits++;
-      await sleep(leasePoll * (0.5 + Math.random()));
+      // A fill takes a replica read and two cache round trips, often a millisecond or two: look again soon,
+      // then back off to `leasePoll` so a slow fill is not polled hard. A fixed 10 ms wait was the tail.
+      await sleep(Math.min(leasePoll, 2 ** busy) * (0.5 + Math.random()));
       return undefined;
     }
     this.#metrics.cacheMisses++;

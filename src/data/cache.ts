@@ -26,7 +26,9 @@ export interface Cache {
   /**
    * After a write committed at `lsn`: remembers `lsn` as the key's last write, drops any lease (a fill in
    * flight read older data), then stores `data` if no newer write got there first, or deletes the entry.
+   * `before`: the position read inside the write's transaction, before COMMIT; a write that overlapped one
+   * already recorded (`before` not past its position) deletes rather than stores: their order is unknown.
    */
-  written(key: string, lsn: number, data: string | undefined, ttlMs: number): Promise<void>;
+  written(key: string, lsn: number, data: string | undefined, ttlMs: number, before: number): Promise<void>;
   close(): Promise<void>;
 }

@@ -113,13 +113,17 @@ export class Database {
     sql: string,
     params?: readonly unknown[],
   ): Promise<WriteResult<T>> {
-    const { value, lsn } = await this.#write(() => this.#primary.write<T>(sql, params), true);
+    const { value, lsn } = await this.#write(
+      async () => ({ ...(await this.#primary.write<T>(sql, params)), before: 0 }),
+      true,
+    );
     return { ...value, lsn };
   }
 
   /** `fn` in a transaction on the primary; answers its value and the commit position. */
   async transaction<R>(fn: (tx: Transaction) => Promise<R>): Promise<Committed<R>> {
-    return this.#write(() => this.#primary.transaction(fn), false);
+    const { value, lsn } = await this.#write(() => this.#primary.transaction(fn), false);
+    return { value, lsn };
   }
 
   /**
@@ -153,13 +157,13 @@ export class Database {
     writer: (tx: Transaction) => Promise<R>,
     ttlMs = WRITE_TTL,
   ): Promise<Committed<R>> {
-    const committed = await this.transaction(writer);
+    const { before, ...committed } = await this.#write(() => this.#primary.transaction(writer), false);
     const entry = typeof value === 'function' ? (value as (r: R) => V)(committed.value) : value;
     const data = entry === undefined ? undefined : JSON.stringify(entry);
     try {
       // SQLite has no positions to order writes by: delete rather than risk an out-of-order set.
       const lsn = lsnOf(committed.lsn);
-      await this.#aside.written(key, lsn, lsn > 0 ? data : undefined, ttlMs);
+      await this.#aside.written(key, lsn, lsn > 0 ? data : undefined, ttlMs, before);
     } catch (err) {
       this.#metrics.cacheErrors++;
       this.#log.error(
@@ -238,15 +242,15 @@ export class Database {
   }
 
   async #write<R>(
-    work: () => Promise<{ value: R; lsn: number }>,
+    work: () => Promise<{ value: R; lsn: number; before: number }>,
     bounded: boolean,
-  ): Promise<{ value: R; lsn: string | undefined }> {
+  ): Promise<{ value: R; lsn: string | undefined; before: number }> {
     try {
       // A transaction's statements are each bounded by the driver (query and statement timeouts).
       const r = await (bounded ? withTimeout(work(), this.options.timeout, this.#primary.name) : work());
       this.#metrics.writes++;
       if (r.lsn > 0) this.#pool.notePrimaryLsn(r.lsn);
-      return { value: r.value, lsn: r.lsn > 0 ? formatLsn(r.lsn) : undefined };
+      return { value: r.value, lsn: r.lsn > 0 ? formatLsn(r.lsn) : undefined, before: r.before };
     } catch (err) {
       this.#metrics.writeErrors++;
       if (isConnectionError(err)) throw primaryUnavailable(err);

@@ -27,8 +27,11 @@ export interface Driver {
     sql: string,
     params?: readonly unknown[],
   ): Promise<{ value: QueryResult<T>; lsn: number }>;
-  /** Runs `fn` in a transaction and returns its value with the WAL position just after COMMIT (0 if none). */
-  transaction<R>(fn: (tx: Transaction) => Promise<R>): Promise<{ value: R; lsn: number }>;
+  /**
+   * Runs `fn` in a transaction and returns its value with the WAL position just after COMMIT (0 if none), and
+   * `before`, the position after `fn`'s statements and before COMMIT (0 if none): it orders writes of one row.
+   */
+  transaction<R>(fn: (tx: Transaction) => Promise<R>): Promise<{ value: R; lsn: number; before: number }>;
   /** On a primary: the WAL insert position now. On a replica: the last position replayed. */
   position(): Promise<number>;
   close(): Promise<void>;

@@ -20,7 +20,7 @@ export interface DataOptions {
   poolSize?: number;
   /** How long a cache fill may hold the cross-clone lease before another clone may fill, in ms. */
   leaseTtl?: number;
-  /** How often a clone waiting on another clone's lease looks again, in ms. */
+  /** Longest wait, in ms, between two looks at a key another clone is filling (waits start at 1 ms, doubling). */
   leasePoll?: number;
   /** Entries live `ttl * (1 - ttlJitter * random)`, so keys filled together do not expire together. */
   ttlJitter?: number;

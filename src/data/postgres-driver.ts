@@ -15,6 +15,11 @@ export interface PostgresDriverOptions {
 // After COMMIT, on the same connection: the insert position is past the commit record even with
 // synchronous_commit=off, where pg_current_wal_lsn() can still be before it (references/data.md §3).
 const INSERT_LSN = 'SELECT pg_current_wal_insert_lsn()::text AS lsn';
+// The position before COMMIT, COMMIT, and the position after it, in one simple-protocol message: one round trip
+// for what took two. The last SELECT runs after COMMIT returned, in its own implicit transaction, so it is past
+// the commit record; the first one, after the transaction's statements, orders writes of the same rows (a
+// writer that waited for another's row lock reads a position past that one's commit).
+const COMMIT_LSN = `${INSERT_LSN}; COMMIT; ${INSERT_LSN}`;
 const REPLAY_LSN = 'SELECT pg_last_wal_replay_lsn()::text AS lsn';
 
 /**
@@ -73,7 +78,9 @@ export class PostgresDriver implements Driver {
     }
   }
 
-  async transaction<R>(fn: (tx: Transaction) => Promise<R>): Promise<{ value: R; lsn: number }> {
+  async transaction<R>(
+    fn: (tx: Transaction) => Promise<R>,
+  ): Promise<{ value: R; lsn: number; before: number }> {
     const client = await this.#writerPool().connect();
     try {
       await client.query('BEGIN');
@@ -84,10 +91,14 @@ export class PostgresDriver implements Driver {
         },
       };
       const value = await fn(tx);
-      await client.query('COMMIT');
-      const lsn = await client.query(INSERT_LSN);
+      // A multi-statement query answers one result per statement.
+      const results = (await client.query(COMMIT_LSN)) as unknown as pg.QueryResult[];
       client.release();
-      return { value, lsn: parseLsn(lsn.rows[0].lsn) };
+      return {
+        value,
+        lsn: parseLsn(results[2]!.rows[0].lsn),
+        before: parseLsn(results[0]!.rows[0].lsn),
+      };
     } catch (err) {
       // The connection may be mid-transaction or broken: drop it rather than hand it to the next caller.
       client.release(true);

@@ -24,13 +24,17 @@ redis.call('HSET', KEYS[1], 'd', ARGV[2], 'n', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1`;
 
-// KEYS: entry, lease, mark. ARGV: lsn, markTtlMs, data ('' = delete), ttlMs, hasData ('1' | '0').
+// KEYS: entry, lease, mark. ARGV: lsn, markTtlMs, data ('' = delete), ttlMs, hasData ('1' | '0'), before.
+// Positions read after COMMIT do not order two overlapping writes (the first to commit may read its position
+// last). `before`, read inside the transaction after its statements, is past the commit of every write it
+// waited for: only a write whose `before` is past the mark (every write already marked committed before it
+// wrote) may set its value; an overlapping one deletes the entry instead.
 const WRITTEN = `
 local lsn = tonumber(ARGV[1])
 local w = tonumber(redis.call('GET', KEYS[3]) or '0')
 if lsn >= w then redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[2]) end
 redis.call('DEL', KEYS[2])
-if ARGV[5] == '0' or lsn < w then redis.call('DEL', KEYS[1]) return 0 end
+if ARGV[5] == '0' or tonumber(ARGV[6]) <= w then redis.call('DEL', KEYS[1]) return 0 end
 local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '-1')
 if lsn < n then return 0 end
 redis.call('DEL', KEYS[1])
@@ -66,7 +70,10 @@ export class RedisCache implements Cache {
       connectTimeout: options.timeout,
       // Every call is also bounded by the data layer's timeout; a queued call fails after one reconnect attempt.
       maxRetriesPerRequest: 1,
-      enableAutoPipelining: true,
+      // No auto-pipelining: ioredis keeps one auto-pipeline in flight per connection and queues every other
+      // command until its replies are back, so a hit could wait a whole round trip before being sent. Commands
+      // written at once are pipelined by the connection anyway. Measured with bench:data: p99 down ~15-25%.
+      enableAutoPipelining: false,
       socketTimeout: Math.max(options.timeout, 1000),
       retryStrategy: (attempt) => Math.min(100 * attempt, 2000),
     }) as Redis & Commands;
@@ -95,7 +102,13 @@ export class RedisCache implements Cache {
     return (await this.#redis.clonesDataFill(...this.#keys(key), token, data, lsn, Math.ceil(ttlMs))) === 1;
   }
 
-  async written(key: string, lsn: number, data: string | undefined, ttlMs: number): Promise<void> {
+  async written(
+    key: string,
+    lsn: number,
+    data: string | undefined,
+    ttlMs: number,
+    before: number,
+  ): Promise<void> {
     const [e, l, w] = this.#keys(key);
     await this.#redis.clonesDataWritten(
       e,
@@ -106,6 +119,7 @@ export class RedisCache implements Cache {
       data ?? '',
       Math.ceil(ttlMs),
       data ? '1' : '0',
+      before,
     );
   }
 

@@ -49,7 +49,7 @@ export class SqliteDriver implements Driver {
     return this.#exclusive(async () => ({ value: run<T>(this.#writer, sql, params), lsn: 0 }));
   }
 
-  transaction<R>(fn: (tx: Transaction) => Promise<R>): Promise<{ value: R; lsn: number }> {
+  transaction<R>(fn: (tx: Transaction) => Promise<R>): Promise<{ value: R; lsn: number; before: number }> {
     return this.#exclusive(async () => {
       // IMMEDIATE takes the write lock now: a read-then-write body cannot deadlock with another process.
       this.#writer.exec('BEGIN IMMEDIATE');
@@ -58,7 +58,7 @@ export class SqliteDriver implements Driver {
           query: async <T>(sql: string, params?: readonly unknown[]) => run<T>(this.#writer, sql, params),
         });
         this.#writer.exec('COMMIT');
-        return { value, lsn: 0 };
+        return { value, lsn: 0, before: 0 };
       } catch (err) {
         if (this.#writer.inTransaction) this.#writer.exec('ROLLBACK');
         throw err;

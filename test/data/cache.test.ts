@@ -112,3 +112,40 @@ test('after a write is acknowledged, no read through the cache returns an older 
   assert.ok(m.reduce((n, x) => n + x.cacheFills, 0) > 5, 'fills happened during the run');
   assert.ok(m.reduce((n, x) => n + x.cacheHits, 0) > 5, 'hits happened during the run');
 });
+
+test('of two overlapping writes, the one that committed first never leaves its value in the cache', async () => {
+  // Positions read after COMMIT can invert the commit order: A commits, B waits for A's row lock, writes and
+  // commits, and A reads its position last. Replayed here on the cache itself, with positions such a run gives.
+  const { RedisCache } = await import('../../src/data/redis-cache.ts');
+  const { logger } = await import('../../src/logger.ts');
+  const cache = new RedisCache({
+    url: redis.url,
+    prefix: 'overlap:',
+    timeout: 2000,
+    markTtl: 60_000,
+    logger,
+  });
+  try {
+    // B: before COMMIT at 150 (past A's commit), after COMMIT at 180; it reaches the cache first.
+    await cache.written('k', 180, '"B"', 60_000, 150);
+    // A: before COMMIT at 100, position read late (200). Storing "A" would be stale: it deletes instead.
+    await cache.written('k', 200, '"A"', 60_000, 100);
+    const answer = await cache.lookup('k', 'token', 1000);
+    assert.equal(answer.kind, 'lease', 'the entry was deleted');
+    assert.equal(answer.kind === 'lease' && answer.writeLsn, 200, 'fills read at or after both writes');
+    // A write that began after every recorded write committed sets its value.
+    await cache.written('k', 260, '"C"', 60_000, 240);
+    assert.deepEqual(await cache.lookup('k', 'token2', 1000), { kind: 'hit', data: '"C"', lsn: 260 });
+  } finally {
+    await cache.close();
+  }
+});
+
+test('write-through keeps a key cached: after a write, every clone reads the new value without a database read', async () => {
+  await clones[0]!.write('kept', 1, (tx) => tx.query(upsert, ['kept', 1]));
+  await clones[1]!.write('kept', 2, (tx) => tx.query(upsert, ['kept', 2]));
+  const readsBefore = totalReads();
+  for (const c of clones)
+    assert.equal(await c.cached('kept', 60_000, async () => assert.fail('must be a hit')), 2);
+  assert.equal(totalReads(), readsBefore);
+});
