@@ -24,6 +24,8 @@ export interface CloneInfo {
   state: CloneState;
   restarts: number;
   startedAt: string;
+  /** Milliseconds from the process's start to serving (its /up passed and the balancer has it); null before. */
+  readyMs: number | null;
   reason?: string;
 }
 
@@ -94,6 +96,7 @@ class Clone {
   exits: number[] = [];
   backoff = 0;
   startedAt = Date.now();
+  readyMs: number | null = null;
   reason: string | undefined;
   stopping = false;
   registered = false;
@@ -116,6 +119,7 @@ class Clone {
       state: this.state,
       restarts: this.restarts,
       startedAt: new Date(this.startedAt).toISOString(),
+      readyMs: this.readyMs,
       ...(this.reason ? { reason: this.reason } : {}),
     };
   }
@@ -192,6 +196,7 @@ export class Supervisor {
       clone.state = 'starting';
       clone.reason = undefined;
       clone.startedAt = Date.now();
+      clone.readyMs = null;
       this.#emit({
         type: 'clone',
         clone: clone.id,
@@ -215,6 +220,7 @@ export class Supervisor {
     }
     await this.#register(clone, deadline);
     clone.state = 'serving';
+    clone.readyMs = Date.now() - clone.startedAt;
     this.#emit({
       type: 'clone',
       clone: clone.id,

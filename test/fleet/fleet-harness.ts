@@ -211,6 +211,7 @@ export function status(dir: string): {
     state: string;
     health: string;
     restarts: number;
+    readyMs: number | null;
     reason?: string;
   }[];
   groups: { name: string; weight: number }[];

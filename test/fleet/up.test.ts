@@ -68,8 +68,11 @@ test('kill -9 of a clone under load: 0 failed requests, a replacement from the c
   assert.ok(replaced, 'the clone was replaced');
   assert.equal(replaced.release, before.release);
   assert.equal(replaced.restarts, 1);
+  assert.equal(typeof replaced.readyMs, 'number');
   // The time is a figure to report (the issue asks for 2 s), not an assertion: a busy CI machine stretches it.
-  t.diagnostic(`replacement serving after ${readyIn} ms (includes status polling)`);
+  t.diagnostic(
+    `replacement ready ${replaced.readyMs} ms after its process started; serving in status ${readyIn} ms after the kill`,
+  );
   assert.deepEqual(traffic.failures, []);
   assert.ok(traffic.samples.length > 100);
 });
