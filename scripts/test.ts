@@ -3,6 +3,7 @@
 // loopback ports through test/harness and stops them when it ends.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { ensureBinary } from '../test/harness/ensure-binary.ts';
 
@@ -24,6 +25,19 @@ function findTests(dir: string): string[] {
     if (statSync(path).isDirectory()) return findTests(path);
     return name.endsWith('.test.ts') ? [path] : [];
   });
+}
+
+// Apps in plain JavaScript import clones from dist/ (package.json exports): build it from the sources first.
+const build = spawnSync(
+  process.execPath,
+  [createRequire(import.meta.url).resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+  {
+    stdio: 'inherit',
+  },
+);
+if (build.status !== 0) {
+  console.error('npm test: the build (tsc -p tsconfig.build.json) failed');
+  process.exit(1);
 }
 
 const filter = process.argv.slice(2);

@@ -241,7 +241,9 @@ export class Supervisor {
   #spawn(clone: Clone): ChildProcess {
     const release = readRelease(this.#o.paths, clone.release);
     const entry = join(release.dir, release.manifest.entry);
-    const args = /\.[cm]?ts$/.test(entry) ? ['--import', TSX, entry] : [entry];
+    // A TypeScript app runs through tsx, and takes clones's own TypeScript sources (the `clones-source` export
+    // condition); a JavaScript app takes the compiled dist/.
+    const args = /\.[cm]?ts$/.test(entry) ? ['--conditions=clones-source', '--import', TSX, entry] : [entry];
     clone.log ??= createWriteStream(join(this.#o.paths.logs, `${clone.id}.log`), { flags: 'a' });
     const child = spawn(process.execPath, args, {
       cwd: release.dir,
