@@ -16,6 +16,10 @@ interface Round {
   result: Promise<{ value: unknown } | undefined>;
 }
 
+/** How often entries left stale by a failed cache update are deleted again, and how many are tracked. */
+const RETRY_MS = 200;
+const MAX_UNSYNCED = 10_000;
+
 export interface CacheAsideOptions {
   leaseTtl: number;
   leasePoll: number;
@@ -44,6 +48,10 @@ export class CacheAside {
   /** Lease tokens: this clone's random prefix and a counter, unique across clones without a syscall per miss. */
   readonly #tokenPrefix = randomBytes(9).toString('base64url');
   #tokens = 0;
+  /** Keys whose cached entry may predate a committed write: see #remember. */
+  readonly #unsynced = new Map<string, { lsn: number; before: number }>();
+  #retry: NodeJS.Timeout | undefined;
+  #resyncing = false;
 
   constructor(cache: Cache | undefined, options: CacheAsideOptions, metrics: DataMetrics) {
     this.#cache = cache;
@@ -97,11 +105,63 @@ export class CacheAside {
   ): Promise<void> {
     this.#gen++;
     if (!this.#cache) return;
-    await withTimeout(
-      this.#cache.written(key, lsn, data, this.#jitter(ttlMs), before),
-      this.#options.timeout,
-      'cache',
-    );
+    this.#unsynced.delete(key);
+    try {
+      await withTimeout(
+        this.#cache.written(key, lsn, data, this.#jitter(ttlMs), before),
+        this.#options.timeout,
+        'cache',
+      );
+    } catch (err) {
+      this.#remember(key, lsn, before);
+      throw err;
+    }
+  }
+
+  /** Stops retrying the entries left unsynced by failed updates. */
+  close(): void {
+    clearInterval(this.#retry);
+    this.#retry = undefined;
+  }
+
+  /**
+   * The cache could not be told of a committed write (down, or too slow), so its entry for `key` may hold an
+   * older value, and would until its TTL. Until a delete gets through: this clone reads `key` from the
+   * database at the write's position, and retries the delete every RETRY_MS, so other clones see the old
+   * value at most until the cache is reachable again (plus one retry interval), not for a whole TTL.
+   */
+  #remember(key: string, lsn: number, before: number): void {
+    this.#unsynced.delete(key);
+    this.#unsynced.set(key, { lsn, before });
+    if (this.#unsynced.size > MAX_UNSYNCED) {
+      const [oldest] = this.#unsynced.keys();
+      this.#unsynced.delete(oldest!);
+      this.#metrics.cacheUnsyncedDropped++;
+    }
+    this.#retry ??= setInterval(() => void this.#resync(), RETRY_MS);
+    this.#retry.unref();
+  }
+
+  async #resync(): Promise<void> {
+    if (this.#resyncing || !this.#cache) return;
+    this.#resyncing = true;
+    try {
+      for (const [key, { lsn, before }] of [...this.#unsynced]) {
+        try {
+          await withTimeout(
+            this.#cache.written(key, lsn, undefined, 1, before),
+            this.#options.timeout,
+            'cache',
+          );
+        } catch {
+          return; // still unreachable: the next tick tries again
+        }
+        if (this.#unsynced.get(key)?.lsn === lsn) this.#unsynced.delete(key);
+      }
+      if (this.#unsynced.size === 0) this.close();
+    } finally {
+      this.#resyncing = false;
+    }
   }
 
   /**
@@ -119,6 +179,12 @@ export class CacheAside {
     if (!cache) {
       this.#metrics.cacheMisses++;
       return { value: await load(minLsn) };
+    }
+    const unsynced = this.#unsynced.get(key);
+    if (unsynced) {
+      // The cache may hold a value older than a write this clone committed: the database answers, nobody fills.
+      this.#metrics.cacheMisses++;
+      return { value: await load(Math.max(minLsn, unsynced.lsn)) };
     }
     const token = `${this.#tokenPrefix}.${++this.#tokens}`;
     const { leaseTtl, leasePoll, timeout } = this.#options;

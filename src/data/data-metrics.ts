@@ -20,6 +20,11 @@ export interface DataMetrics {
   cacheStaleFills: number;
   /** Cache calls that failed (the read then went to the database). */
   cacheErrors: number;
+  /**
+   * Keys given up on after a failed cache update left them possibly stale, because more than 10,000 were
+   * waiting to be deleted again: those entries live until their TTL.
+   */
+  cacheUnsyncedDropped: number;
   /** Times a replica left and rejoined rotation. */
   replicaLeaves: number;
   replicaJoins: number;
@@ -39,6 +44,7 @@ export function newMetrics(): DataMetrics {
     cacheWaits: 0,
     cacheStaleFills: 0,
     cacheErrors: 0,
+    cacheUnsyncedDropped: 0,
     replicaLeaves: 0,
     replicaJoins: 0,
   };

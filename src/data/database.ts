@@ -168,7 +168,7 @@ export class Database {
       this.#metrics.cacheErrors++;
       this.#log.error(
         { key, err: (err as Error).message },
-        'cache not updated after a write; it expires by TTL',
+        'cache not updated after a write; this clone reads the key from the database until a retried delete gets through',
       );
     }
     return committed;
@@ -196,6 +196,7 @@ export class Database {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       await this.#ready.catch(() => {});
+      this.#aside.close();
       await this.#pool.close();
       await Promise.allSettled([this.#primary.close(), this.#cache?.close()]);
     })();
