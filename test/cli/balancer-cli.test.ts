@@ -59,17 +59,7 @@ test('clones balancer --config: every error reported at once with its path', () 
     file,
     JSON.stringify({ port: 'x', healthCheck: { intervl: 5, timeout: 'slow' }, stickyy: true, targets: [] }),
   );
-  const r = cli(dir, ['balancer', '--config', file, '--target', 'http://127.0.0.1:1']);
-  assert.equal(r.code, 1);
-  assert.match(r.stderr, /4 error\(s\)/);
-  for (const path of [
-    'port: must be a number',
-    'healthCheck.intervl: unknown option',
-    'healthCheck.timeout: must be a number',
-    'stickyy: unknown option',
-  ]) {
-    assert.ok(r.stderr.includes(path), `${path} in ${r.stderr}`);
-  }
+  assertFourConfigErrors(file);
 });
 
 test('clones balancer --config FILE.yaml: the same checks, every error at once with its path', () => {
@@ -80,18 +70,7 @@ test('clones balancer --config FILE.yaml: the same checks, every error at once w
       '\n',
     ),
   );
-  const r = cli(dir, ['balancer', '--config', file, '--target', 'http://127.0.0.1:1']);
-  assert.equal(r.code, 1);
-  assert.match(r.stderr, /CLONES_INVALID_OPTION/);
-  assert.match(r.stderr, /4 error\(s\)/);
-  for (const path of [
-    'port: must be a number',
-    'healthCheck.intervl: unknown option',
-    'healthCheck.timeout: must be a number',
-    'stickyy: unknown option',
-  ]) {
-    assert.ok(r.stderr.includes(path), `${path} in ${r.stderr}`);
-  }
+  assertFourConfigErrors(file);
   const broken = join(dir, 'broken.yml');
   writeFileSync(broken, 'port: 1\nport: 2\n');
   const dup = cli(dir, ['balancer', '--config', broken, '--target', 'http://127.0.0.1:1']);
@@ -130,3 +109,19 @@ test('clones balancer --config FILE.yml: a valid YAML config runs the balancer',
     await new Promise((r) => child.once('exit', r));
   }
 });
+
+/** The bad config of both tests (JSON and YAML) is refused with its 4 errors at once, each with its path. */
+function assertFourConfigErrors(file: string): void {
+  const r = cli(dir, ['balancer', '--config', file, '--target', 'http://127.0.0.1:1']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /CLONES_INVALID_OPTION/);
+  assert.match(r.stderr, /4 error\(s\)/);
+  for (const path of [
+    'port: must be a number',
+    'healthCheck.intervl: unknown option',
+    'healthCheck.timeout: must be a number',
+    'stickyy: unknown option',
+  ]) {
+    assert.ok(r.stderr.includes(path), `${path} in ${r.stderr}`);
+  }
+}

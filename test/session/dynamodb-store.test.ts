@@ -102,94 +102,88 @@ describe('DynamoDbStore', () => {
       assert.throws(() => dynamoUrl(bad), { code: 'CLONES_SESSION_STORE_URL' }, bad);
     }
   });
-});
 
-describe('DynamoDbStore: sessions by user', () => {
-  let dynalite: DynaliteServer;
-  let raw: DynamoDBClient;
-  before(async () => {
-    fakeAwsCredentials();
-    dynalite = await startDynalite();
-    raw = new DynamoDBClient({ region: 'us-east-1', endpoint: dynalite.endpoint });
-  });
-  after(async () => {
-    raw.destroy();
-    await dynalite.stop();
-  });
+  // The same dynalite: every test has its own table.
+  describe('sessions by user', () => {
+    it('the table it creates carries the sparse KEYS_ONLY index uid-index; bindUser sets uid on the item', async () => {
+      const store = new DynamoDbStore({ url: dynalite.url('with-index'), connectTimeout: 2000, prefix: 'p' });
+      const key = newKey();
+      await store.create(key, fresh({ n: 1 }));
+      assert.equal(await store.bindUser(key, 'ada'), true);
+      const table = await raw.send(new DescribeTableCommand({ TableName: 'with-index' }));
+      const index = table.Table?.GlobalSecondaryIndexes?.find((i) => i.IndexName === USER_INDEX);
+      assert.deepEqual(index?.KeySchema, [{ AttributeName: 'uid', KeyType: 'HASH' }]);
+      assert.equal(index?.Projection?.ProjectionType, 'KEYS_ONLY');
+      const { Item } = await raw.send(
+        new GetItemCommand({ TableName: 'with-index', Key: { k: { S: `p#${key}` } } }),
+      );
+      assert.equal(Item?.uid?.S, 'ada');
+      assert.equal(Item?.v?.N, '1', 'binding is not a data write: the version stays');
+      await store.destroy(key, Date.now() + 60_000);
+      const after = await raw.send(
+        new GetItemCommand({ TableName: 'with-index', Key: { k: { S: `p#${key}` } } }),
+      );
+      assert.equal(after.Item?.uid, undefined, 'a tombstone leaves the index');
+      await store.close();
+    });
 
-  it('the table it creates carries the sparse KEYS_ONLY index uid-index; bindUser sets uid on the item', async () => {
-    const store = new DynamoDbStore({ url: dynalite.url('with-index'), connectTimeout: 2000, prefix: 'p' });
-    const key = newKey();
-    await store.create(key, fresh({ n: 1 }));
-    assert.equal(await store.bindUser(key, 'ada'), true);
-    const table = await raw.send(new DescribeTableCommand({ TableName: 'with-index' }));
-    const index = table.Table?.GlobalSecondaryIndexes?.find((i) => i.IndexName === USER_INDEX);
-    assert.deepEqual(index?.KeySchema, [{ AttributeName: 'uid', KeyType: 'HASH' }]);
-    assert.equal(index?.Projection?.ProjectionType, 'KEYS_ONLY');
-    const { Item } = await raw.send(
-      new GetItemCommand({ TableName: 'with-index', Key: { k: { S: `p#${key}` } } }),
-    );
-    assert.equal(Item?.uid?.S, 'ada');
-    assert.equal(Item?.v?.N, '1', 'binding is not a data write: the version stays');
-    await store.destroy(key, Date.now() + 60_000);
-    const after = await raw.send(
-      new GetItemCommand({ TableName: 'with-index', Key: { k: { S: `p#${key}` } } }),
-    );
-    assert.equal(after.Item?.uid, undefined, 'a tombstone leaves the index');
-    await store.close();
-  });
+    it('a table without the index: by-user calls fail with CLONES_SESSION_USER_INDEX_MISSING, the rest works', async () => {
+      await raw.send(
+        new CreateTableCommand({
+          TableName: 'no-index',
+          AttributeDefinitions: [{ AttributeName: 'k', AttributeType: 'S' }],
+          KeySchema: [{ AttributeName: 'k', KeyType: 'HASH' }],
+          BillingMode: 'PAY_PER_REQUEST',
+        }),
+      );
+      const store = new DynamoDbStore({ url: dynalite.url('no-index'), connectTimeout: 2000, prefix: 'p' });
+      const key = newKey();
+      assert.deepEqual(await store.create(key, fresh({ n: 1 })), { ok: true, version: 1 });
+      const missing = { code: 'CLONES_SESSION_USER_INDEX_MISSING', status: 503 };
+      await assert.rejects(store.bindUser(key, 'ada'), missing);
+      await assert.rejects(store.listByUser('ada'), missing);
+      await assert.rejects(store.destroyByUser('ada', undefined, Date.now() + 60_000), missing);
+      assert.deepEqual((await store.get(key))?.data, { n: 1 });
+      await store.close();
+    });
 
-  it('a table without the index: by-user calls fail with CLONES_SESSION_USER_INDEX_MISSING, the rest works', async () => {
-    await raw.send(
-      new CreateTableCommand({
-        TableName: 'no-index',
-        AttributeDefinitions: [{ AttributeName: 'k', AttributeType: 'S' }],
-        KeySchema: [{ AttributeName: 'k', KeyType: 'HASH' }],
-        BillingMode: 'PAY_PER_REQUEST',
-      }),
-    );
-    const store = new DynamoDbStore({ url: dynalite.url('no-index'), connectTimeout: 2000, prefix: 'p' });
-    const key = newKey();
-    assert.deepEqual(await store.create(key, fresh({ n: 1 })), { ok: true, version: 1 });
-    const missing = { code: 'CLONES_SESSION_USER_INDEX_MISSING', status: 503 };
-    await assert.rejects(store.bindUser(key, 'ada'), missing);
-    await assert.rejects(store.listByUser('ada'), missing);
-    await assert.rejects(store.destroyByUser('ada', undefined, Date.now() + 60_000), missing);
-    assert.deepEqual((await store.get(key))?.data, { n: 1 });
-    await store.close();
-  });
+    it('listByUser confirms every index candidate: expired, tombstoned, rebound or foreign-prefix items are left out', async () => {
+      const store = new DynamoDbStore({ url: dynalite.url('candidates'), connectTimeout: 2000, prefix: 'p' });
+      const live = newKey();
+      await store.create(live, fresh({ n: 1 }));
+      await store.bindUser(live, 'eve');
+      const now = Date.now();
+      // Items an eventually consistent index may still hand out, written as such by hand.
+      const items: Record<string, AttributeValue>[] = [
+        { k: { S: `p#${newKey()}` }, v: { N: '1' }, c: { N: String(now) }, e: { N: String(now - 1) } },
+        { k: { S: `p#${newKey()}` }, t: { N: String(now + 60_000) } },
+        {
+          k: { S: `other#${newKey()}` },
+          v: { N: '1' },
+          c: { N: String(now) },
+          e: { N: String(now + 60_000) },
+        },
+      ];
+      for (const item of items) {
+        await raw.send(new PutItemCommand({ TableName: 'candidates', Item: { ...item, uid: { S: 'eve' } } }));
+      }
+      assert.deepEqual(
+        (await store.listByUser('eve')).map((s) => s.key),
+        [live],
+      );
+      assert.equal(await store.destroyByUser('eve', undefined, Date.now() + 60_000), 1);
+      assert.deepEqual(await store.listByUser('eve'), []);
+      await assert.rejects(store.bindUser(live, ''), { code: 'CLONES_INVALID_OPTION' });
+      await store.close();
+    });
 
-  it('listByUser confirms every index candidate: expired, tombstoned, rebound or foreign-prefix items are left out', async () => {
-    const store = new DynamoDbStore({ url: dynalite.url('candidates'), connectTimeout: 2000, prefix: 'p' });
-    const live = newKey();
-    await store.create(live, fresh({ n: 1 }));
-    await store.bindUser(live, 'eve');
-    const now = Date.now();
-    // Items an eventually consistent index may still hand out, written as such by hand.
-    const items: Record<string, AttributeValue>[] = [
-      { k: { S: `p#${newKey()}` }, v: { N: '1' }, c: { N: String(now) }, e: { N: String(now - 1) } },
-      { k: { S: `p#${newKey()}` }, t: { N: String(now + 60_000) } },
-      { k: { S: `other#${newKey()}` }, v: { N: '1' }, c: { N: String(now) }, e: { N: String(now + 60_000) } },
-    ];
-    for (const item of items) {
-      await raw.send(new PutItemCommand({ TableName: 'candidates', Item: { ...item, uid: { S: 'eve' } } }));
-    }
-    assert.deepEqual(
-      (await store.listByUser('eve')).map((s) => s.key),
-      [live],
-    );
-    assert.equal(await store.destroyByUser('eve', undefined, Date.now() + 60_000), 1);
-    assert.deepEqual(await store.listByUser('eve'), []);
-    await assert.rejects(store.bindUser(live, ''), { code: 'CLONES_INVALID_OPTION' });
-    await store.close();
-  });
-
-  it('log me out everywhere over HTTP', async () => {
-    const app = await startByUserApp({ store: dynalite.url('over-http') });
-    try {
-      await checkLogOutEverywhere(app);
-    } finally {
-      await app.close();
-    }
+    it('log me out everywhere over HTTP', async () => {
+      const app = await startByUserApp({ store: dynalite.url('over-http') });
+      try {
+        await checkLogOutEverywhere(app);
+      } finally {
+        await app.close();
+      }
+    });
   });
 });
