@@ -8,7 +8,7 @@ import { createSealer, type Sealer } from './sealer.ts';
 import { IdSigner, storeKey } from './session-id.ts';
 import { type StoreContext, StoreSession } from './store-session.ts';
 import type { GuardedStore } from './stores/guarded-store.ts';
-import { openStore, storeSchemes } from './stores/open-store.ts';
+import { openStore, schemeOf, storeSchemes } from './stores/open-store.ts';
 import type { SessionStore, UserSession } from './stores/store.ts';
 import { UserEpochs } from './user-epochs.ts';
 
@@ -34,7 +34,7 @@ export class SessionEngine {
 
   constructor(options: SessionOptions = {}) {
     this.options = resolveOptions(options);
-    const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(this.options.store)?.[0]?.toLowerCase();
+    const scheme = schemeOf(this.options.store);
     this.#signer = new IdSigner(this.options.secrets);
     this.#context = {
       options: this.options,
@@ -44,7 +44,7 @@ export class SessionEngine {
     };
     const revocations = this.options.revocations;
     if (revocations) {
-      const at = /^[a-z][a-z0-9+.-]*:/i.exec(revocations.store)?.[0]?.toLowerCase();
+      const at = schemeOf(revocations.store);
       if (!at || !storeSchemes().includes(at)) {
         throw badStoreUrl(revocations.store, `revocation store: use one of ${storeSchemes().join(' ')}`);
       }
@@ -125,14 +125,10 @@ export class SessionEngine {
     options: { except?: { readonly id: string | undefined } } = {},
   ): Promise<number> {
     const id = options.except?.id;
-    if (this.#sealer && this.#epochs)
-      return this.#epochs.revoke(userId, id === undefined ? undefined : storeKey(id));
+    const exceptKey = id === undefined ? undefined : storeKey(id);
+    if (this.#sealer && this.#epochs) return this.#epochs.revoke(userId, exceptKey);
     const store = await this.#byUserStore();
-    return store.destroyByUser!(
-      userId,
-      id === undefined ? undefined : storeKey(id),
-      Date.now() + this.options.idleTimeout,
-    );
+    return store.destroyByUser!(userId, exceptKey, Date.now() + this.options.idleTimeout);
   }
 
   async #byUserStore(): Promise<SessionStore> {

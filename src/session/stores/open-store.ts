@@ -23,6 +23,10 @@ const memoryStores = new Map<string, SessionStore>();
 /** The URL schemes `SESSION_STORE` accepts for server-side stores (`cookie:` is handled by the engine). */
 export const storeSchemes = (): string[] => Object.keys(BACKENDS);
 
+/** A store URL's scheme, lower-cased with its colon (`redis+cluster:`), or undefined when it has none. */
+export const schemeOf = (url: string): string | undefined =>
+  /^[a-z][a-z0-9+.-]*:/i.exec(url)?.[0]?.toLowerCase();
+
 /**
  * Opens the store a URL names, wrapped with timeouts and coded errors. Connections are made lazily by the
  * backends, so opening does no I/O for network stores.
@@ -34,7 +38,7 @@ export async function openStore(
   url: string,
   options: { timeoutMs: number; prefix: string },
 ): Promise<GuardedStore> {
-  const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(url)?.[0]?.toLowerCase();
+  const scheme = schemeOf(url);
   const load = scheme ? BACKENDS[scheme] : undefined;
   if (!load) throw badStoreUrl(url, `unknown scheme; use one of ${[...storeSchemes(), 'cookie:'].join(' ')}`);
   const Backend = await load();
