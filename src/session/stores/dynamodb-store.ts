@@ -219,16 +219,8 @@ export class DynamoDbStore implements SessionStore {
 
   async destroy(key: string, tombstoneUntil: number): Promise<void> {
     await this.#tableReady();
-    if (tombstoneUntil <= Date.now()) {
-      await this.#db.send(new DeleteItemCommand({ TableName: this.table, Key: this.#key(key) }));
-      return;
-    }
-    const tombstone: Item = {
-      ...this.#key(key),
-      t: num(tombstoneUntil),
-      [TTL_ATTRIBUTE]: num(ttlSeconds(tombstoneUntil)),
-    };
-    await this.#db.send(new PutItemCommand({ TableName: this.table, Item: tombstone }));
+    // biome-ignore lint/suspicious/noExplicitAny: either command type goes through the same send
+    await this.#db.send(this.#tombstone(key, tombstoneUntil) as any);
   }
 
   async bindUser(key: string, userId: string): Promise<boolean> {
@@ -293,24 +285,36 @@ export class DynamoDbStore implements SessionStore {
    * otherwise), so two concurrent "log out everywhere" calls do not both count it.
    */
   async #destroyBound(key: string, userId: string, tombstoneUntil: number): Promise<boolean> {
-    const condition = {
+    const command = this.#tombstone(key, tombstoneUntil, {
       ConditionExpression: 'attribute_exists(#v) AND #u = :u',
       ExpressionAttributeNames: { '#v': 'v', '#u': USER_ATTRIBUTE },
       ExpressionAttributeValues: { ':u': { S: userId } },
-    };
-    const command =
-      tombstoneUntil <= Date.now()
-        ? new DeleteItemCommand({ TableName: this.table, Key: this.#key(key), ...condition })
-        : new PutItemCommand({
-            TableName: this.table,
-            Item: {
-              ...this.#key(key),
-              t: num(tombstoneUntil),
-              [TTL_ATTRIBUTE]: num(ttlSeconds(tombstoneUntil)),
-            },
-            ...condition,
-          });
+    });
     return !('refused' in (await this.#conditional(command)));
+  }
+
+  /**
+   * What ends a session: a tombstone item `{k, t, ttl}` that stays until `tombstoneUntil` (so no in-flight
+   * conditional write can revive it), or a plain delete when that moment has passed; `condition` guards either.
+   */
+  #tombstone(
+    key: string,
+    tombstoneUntil: number,
+    condition: {
+      ConditionExpression?: string;
+      ExpressionAttributeNames?: Record<string, string>;
+      ExpressionAttributeValues?: Item;
+    } = {},
+  ): PutItemCommand | DeleteItemCommand {
+    if (tombstoneUntil <= Date.now()) {
+      return new DeleteItemCommand({ TableName: this.table, Key: this.#key(key), ...condition });
+    }
+    const item: Item = {
+      ...this.#key(key),
+      t: num(tombstoneUntil),
+      [TTL_ATTRIBUTE]: num(ttlSeconds(tombstoneUntil)),
+    };
+    return new PutItemCommand({ TableName: this.table, Item: item, ...condition });
   }
 
   /** The table keys of this prefix's items the user index holds for `userId`, every page of the query. */
