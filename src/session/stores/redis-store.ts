@@ -572,12 +572,12 @@ export class RedisStore implements SessionStore {
 
   /** The cluster's per-user set of `<key>:<token>` entries, in the slot of the hashed user id. */
   #userTokens(userId: string): string {
-    return `${this.#ut}${createHash('sha256').update(userId).digest('hex')}}`;
+    return `${this.#ut}${hashUser(userId)}}`;
   }
 
   /** The user's set: the id hashed, so any string is a safe key and the user id is not spelled out in keys. */
   #userSet(userId: string): string {
-    return `${this.#u}${createHash('sha256').update(userId).digest('hex')}}`;
+    return `${this.#u}${hashUser(userId)}}`;
   }
 
   async close(): Promise<void> {
@@ -676,4 +676,9 @@ export function redisConnection(url: string): RedisOptions {
     if (ca) options.tls.ca = readCa(url, ca);
   }
   return options;
+}
+
+/** A user id as it appears in keys: hashed, so any string is a safe key and no user id is spelled out. */
+function hashUser(userId: string): string {
+  return createHash('sha256').update(userId).digest('hex');
 }
