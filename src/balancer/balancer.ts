@@ -5,7 +5,13 @@ import { badRequest, headersTooLarge, invalidOption, requestTimeout } from '../e
 import { createAdminServer } from './admin-server.ts';
 import { HealthChecker } from './health-checker.ts';
 import { Metrics } from './metrics.ts';
-import { type BalancerOptions, type ResolvedOptions, resolveOptions, type TargetSpec } from './options.ts';
+import {
+  type BalancerOptions,
+  isStickyDuration,
+  type ResolvedOptions,
+  resolveOptions,
+  type TargetSpec,
+} from './options.ts';
 import { createPicker } from './pick/create-picker.ts';
 import type { ProxyContext } from './proxy-context.ts';
 import { writeRawError } from './proxy-context.ts';
@@ -221,10 +227,7 @@ export function createBalancer(input: BalancerOptions = {}): Balancer {
       logger.info({ releases }, 'release guard set');
     },
     setGroupStickiness(duration) {
-      if (
-        duration !== undefined &&
-        (!Number.isInteger(duration) || duration < 1000 || duration > 7 * 86_400_000)
-      )
+      if (duration !== undefined && !isStickyDuration(duration))
         throw invalidOption('groupStickiness.duration', `must be 1 s to 7 days in ms; got ${duration}`);
       router.groupStickinessDuration = duration;
       logger.info({ duration: router.groupStickinessDuration }, 'group stickiness set');

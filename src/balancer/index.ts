@@ -13,6 +13,13 @@ export {
   type DrainOptions,
   type GroupState,
 } from './balancer.ts';
-export { type BalancerOptions, balancerDefaults, resolveOptions, type TargetSpec } from './options.ts';
+export {
+  type BalancerOptions,
+  balancerDefaults,
+  isStickyDuration,
+  resolveOptions,
+  STICKY_DURATION,
+  type TargetSpec,
+} from './options.ts';
 export { createPicker } from './pick/create-picker.ts';
 export type { Candidate, Picker, PickerName } from './pick/picker.ts';

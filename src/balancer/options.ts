@@ -7,6 +7,13 @@ import type { PickerName } from './pick/picker.ts';
 const SECOND = 1000;
 const DAY = 86_400 * SECOND;
 
+/** How long a sticky or group-sticky client may be held, in ms: the bounds every entry point checks. */
+export const STICKY_DURATION = Object.freeze({ min: SECOND, max: 7 * DAY });
+
+/** True for a whole number of ms within STICKY_DURATION. */
+export const isStickyDuration = (ms: unknown): ms is number =>
+  Number.isInteger(ms) && (ms as number) >= STICKY_DURATION.min && (ms as number) <= STICKY_DURATION.max;
+
 /**
  * Every balancer default, in one place; the CLI reuses these as its flag defaults.
  *
@@ -222,10 +229,10 @@ export function resolveOptions(input: BalancerOptions = {}): ResolvedOptions {
   }
   cookieName('sticky.cookie', sticky.cookie);
   if (sticky.enabled && sticky.mode === 'app') cookieName('sticky.appCookie', sticky.appCookie);
-  int('sticky.duration', sticky.duration, 1000, 7 * DAY);
+  int('sticky.duration', sticky.duration, STICKY_DURATION.min, STICKY_DURATION.max);
   bool('groupStickiness.enabled', groupStickiness.enabled);
   cookieName('groupStickiness.cookie', groupStickiness.cookie);
-  int('groupStickiness.duration', groupStickiness.duration, 1000, 7 * DAY);
+  int('groupStickiness.duration', groupStickiness.duration, STICKY_DURATION.min, STICKY_DURATION.max);
   let secret: Buffer;
   if (input.sticky?.secret === undefined) secret = randomBytes(32);
   else {

@@ -1,3 +1,4 @@
+import { STICKY_DURATION } from '../balancer/index.ts';
 import { usageError } from '../errors.ts';
 import type { Strategy } from '../fleet/index.ts';
 import { buildRelease, connectFleet, DesiredStateFile, fleetPaths, readRelease } from '../fleet/index.ts';
@@ -44,7 +45,7 @@ export const deploy: Verb = {
     const margin = int('--canary-margin', values['canary-margin'], 0, 100);
     const stepWait = duration('--step-wait', values['step-wait']);
     const canaryClones = int('--canary-clones', values['canary-clones'], 1, 64);
-    const sticky = durationWithin('--sticky', values.sticky, 1000, 7 * 86_400_000);
+    const sticky = durationWithin('--sticky', values.sticky, STICKY_DURATION.min, STICKY_DURATION.max);
     const env = envFlags(values.env);
     const json = values.json ?? false;
     const paths = fleetPaths(values.home);

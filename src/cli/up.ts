@@ -1,3 +1,4 @@
+import { STICKY_DURATION } from '../balancer/index.ts';
 import { startFleet } from '../fleet/index.ts';
 import { duration, durationWithin, envFlags, int, parse, positionals, printEvent } from './args.ts';
 import type { Verb } from './main.ts';
@@ -36,7 +37,7 @@ export const up: Verb = {
     });
     const [appDir = '.'] = positionals(args, 1, 'clones up [app-dir]');
     const json = values.json ?? false;
-    const sticky = durationWithin('--sticky', values.sticky, 1000, 7 * 86_400_000);
+    const sticky = durationWithin('--sticky', values.sticky, STICKY_DURATION.min, STICKY_DURATION.max);
     const releaseEnv = envFlags(values.env);
     const supervisor = {
       readyTimeout: duration('--ready-timeout', values['ready-timeout']),

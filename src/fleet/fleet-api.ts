@@ -1,6 +1,7 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { bearerCheck, readJsonObject, sendJson } from '../admin-http.ts';
+import { isStickyDuration } from '../balancer/index.ts';
 import { adminNotFound, badTargetSpec, ClonesError } from '../errors.ts';
 import type { Fleet } from './fleet.ts';
 import type { FleetEvent } from './supervisor.ts';
@@ -38,14 +39,7 @@ export function createFleetApi(fleet: Fleet, token: string, logger: Logger): Ser
         case 'POST /deploy': {
           const body = (await readJsonObject(req)) as Record<string, unknown>;
           if (typeof body.release !== 'string') throw badTargetSpec('release', 'must be a release id');
-          const sticky = body.sticky;
-          if (
-            sticky !== undefined &&
-            (typeof sticky !== 'number' ||
-              !Number.isInteger(sticky) ||
-              sticky < 1000 ||
-              sticky > 7 * 86_400_000)
-          )
+          if (body.sticky !== undefined && !isStickyDuration(body.sticky))
             throw badTargetSpec('sticky', 'must be 1000 to 604800000 ms (1 s to 7 days)');
           return stream(res, (emit, signal) => fleet.deploy(body as never, emit, signal));
         }
