@@ -11,6 +11,9 @@ const needed: [binary: string, pkg?: string][] = [
   ['redis-server'],
   ['memcached'],
   ['/usr/lib/postgresql/15/bin/postgres', 'postgresql'],
+  // Test hosts (test/harness/hosts.ts): network namespaces with their own sshd.
+  ['/usr/sbin/sshd', 'openssh-server'],
+  ['ip', 'iproute2'],
 ];
 try {
   for (const [binary, pkg] of needed) ensureBinary(binary, pkg);
