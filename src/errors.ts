@@ -131,18 +131,38 @@ export const missingBinary = (binary: string, installCommand: string): ClonesErr
 export const noTarget = (why: string): ClonesError =>
   new ClonesError('CLONES_BALANCER_NO_TARGET', `no clone can take this request: ${why}`, { status: 503 });
 
-/** The clone refused, reset or broke the connection, and the request could not be retried. */
-export const upstreamFailed = (target: string, cause: unknown): ClonesError =>
-  new ClonesError(
-    'CLONES_BALANCER_UPSTREAM_ERROR',
-    `clone ${target} failed: ${cause instanceof Error ? cause.message : String(cause)}`,
-    { status: 502, cause },
-  );
+/**
+ * The clone refused, reset or broke the connection, and the request could not be retried. The message names
+ * no clone and carries no library text (clients are anonymous); the cause goes to the log.
+ */
+export const upstreamFailed = (cause: unknown): ClonesError =>
+  new ClonesError('CLONES_BALANCER_UPSTREAM_ERROR', 'the clone failed and the request could not be retried', {
+    status: 502,
+    cause,
+  });
 
 /** The clone did not answer within `upstream.timeout`. */
-export const upstreamTimeout = (target: string, ms: number): ClonesError =>
-  new ClonesError('CLONES_BALANCER_UPSTREAM_TIMEOUT', `clone ${target} did not answer within ${ms} ms`, {
+export const upstreamTimeout = (ms: number): ClonesError =>
+  new ClonesError('CLONES_BALANCER_UPSTREAM_TIMEOUT', `the clone did not answer within ${ms} ms`, {
     status: 504,
+  });
+
+/** The request waited `upstream.queueTimeout` for a free connection to a clone; answered with Retry-After. */
+export const queueTimeout = (ms: number): ClonesError =>
+  new ClonesError(
+    'CLONES_BALANCER_QUEUE_TIMEOUT',
+    `no connection to a clone was free within ${ms} ms; retry shortly`,
+    { status: 503 },
+  );
+
+/** The request body stalled or arrived slower than `requestBody.minRate` allows; the connection closes. */
+export const bodyTimeout = (why: string): ClonesError =>
+  new ClonesError('CLONES_BALANCER_BODY_TIMEOUT', `the request body ${why}`, { status: 408 });
+
+/** The request has more header lines than `server.maxHeaderCount`; the connection closes. */
+export const tooManyHeaders = (limit: number): ClonesError =>
+  new ClonesError('CLONES_BALANCER_HEADERS_TOO_LARGE', `request has more than ${limit} header lines`, {
+    status: 431,
   });
 
 /** The request breaks RFC 9112 framing or header rules (a request-smuggling vector); the connection closes. */
@@ -371,3 +391,35 @@ export const hostTreeConflict = (host: string, dir: string, detail: string): Clo
     'CLONES_HOST_TREE_CONFLICT',
     `host ${host}: ${dir} ${detail}; trees are immutable, ship to a new directory`,
   );
+
+/** The hosts of a fleet (clones.json `hosts` and `ssh`, or `--host`) are malformed; every problem is listed. */
+export const badHostsConfig = (errors: string[]): ClonesError =>
+  new ClonesError(
+    'CLONES_FLEET_HOSTS_CONFIG',
+    `the fleet's hosts are misconfigured: ${errors.length} error(s):\n  ${errors.join('\n  ')}`,
+    { status: 400 },
+  );
+
+/** More than one host, and a session store that lives inside one host (or one process). */
+export const storeNotShared = (store: string, hosts: number): ClonesError =>
+  new ClonesError(
+    'CLONES_FLEET_STORE_NOT_SHARED',
+    `SESSION_STORE ${redactUrl(store)} keeps sessions on one host, but the fleet has ${hosts} hosts: a user would lose their session when the balancer sends them to another host; use a shared store such as redis://cache-host:6379`,
+    { status: 400 },
+  );
+
+/** A host agent did not answer (or answered with an error); the message names the host and the step. */
+export const agentUnavailable = (host: string, step: string, why: string): ClonesError =>
+  new ClonesError('CLONES_FLEET_AGENT_UNAVAILABLE', `host ${host}: ${step}: ${why}`, { status: 503 });
+
+/** `clones setup` found a host lacking what clones needs (Node version, disk, a free port). */
+export const hostCheckFailed = (host: string, check: string, why: string): ClonesError =>
+  new ClonesError('CLONES_FLEET_HOST_CHECK', `host ${host}: ${check}: ${why}`, { status: 400 });
+
+/** A host name that the fleet does not have (`clones hosts remove`, `clones logs --host`). */
+export const unknownHost = (name: string): ClonesError =>
+  new ClonesError('CLONES_FLEET_UNKNOWN_HOST', `the fleet has no host "${name}"`, { status: 404 });
+
+/** A host agent API request is malformed; the message names the field. */
+export const agentBadRequest = (field: string, message: string): ClonesError =>
+  new ClonesError('CLONES_AGENT_BAD_REQUEST', `${field}: ${message}`, { status: 400 });

@@ -27,7 +27,7 @@ export function createAdminServer(balancer: Balancer, options: ResolvedOptions):
     try {
       checkToken(req);
       const url = new URL(req.url ?? '/', 'http://admin');
-      const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+      const parts = url.pathname.split('/').filter(Boolean).map(decodePart);
       const wait = url.searchParams.get('wait') === '1';
       const route = `${req.method} /${parts[0] ?? ''}${parts.length > 1 ? '/:id' : ''}${parts[2] ? `/${parts[2]}` : ''}`;
       switch (route) {
@@ -80,4 +80,13 @@ export function createAdminServer(balancer: Balancer, options: ResolvedOptions):
       sendJson(res, e.status, e.toJSON());
     }
   });
+}
+
+/** A path segment, %-decoded; a malformed escape is the caller's 400, not our 500. */
+function decodePart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw badTargetSpec('path', `"${part.slice(0, 64)}" has a malformed %-escape`);
+  }
 }

@@ -122,6 +122,8 @@ export function createBalancer(input: BalancerOptions = {}): Balancer {
     requireHostHeader: false,
     insecureHTTPParser: false,
   });
+  // One past our own limit: request hygiene sees that a block was too long instead of a truncated one.
+  server.maxHeadersCount = options.server.maxHeaderCount + 1;
   server.on('request', createRequestHandler(ctx));
   server.on('upgrade', createUpgradeHandler(ctx));
   server.on('clientError', (err: NodeJS.ErrnoException, duplex) => {
@@ -136,6 +138,12 @@ export function createBalancer(input: BalancerOptions = {}): Balancer {
     else if (code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'HPE_HEADERS_TIMEOUT')
       writeRawError(socket, requestTimeout());
     else writeRawError(socket, badRequest(`unparseable request (${code})`));
+  });
+  // CONNECT (authority-form) is for forward proxies; without a listener Node would just drop the socket.
+  server.on('connect', (_req, duplex: Socket) => {
+    metrics.rejected('connect-method');
+    duplex.on('error', () => duplex.destroy());
+    writeRawError(duplex, badRequest('CONNECT is not supported', 501));
   });
 
   for (const spec of options.targets) checker.start(set.add(spec));

@@ -27,8 +27,10 @@ export class CookieSigner {
     const last = cookie.lastIndexOf('.');
     if (last <= 0 || cookie.length > 512) return undefined;
     const body = cookie.slice(0, last);
-    const given = Buffer.from(cookie.slice(last + 1), 'base64url');
-    const expected = this.#mac(body);
+    // Compare the canonical text, not decoded bytes: base64 decoders ignore the low bits of the last
+    // character, so several spellings decode to one MAC and a decoded comparison accepts all of them.
+    const given = Buffer.from(cookie.slice(last + 1));
+    const expected = Buffer.from(this.#mac(body).toString('base64url'));
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
     const dot = body.indexOf('.');
     const expires = Number.parseInt(body.slice(dot + 1), 36) * 1000;

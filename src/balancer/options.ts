@@ -68,6 +68,13 @@ export const balancerDefaults = Object.freeze({
     maxSockets: 512,
     maxFreeSockets: 256,
   }),
+    /**
+     * Most connections to one target that may carry a request body still arriving from the client: slow
+     * uploads cannot take every connection, the rest stay for other requests (at most `maxSockets`).
+     */
+    maxUploadSockets: 256 /* maxSockets / 2 unless set */,
+    /** Longest wait for a free connection to the chosen clone, then 503 with Retry-After (HAProxy `timeout queue`). */
+    queueTimeout: 10 * SECOND,
   sticky: Object.freeze({
     enabled: false,
     /** 'balancer': the balancer's signed cookie names the target; 'app': hash of an app cookie's value. */
@@ -94,6 +101,16 @@ export const balancerDefaults = Object.freeze({
     requestTimeout: 300 * SECOND,
     maxHeaderSize: 16 * 1024,
   }),
+    /** Most header lines in a request (HAProxy's tune.http.maxhdr is 101, Apache's LimitRequestFields 100). */
+    maxHeaderCount: 100,
+    /**
+     * A request body must arrive within `bodyTimeout`, extended by one second per `bodyMinRate` bytes received
+     * (Apache mod_reqtimeout's `body=20,MinRate=500`), and never pause longer than `bodyIdleTimeout`; else 408.
+     * Time the balancer itself holds the body back (waiting for a clone) does not count.
+     */
+    bodyTimeout: 20 * SECOND,
+    bodyMinRate: 500,
+    bodyIdleTimeout: 30 * SECOND,
   admin: Object.freeze({ port: undefined as number | undefined, host: '127.0.0.1', token: '' }),
 });
 
@@ -182,6 +199,9 @@ export function resolveOptions(input: BalancerOptions = {}): ResolvedOptions {
   const sticky = { ...d.sticky, ...input.sticky };
   const groupStickiness = { ...d.groupStickiness, ...input.groupStickiness };
   const server = { ...d.server, ...input.server };
+  // Half the connections by default, whatever maxSockets was set to.
+  if (input.upstream?.maxUploadSockets === undefined && typeof upstream.maxSockets === 'number')
+    upstream.maxUploadSockets = Math.max(1, Math.ceil(upstream.maxSockets / 2));
   const admin = { ...d.admin, ...input.admin };
   const drain = { ...d.drain, ...input.drain };
 
@@ -225,6 +245,8 @@ export function resolveOptions(input: BalancerOptions = {}): ResolvedOptions {
 
   bool('sticky.enabled', sticky.enabled);
   if (sticky.mode !== 'balancer' && sticky.mode !== 'app') {
+  int('upstream.maxUploadSockets', upstream.maxUploadSockets, 1, upstream.maxSockets);
+  int('upstream.queueTimeout', upstream.queueTimeout, 1, 3_600_000);
     throw invalidOption('sticky.mode', `must be 'balancer' or 'app'; got ${String(sticky.mode)}`);
   }
   cookieName('sticky.cookie', sticky.cookie);
@@ -250,6 +272,10 @@ export function resolveOptions(input: BalancerOptions = {}): ResolvedOptions {
 
   if (admin.port !== undefined) {
     int('admin.port', admin.port, 0, 65_535);
+  int('server.maxHeaderCount', server.maxHeaderCount, 8, 10_000);
+  int('server.bodyTimeout', server.bodyTimeout, 1, 86_400_000);
+  int('server.bodyMinRate', server.bodyMinRate, 0, 1_000_000_000);
+  int('server.bodyIdleTimeout', server.bodyIdleTimeout, 1, 86_400_000);
     if (typeof admin.token !== 'string' || admin.token.length < 16) {
       throw invalidOption('admin.token', 'the admin API needs a bearer token of at least 16 characters');
     }

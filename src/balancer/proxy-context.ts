@@ -93,6 +93,8 @@ export function sendError(res: ServerResponse, err: ClonesError, close: boolean)
     'cache-control': 'no-store',
   };
   if (close) headers.connection = 'close';
+  // Every 503 here is passing (no clone yet, a full queue): tell clients and crawlers when to come back.
+  if (err.status === 503) headers['retry-after'] = '1';
   res.shouldKeepAlive = res.shouldKeepAlive && !close;
   res.writeHead(err.status, headers);
   res.end(body);
@@ -107,7 +109,8 @@ export function writeRawError(socket: Socket, err: ClonesError): void {
   const body = JSON.stringify(err.toJSON());
   socket.end(
     `HTTP/1.1 ${err.status} ${statusText(err.status)}\r\ncontent-type: application/json; charset=utf-8\r\n` +
-      `content-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`,
+      `content-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\n` +
+      `${err.status === 503 ? 'retry-after: 1\r\n' : ''}connection: close\r\n\r\n${body}`,
   );
 }
 

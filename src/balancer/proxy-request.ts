@@ -1,8 +1,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { badRequest, type ClonesError, noTarget, upstreamFailed, upstreamTimeout } from '../errors.ts';
-import { BodyReplay } from './body-replay.ts';
+import {
+  badRequest,
+  bodyTimeout,
+  type ClonesError,
+  noTarget,
+  queueTimeout,
+  tooManyHeaders,
+  upstreamFailed,
+  upstreamTimeout,
+} from '../errors.ts';
 import { type ForwardContext, requestHeaders, responseHeaders } from './forward-headers.ts';
 import {
   CONNECT_ERRORS,
@@ -13,12 +21,17 @@ import {
   RESET_ERRORS,
   sendError,
 } from './proxy-context.ts';
+import { RequestBody } from './request-body.ts';
 import { checkRequest, RequestFacts } from './request-hygiene.ts';
 import type { Route, RouteState } from './router.ts';
 import type { Target } from './target.ts';
 import type { UpstreamConnection } from './upstream-pool.ts';
 
 const TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+/** Undici refusing the request itself: nothing reached the clone, and it is not the clone's fault. */
+const REFUSED_BY_CLIENT = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'ERR_INVALID_ARG_TYPE']);
+/** Methods RFC 9110 defines, answered by the balancer to `OPTIONS *` (the clones may allow fewer). */
+const ALLOW = 'GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH';
 
 const kExchange = Symbol('clones.exchange');
 
@@ -41,13 +54,20 @@ function releaseLater(target: Target, conn: UpstreamConnection): void {
 export function createRequestHandler(ctx: ProxyContext): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const facts = new RequestFacts();
-    const bad = checkRequest(req, facts);
+    const limit = ctx.options.server.maxHeaderCount;
+    const bad = checkRequest(req, facts, limit);
     if (bad) {
       ctx.metrics.rejected(bad.reason);
       ctx.logger.debug({ reason: bad.reason, peer: req.socket.remoteAddress }, 'request rejected');
-      sendError(res, badRequest(bad.reason, bad.status), true);
+      sendError(res, bad.status === 431 ? tooManyHeaders(limit) : badRequest(bad.reason, bad.status), true);
       // Whatever follows on this connection cannot be framed safely.
       res.on('finish', () => req.socket.destroySoon());
+      return;
+    }
+    if (facts.asterisk) {
+      // `OPTIONS *` asks about the server, not a resource (RFC 9110 §9.3.7): the balancer is the server here.
+      res.writeHead(200, { allow: ALLOW, 'content-length': 0 });
+      res.end();
       return;
     }
     new Exchange(ctx, req, res, facts).start();
@@ -69,7 +89,10 @@ class Exchange implements RouteState, Dispatcher.DispatchHandler {
   readonly #started = performance.now();
   #fwd: ForwardContext | undefined = undefined;
   #headers: string[] = [];
-  #replay: BodyReplay | undefined = undefined;
+  #body: RequestBody | undefined = undefined;
+  /** Withdraws the wait for a connection; set while the attempt is queued. */
+  #unwait: (() => void) | undefined = undefined;
+  #queueTimer: NodeJS.Timeout | undefined = undefined;
   #route: Route | undefined = undefined;
   /** The target and connection of the current attempt, while it holds them. */
   #target: Target | undefined = undefined;
@@ -98,11 +121,26 @@ class Exchange implements RouteState, Dispatcher.DispatchHandler {
     this.#ctx.active++;
     this.#fwd = forwardContext(this.#ctx, req, false);
     this.#headers = requestHeaders(req, facts, this.#fwd);
-    if (facts.chunked || (facts.contentLength !== undefined && facts.contentLength !== '0')) {
-      this.#replay = new BodyReplay(req, this.#ctx.options.retries.bufferBytes);
-    }
     (this.#res as ServerResponse & { [kExchange]?: Exchange })[kExchange] = this;
     this.#res.on('close', onClientClose);
+    if (facts.chunked || (facts.contentLength !== undefined && facts.contentLength !== '0')) {
+      const o = this.#ctx.options;
+      const pace = {
+        timeout: o.server.bodyTimeout,
+        minRate: o.server.bodyMinRate,
+        idleTimeout: o.server.bodyIdleTimeout,
+      };
+      const body = new RequestBody(req, o.retries.bufferBytes, pace, (why) => this.#cutBody(why));
+      this.#body = body;
+      // A small body is read whole before a clone is chosen (nginx's proxy_request_buffering): a slow
+      // client then holds no connection to a clone at all.
+      if (!facts.chunked && Number(facts.contentLength) <= o.retries.bufferBytes) {
+        body.buffer(() => {
+          if (!this.#done) this.#attempt();
+        });
+        return;
+      }
+    }
     this.#attempt();
   }
 
@@ -126,12 +164,43 @@ class Exchange implements RouteState, Dispatcher.DispatchHandler {
     target.outstanding++;
     target.requests++;
     this.#target = target;
-    const conn = target.pool.acquire();
-    if (conn === undefined) target.pool.wait((c) => this.#dispatch(c));
-    else this.#dispatch(conn);
+    const upload = this.#body !== undefined && !this.#body.complete;
+    const conn = target.pool.acquire(upload);
+    if (conn !== undefined) {
+      this.#dispatch(conn);
+      return;
+    }
+    this.#unwait = target.pool.wait((c) => this.#dispatch(c), upload);
+    this.#queueTimer = setTimeout(() => this.#queueExpired(), ctx.options.upstream.queueTimeout);
+  }
+
+  /** No connection came free in time: the client is told to come back; the clone did nothing wrong. */
+  #queueExpired(): void {
+    this.#queueTimer = undefined;
+    this.#unwait?.();
+    this.#unwait = undefined;
+    this.#releaseAttempt(false);
+    this.#ctx.metrics.rejected('queue-timeout');
+    this.#fail(queueTimeout(this.#ctx.options.upstream.queueTimeout));
+  }
+
+  /** The client's body is too slow: 408 and close; the clone's half-sent request is aborted. */
+  #cutBody(why: string): void {
+    if (this.#done) return;
+    this.#ctx.metrics.rejected('body-timeout');
+    this.#ctx.logger.debug({ why, peer: this.#req.socket.remoteAddress }, 'request body cut');
+    sendError(this.#res, bodyTimeout(why), true);
+    this.#res.on('finish', () => this.#req.socket.destroySoon());
+    this.#finish(408);
+    this.#unwait?.();
+    this.#abort?.();
+    if (this.#abort === undefined) this.#releaseAttempt(false);
   }
 
   #dispatch(conn: UpstreamConnection | undefined): void {
+    this.#unwait = undefined;
+    clearTimeout(this.#queueTimer);
+    this.#queueTimer = undefined;
     if (conn === undefined) {
       // The target was removed while this waited for a connection: as good as refused, try elsewhere.
       this.onError(Object.assign(new Error('target removed'), { code: 'ECONNREFUSED' }));
@@ -147,14 +216,21 @@ class Exchange implements RouteState, Dispatcher.DispatchHandler {
     this.#reused = conn.served > 0;
     this.#abort = undefined;
     let body: PassThrough | null = null;
-    if (this.#replay) {
+    const requestBody = this.#body;
+    if (requestBody) {
       body = new PassThrough();
-      this.#replay.attach(body);
+      requestBody.attach(body);
+      if (conn.upload) {
+        const target = this.#target!;
+        requestBody.onComplete(() => {
+          if (this.#conn === conn) target.pool.uploaded(conn);
+        });
+      }
     }
     conn.dispatch(
       {
         method: this.#req.method as Dispatcher.HttpMethod,
-        path: this.#req.url!,
+        path: this.#facts.path,
         headers: this.#headers,
         body,
       },
@@ -228,7 +304,7 @@ class Exchange implements RouteState, Dispatcher.DispatchHandler {
     this.#releaseAttempt(false);
     if (this.#done || target === undefined) return;
     const ctx = this.#ctx;
-    this.#replay?.detach();
+    this.#body?.detach();
     if (this.#responded) {
       // The answer was already on its way: the client must see a broken response, not a short one.
       this.#res.destroy();
@@ -236,6 +312,15 @@ class Exchange implements RouteState, Dispatcher.DispatchHandler {
       return;
     }
     const code = (err as NodeJS.ErrnoException).code ?? '';
+    if (REFUSED_BY_CLIENT.has(code)) {
+      // Hygiene should have refused this request; whatever slipped through is still the client's, never
+      // counted against the clone (anonymous clients must not be able to eject clones).
+      ctx.logger.warn({ code, method: this.#req.method }, 'request refused by the upstream client');
+      ctx.metrics.rejected('unforwardable');
+      sendError(this.#res, badRequest('request cannot be forwarded'), true);
+      this.#finish(400);
+      return;
+    }
     const timedOut = TIMEOUTS.has(code);
     const neverArrived = CONNECT_ERRORS.has(code) || (reused && RESET_ERRORS.has(code));
     ctx.set.recordFailure(target, Date.now());
@@ -244,7 +329,7 @@ class Exchange implements RouteState, Dispatcher.DispatchHandler {
       this.#attempts <= ctx.options.retries.attempts &&
       !this.#res.headersSent &&
       !this.#res.destroyed &&
-      (this.#replay?.replayable ?? true) &&
+      (this.#body?.replayable ?? true) &&
       (neverArrived || mayRepeat(this.#req.method, this.#facts)) &&
       // A request that never reached a clone adds no load anywhere by going elsewhere: only repeats of
       // delivered requests spend the budget.
@@ -258,15 +343,15 @@ class Exchange implements RouteState, Dispatcher.DispatchHandler {
       });
       return;
     }
-    this.#fail(
-      timedOut ? upstreamTimeout(target.id, ctx.options.upstream.timeout) : upstreamFailed(target.id, err),
-    );
+    ctx.logger.warn({ target: target.id, code, err: err.message }, 'upstream failed, not retried');
+    this.#fail(timedOut ? upstreamTimeout(ctx.options.upstream.timeout) : upstreamFailed(err));
   }
 
   #fail(err: ClonesError): void {
     if (this.#done) return;
     this.#ctx.logger.warn({ code: err.code, method: this.#req.method, url: this.#req.url }, err.message);
-    sendError(this.#res, err, false);
+    // Mid-body, the rest of the request cannot be read sensibly: close after answering.
+    sendError(this.#res, err, this.#body !== undefined && !this.#body.complete);
     this.#finish(err.status);
   }
 
@@ -275,6 +360,11 @@ class Exchange implements RouteState, Dispatcher.DispatchHandler {
     if (this.#done) return;
     if (!this.#res.writableFinished) {
       this.#finish(499);
+      if (this.#unwait !== undefined) {
+        this.#unwait();
+        this.#unwait = undefined;
+        this.#releaseAttempt(false);
+      }
       this.#abort?.();
     }
   }
@@ -282,6 +372,9 @@ class Exchange implements RouteState, Dispatcher.DispatchHandler {
   #finish(status: number): void {
     if (this.#done) return;
     this.#done = true;
+    clearTimeout(this.#queueTimer);
+    this.#queueTimer = undefined;
+    this.#body?.dispose();
     const ctx = this.#ctx;
     ctx.active--;
     if (this.#retried) ctx.budget.release();

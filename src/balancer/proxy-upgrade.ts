@@ -1,7 +1,7 @@
 import { type IncomingMessage, request } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { badRequest, noTarget, upstreamFailed } from '../errors.ts';
+import { badRequest, noTarget, tooManyHeaders, upstreamFailed } from '../errors.ts';
 import { requestHeaders, responseHeaders } from './forward-headers.ts';
 import {
   CONNECT_ERRORS,
@@ -30,10 +30,12 @@ export function createUpgradeHandler(
     const socket = duplex as Socket;
     socket.on('error', () => socket.destroy());
     const facts = new RequestFacts();
-    const bad = checkRequest(req, facts);
-    if (bad) {
-      ctx.metrics.rejected(bad.reason);
-      writeRawError(socket, badRequest(bad.reason, bad.status));
+    const limit = ctx.options.server.maxHeaderCount;
+    const bad = checkRequest(req, facts, limit);
+    if (bad || facts.asterisk) {
+      const reason = bad?.reason ?? 'asterisk-form-upgrade';
+      ctx.metrics.rejected(reason);
+      writeRawError(socket, bad?.status === 431 ? tooManyHeaders(limit) : badRequest(reason, bad?.status));
       return;
     }
     if (String(facts.upgrade).toLowerCase() !== 'websocket') {
@@ -59,7 +61,7 @@ export function createUpgradeHandler(
         host: target.host,
         port: target.port,
         method: req.method,
-        path: req.url,
+        path: facts.path,
         headers,
         timeout: ctx.options.upstream.timeout,
       });
@@ -72,7 +74,8 @@ export function createUpgradeHandler(
           attempt();
           return;
         }
-        writeRawError(socket, upstreamFailed(target.id, err));
+        ctx.logger.warn({ target: target.id, code: err.code }, 'upgrade failed upstream');
+        writeRawError(socket, upstreamFailed(err));
       });
       upReq.on('response', (upRes) => {
         // The clone refused the upgrade: relay its answer as a plain response and close.

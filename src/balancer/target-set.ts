@@ -57,6 +57,7 @@ export class TargetSet {
       idleTimeout: u.idleTimeout,
       maxSockets: u.maxSockets,
       maxFreeSockets: u.maxFreeSockets,
+      maxUploadSockets: u.maxUploadSockets,
       timeout: u.timeout,
     });
     if (!this.groupWeights.has(target.group)) {

@@ -7,6 +7,8 @@ export interface UpstreamPoolOptions {
   maxSockets: number;
   /** Most idle connections kept open; one released beyond this is closed. */
   maxFreeSockets: number;
+  /** Most connections held at once by requests whose body is still arriving (slow uploads). */
+  maxUploadSockets: number;
   /** Time for the clone to send response headers, and the longest gap between body chunks. */
   timeout: number;
 }
@@ -20,6 +22,13 @@ export interface UpstreamPoolOptions {
 export class UpstreamConnection extends Client {
   /** Responses completed on the current socket; 0 on a fresh or closed one. */
   served = 0;
+  /** Held by a request whose body is still arriving from the client. */
+  upload = false;
+}
+
+interface Waiter {
+  fn: (conn: UpstreamConnection | undefined) => void;
+  upload: boolean;
 }
 
 function onSocketChange(this: UpstreamConnection): void {
@@ -34,9 +43,9 @@ function onSocketChange(this: UpstreamConnection): void {
  *
  * @example
  *   const pool = new UpstreamPool('http://127.0.0.1:3001', {
- *     idleTimeout: 4000, maxSockets: 512, maxFreeSockets: 256, timeout: 30_000,
+ *     idleTimeout: 4000, maxSockets: 512, maxFreeSockets: 256, maxUploadSockets: 256, timeout: 30_000,
  *   });
- *   const conn = pool.acquire(); // undefined: all busy, wait with pool.wait(fn)
+ *   const conn = pool.acquire(false); // undefined: all busy, wait with pool.wait(fn, false)
  *   conn?.dispatch({ method: 'GET', path: '/', headers: [] }, handler);
  *   pool.release(conn);
  */
@@ -45,7 +54,8 @@ export class UpstreamPool {
   readonly #options: UpstreamPoolOptions;
   readonly #idle: UpstreamConnection[] = [];
   readonly #all = new Set<UpstreamConnection>();
-  readonly #waiting: ((conn: UpstreamConnection | undefined) => void)[] = [];
+  readonly #waiting: Waiter[] = [];
+  #uploads = 0;
   #destroyed = false;
 
   constructor(origin: string, options: UpstreamPoolOptions) {
@@ -58,28 +68,55 @@ export class UpstreamPool {
     return this.#all.size;
   }
 
-  /** A free connection, or undefined when `maxSockets` are busy (then `wait`). */
-  acquire(): UpstreamConnection | undefined {
-    const idle = this.#idle.pop();
-    if (idle !== undefined) return idle;
-    if (this.#all.size >= this.#options.maxSockets || this.#destroyed) return undefined;
-    const o = this.#options;
-    const conn = new UpstreamConnection(this.#origin, {
-      pipelining: 1,
-      keepAliveTimeout: o.idleTimeout,
-      keepAliveTimeoutThreshold: 1000,
-      headersTimeout: o.timeout,
-      bodyTimeout: o.timeout,
-    });
-    conn.on('connect', onSocketChange);
-    conn.on('disconnect', onSocketChange);
-    this.#all.add(conn);
+  /** Connections held by requests whose body is still arriving. */
+  get uploads(): number {
+    return this.#uploads;
+  }
+
+  /**
+   * A free connection, or undefined when `maxSockets` are busy, or `maxUploadSockets` for an upload (then
+   * `wait`). `upload`: the request's body is still arriving from the client.
+   */
+  acquire(upload: boolean): UpstreamConnection | undefined {
+    if (upload && this.#uploads >= this.#options.maxUploadSockets) return undefined;
+    let conn = this.#idle.pop();
+    if (conn === undefined) {
+      if (this.#all.size >= this.#options.maxSockets || this.#destroyed) return undefined;
+      const o = this.#options;
+      conn = new UpstreamConnection(this.#origin, {
+        pipelining: 1,
+        keepAliveTimeout: o.idleTimeout,
+        keepAliveTimeoutThreshold: 1000,
+        headersTimeout: o.timeout,
+        bodyTimeout: o.timeout,
+      });
+      conn.on('connect', onSocketChange);
+      conn.on('disconnect', onSocketChange);
+      this.#all.add(conn);
+    }
+    if (upload) this.#hold(conn);
     return conn;
   }
 
-  /** Calls `fn` with the next connection that is released, or with undefined when the pool is destroyed. */
-  wait(fn: (conn: UpstreamConnection | undefined) => void): void {
-    this.#waiting.push(fn);
+  /**
+   * Calls `fn` with the next connection that is free for this kind of request, or with undefined when the pool
+   * is destroyed. Returns a function that withdraws the wait (queue timeout, client gone).
+   */
+  wait(fn: (conn: UpstreamConnection | undefined) => void, upload: boolean): () => void {
+    const waiter: Waiter = { fn, upload };
+    this.#waiting.push(waiter);
+    return () => {
+      const i = this.#waiting.indexOf(waiter);
+      if (i !== -1) this.#waiting.splice(i, 1);
+    };
+  }
+
+  /** The upload's body has been read to its end: its connection no longer counts toward `maxUploadSockets`. */
+  uploaded(conn: UpstreamConnection): void {
+    if (!conn.upload) return;
+    conn.upload = false;
+    this.#uploads--;
+    this.#serveUploadWaiter();
   }
 
   /**
@@ -87,20 +124,49 @@ export class UpstreamPool {
    * own bookkeeping, so a new request goes onto the connection on the next tick, never re-entrantly.
    */
   release(conn: UpstreamConnection): void {
+    if (conn.upload) {
+      conn.upload = false;
+      this.#uploads--;
+    }
     if (this.#destroyed) return;
-    const next = this.#waiting.shift();
-    if (next !== undefined) process.nextTick(next, conn);
-    else if (this.#idle.length < this.#options.maxFreeSockets) this.#idle.push(conn);
+    const i = this.#nextWaiter();
+    if (i !== -1) {
+      const [next] = this.#waiting.splice(i, 1);
+      if (next!.upload) this.#hold(conn);
+      process.nextTick(next!.fn, conn);
+    } else if (this.#idle.length < this.#options.maxFreeSockets) this.#idle.push(conn);
     else {
       this.#all.delete(conn);
       void conn.close().catch(() => {});
     }
   }
 
+  /** The first waiter a free connection may go to: uploads only while they are under their share. */
+  #nextWaiter(): number {
+    const uploadsFull = this.#uploads >= this.#options.maxUploadSockets;
+    for (let i = 0; i < this.#waiting.length; i++) if (!uploadsFull || !this.#waiting[i]!.upload) return i;
+    return -1;
+  }
+
+  /** An upload slot came free while connections are idle or can still be opened: give it to a waiting upload. */
+  #serveUploadWaiter(): void {
+    const i = this.#waiting.findIndex((w) => w.upload);
+    if (i === -1) return;
+    const conn = this.acquire(true);
+    if (conn === undefined) return;
+    const [next] = this.#waiting.splice(i, 1);
+    process.nextTick(next!.fn, conn);
+  }
+
+  #hold(conn: UpstreamConnection): void {
+    conn.upload = true;
+    this.#uploads++;
+  }
+
   destroy(): void {
     this.#destroyed = true;
     this.#idle.length = 0;
-    for (const fn of this.#waiting.splice(0)) process.nextTick(fn, undefined);
+    for (const w of this.#waiting.splice(0)) process.nextTick(w.fn, undefined);
     for (const conn of this.#all) void conn.destroy().catch(() => {});
     this.#all.clear();
   }

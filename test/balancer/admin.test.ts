@@ -80,6 +80,14 @@ describe('balancer: admin API', async () => {
     assert.equal(JSON.parse(missing.body).error.code, 'CLONES_BALANCER_UNKNOWN_TARGET');
   });
 
+  test('a malformed %-escape in the path is a coded 400, not a 500', async () => {
+    for (const path of ['/targets/%E0%A4%A', '/targets/%zz/drain', '/targets/%']) {
+      const res = await fetchText(`${admin}${path}`, { method: 'DELETE', headers: auth });
+      assert.equal(res.status, 400, `${path}: ${res.body}`);
+      assert.equal(JSON.parse(res.body).error.code, 'CLONES_BALANCER_BAD_SPEC');
+    }
+  });
+
   test('serves Prometheus metrics', async () => {
     await fetchText(`${url}/`);
     const res = await fetchText(`${admin}/metrics`, { headers: auth });

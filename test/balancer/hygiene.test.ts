@@ -75,6 +75,39 @@ const VECTORS: [name: string, request: string, status: number][] = [
   ['missing Host', 'GET / HTTP/1.1\r\nX-A: 1\r\n\r\n', 400],
   ['duplicate Host', 'GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n', 400],
   ['oversized headers', `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
+  // Node keeps only the first 2,000 lines: what comes after them must not pass unseen.
+  [
+    'a second Host after 2,000 header lines',
+    `GET / HTTP/1.1\r\nHost: a.example\r\n${'a:b\r\n'.repeat(2000)}Host: b.example\r\n\r\n`,
+    431,
+  ],
+  [
+    'TE gzip, chunked after 2,000 header lines',
+    `POST / HTTP/1.1\r\nHost: x\r\n${'a:b\r\n'.repeat(2000)}Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n`,
+    431,
+  ],
+  [
+    'a POST body announced after 2,000 header lines',
+    `POST / HTTP/1.1\r\nHost: x\r\n${'a:b\r\n'.repeat(2000)}Content-Length: 5\r\n\r\nhello`,
+    431,
+  ],
+  [
+    'more header lines than server.maxHeaderCount',
+    `GET / HTTP/1.1\r\nHost: x\r\n${'a:b\r\n'.repeat(100)}\r\n`,
+    431,
+  ],
+  ['Host with a path and userinfo', 'GET / HTTP/1.1\r\nHost: evil.example/../x@y\r\n\r\n', 400],
+  ['Host with a query', 'GET / HTTP/1.1\r\nHost: a.example?x=1\r\n\r\n', 400],
+  ['Host with a bad port', 'GET / HTTP/1.1\r\nHost: a.example:80x\r\n\r\n', 400],
+  ['Host with a space', 'GET / HTTP/1.1\r\nHost: a .example\r\n\r\n', 400],
+  ['absolute-form with userinfo', 'GET http://u@a.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n', 400],
+  ['absolute-form with another scheme', 'GET ftp://x/ HTTP/1.1\r\nHost: x\r\n\r\n', 400],
+  ['GET *', 'GET * HTTP/1.1\r\nHost: x\r\n\r\n', 400],
+  ['POST *', 'POST * HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n', 400],
+  ['DELETE *', 'DELETE * HTTP/1.1\r\nHost: x\r\n\r\n', 400],
+  ['authority-form outside CONNECT', 'GET a.example:80 HTTP/1.1\r\nHost: x\r\n\r\n', 400],
+  ['CONNECT', 'CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n', 501],
+  ['a fragment in the target', 'GET /a#b HTTP/1.1\r\nHost: x\r\n\r\n', 400],
 ];
 
 describe('balancer: request hygiene', async () => {
