@@ -123,6 +123,20 @@ export const headersSent = (): ClonesError =>
     'the session changed after the response headers were sent; call "await req.session.save()" before streaming',
   );
 
+/**
+ * An optional driver package (ioredis, pg, @aws-sdk/client-dynamodb, better-sqlite3) is not installed: only
+ * the backends an app uses need theirs. The message is the install command.
+ */
+export const driverMissing = (pkg: string, usedFor: string): ClonesError =>
+  new ClonesError(
+    'CLONES_DRIVER_MISSING',
+    `${usedFor} needs the "${pkg}" package, which is not installed: run \`npm install ${pkg}\``,
+  );
+
+/** A driver is installed but cannot load (a native binding that failed to build, say); `fix` says how. */
+export const driverBroken = (pkg: string, why: string, fix: string): ClonesError =>
+  new ClonesError('CLONES_DRIVER_BROKEN', `"${pkg}" is installed but cannot be loaded (${why}): ${fix}`);
+
 /** A binary the test harness needs is missing and cannot be installed here. */
 export const missingBinary = (binary: string, installCommand: string): ClonesError =>
   new ClonesError('CLONES_MISSING_BINARY', `${binary} is not installed; run: ${installCommand}`);
@@ -204,6 +218,30 @@ export const badTargetSpec = (field: string, message: string): ClonesError =>
 /** No such admin API route. */
 export const adminNotFound = (method: string, path: string): ClonesError =>
   new ClonesError('CLONES_BALANCER_NOT_FOUND', `no admin route ${method} ${path}`, { status: 404 });
+
+/**
+ * A TLS certificate or key of the balancer cannot be used: unreadable file, no PEM in it, a key that does not
+ * match its certificate, a chain out of order, a directory without any pair. At start-up the balancer does
+ * not start; on a reload the old certificates stay in use. `reason` is the stable part of the code.
+ */
+export const tlsUnusable = (
+  reason: 'FILE' | 'PEM' | 'KEY_MISMATCH' | 'CHAIN' | 'DIR_EMPTY',
+  file: string,
+  why: string,
+): ClonesError => new ClonesError(`CLONES_TLS_${reason}`, `${file}: ${why}`, { status: 422 });
+
+/** `reloadTls` (admin `POST /tls/reload`, SIGHUP) on a balancer started without TLS. */
+export const tlsOff = (): ClonesError =>
+  new ClonesError('CLONES_TLS_OFF', 'this balancer serves no TLS: start it with tls.cert and tls.key', {
+    status: 409,
+  });
+
+/** A certificate is expired or not yet valid: logged as a warning (clients will refuse it), not thrown. */
+export const tlsExpired = (file: string, notAfter: string): ClonesError =>
+  new ClonesError(
+    'CLONES_TLS_EXPIRED',
+    `${file}: the certificate is not valid now (valid until ${notAfter})`,
+  );
 
 /** Hides the password in a URL before it is shown in a message or a log line. */
 export function redactUrl(url: string): string {

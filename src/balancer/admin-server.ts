@@ -15,6 +15,7 @@ import type { ResolvedOptions, TargetSpec } from './options.ts';
  *   PUT    /groups                { "blue": 90, "green": 10 }
  *   PUT    /releases              { "releases": ["<digest>"] } the version guard (null lifts it)
  *   GET    /metrics               Prometheus text
+ *   POST   /tls/reload            reload the TLS certificates (files changed, renewed)
  *
  * @example
  *   const admin = createAdminServer(balancer, options);
@@ -64,6 +65,10 @@ export function createAdminServer(balancer: Balancer, options: ResolvedOptions):
           balancer.setReleases(list === null ? undefined : (list as string[]));
           return sendJson(res, 200, { releases: list });
         }
+        case 'POST /tls/:id':
+          // Reads the certificate files again; a bad file answers its CLONES_TLS_* error and changes nothing.
+          if (parts[1] !== 'reload' || parts.length > 2) throw adminNotFound(req.method ?? '', url.pathname);
+          return sendJson(res, 200, { certificates: await balancer.reloadTls() });
         case 'GET /metrics':
           res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
           res.end(balancer.metrics());

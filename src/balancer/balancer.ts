@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { badRequest, headersTooLarge, invalidOption, requestTimeout } from '../errors.ts';
+import type { Server as TlsServer } from 'node:tls';
+import { badRequest, headersTooLarge, invalidOption, requestTimeout, tlsOff } from '../errors.ts';
 import { createAdminServer } from './admin-server.ts';
 import { HealthChecker } from './health-checker.ts';
 import { Metrics } from './metrics.ts';
@@ -17,9 +18,13 @@ import type { ProxyContext } from './proxy-context.ts';
 import { writeRawError } from './proxy-context.ts';
 import { createRequestHandler } from './proxy-request.ts';
 import { closeUpgraded, createUpgradeHandler } from './proxy-upgrade.ts';
+import { createRedirectServer } from './redirect-server.ts';
 import { RetryBudget } from './retry-budget.ts';
 import { Router } from './router.ts';
+import { createSecureListener } from './secure-listener.ts';
 import { TargetSet } from './target-set.ts';
+import type { CertificateInfo } from './tls-material.ts';
+import { TlsStore } from './tls-store.ts';
 
 export interface GroupState {
   name: string;
@@ -57,6 +62,13 @@ export interface Balancer {
   listen(port?: number, host?: string): Promise<AddressInfo>;
   /** The admin API's address once listening, else undefined. */
   adminAddress(): AddressInfo | undefined;
+  /** The HTTP-to-HTTPS redirect listener's address (`redirect.port`), else undefined. */
+  redirectAddress(): AddressInfo | undefined;
+  /**
+   * Reads the TLS files again; new connections get the new certificates, open ones keep theirs. Rejects with
+   * a `CLONES_TLS_*` error (and keeps the old certificates) when a file is bad, `CLONES_TLS_OFF` without TLS.
+   */
+  reloadTls(): Promise<CertificateInfo[]>;
   /** Stops accepting, lets in-flight requests finish (up to `drain.deadline`), then closes everything. */
   close(): Promise<void>;
   addTarget(spec: TargetSpec): Record<string, unknown>;
@@ -146,6 +158,12 @@ export function createBalancer(input: BalancerOptions = {}): Balancer {
     writeRawError(duplex, badRequest('CONNECT is not supported', 501));
   });
 
+  // HTTPS (tls.cert/key or tls.dir): a TLS + HTTP/2 listener in front of the handlers above, which then never
+  // listens itself; `redirect.port` adds a plain listener that sends clients to HTTPS.
+  const tls = options.tls === undefined ? undefined : new TlsStore(options.tls, logger);
+  const front = tls === undefined ? server : createSecureListener(ctx, tls, server);
+  let redirect: Server | undefined;
+
   for (const spec of options.targets) checker.start(set.add(spec));
 
   const drain = (id: string, drainOptions: DrainOptions = {}): Promise<void> => {
@@ -169,13 +187,13 @@ export function createBalancer(input: BalancerOptions = {}): Balancer {
   return {
     options,
     async listen(port = 0, host = '127.0.0.1') {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
+      if (tls) await tls.attach(front as unknown as TlsServer);
+      await listenOn(front, port, host);
+      if (options.redirect.port !== undefined) {
+        const httpsPort = (front.address() as AddressInfo).port;
+        redirect = createRedirectServer(ctx, () => httpsPort, server);
+        await listenOn(redirect, options.redirect.port, options.redirect.host ?? host);
+      }
       if (options.admin.port !== undefined) {
         admin = createAdminServer(this, options);
         await new Promise<void>((resolve, reject) => {
@@ -183,27 +201,39 @@ export function createBalancer(input: BalancerOptions = {}): Balancer {
           admin!.listen(options.admin.port, options.admin.host, () => resolve());
         });
       }
-      const address = server.address() as AddressInfo;
-      logger.info({ address: address.address, port: address.port }, 'balancer listening');
+      const address = front.address() as AddressInfo;
+      logger.info(
+        { address: address.address, port: address.port, tls: tls !== undefined },
+        'balancer listening',
+      );
       return address;
     },
     adminAddress() {
       return (admin?.address() as AddressInfo | null) ?? undefined;
     },
+    redirectAddress() {
+      return (redirect?.address() as AddressInfo | null) ?? undefined;
+    },
+    reloadTls() {
+      return tls === undefined ? Promise.reject(tlsOff()) : tls.reload('requested');
+    },
     close() {
       closing ??= (async () => {
         checker.stopAll();
-        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        const stopped = new Promise<void>((resolve) => front.close(() => resolve()));
         admin?.close();
         admin?.closeAllConnections();
-        server.closeIdleConnections();
+        tls?.close();
+        redirect?.close();
+        redirect?.closeAllConnections();
+        front.closeIdleConnections();
         const deadline = Date.now() + options.drain.deadline;
         while (ctx.active > 0 && Date.now() < deadline) await sleep(20);
         for (const target of set.targets.values()) {
           for (const pair of [...target.upgraded]) closeUpgraded(pair);
           target.pool.destroy();
         }
-        server.closeAllConnections();
+        front.closeAllConnections();
         await stopped;
       })();
       return closing;
@@ -276,4 +306,14 @@ export function createBalancer(input: BalancerOptions = {}): Balancer {
       return metrics.render(set.targets.values());
     },
   };
+}
+
+function listenOn(server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 }

@@ -3,6 +3,7 @@ import { BlockList, isIP } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { invalidOption } from '../errors.ts';
 import type { PickerName } from './pick/picker.ts';
+import { type ListenerOptions, listenerDefaults, resolveListenerOptions } from './tls-options.ts';
 
 const SECOND = 1000;
 const DAY = 86_400 * SECOND;
@@ -67,7 +68,6 @@ export const balancerDefaults = Object.freeze({
     idleTimeout: 4 * SECOND,
     maxSockets: 512,
     maxFreeSockets: 256,
-  }),
     /**
      * Most connections to one target that may carry a request body still arriving from the client: slow
      * uploads cannot take every connection, the rest stay for other requests (at most `maxSockets`).
@@ -75,6 +75,7 @@ export const balancerDefaults = Object.freeze({
     maxUploadSockets: 256 /* maxSockets / 2 unless set */,
     /** Longest wait for a free connection to the chosen clone, then 503 with Retry-After (HAProxy `timeout queue`). */
     queueTimeout: 10 * SECOND,
+  }),
   sticky: Object.freeze({
     enabled: false,
     /** 'balancer': the balancer's signed cookie names the target; 'app': hash of an app cookie's value. */
@@ -100,7 +101,6 @@ export const balancerDefaults = Object.freeze({
     headersTimeout: 10 * SECOND,
     requestTimeout: 300 * SECOND,
     maxHeaderSize: 16 * 1024,
-  }),
     /** Most header lines in a request (HAProxy's tune.http.maxhdr is 101, Apache's LimitRequestFields 100). */
     maxHeaderCount: 100,
     /**
@@ -111,7 +111,10 @@ export const balancerDefaults = Object.freeze({
     bodyTimeout: 20 * SECOND,
     bodyMinRate: 500,
     bodyIdleTimeout: 30 * SECOND,
+  }),
   admin: Object.freeze({ port: undefined as number | undefined, host: '127.0.0.1', token: '' }),
+  /** tls, http2, redirect, hsts: the HTTPS listener (src/balancer/tls-options.ts). */
+  ...listenerDefaults,
 });
 
 type Widen<T> = T extends string ? string : T extends number ? number : T extends boolean ? boolean : T;
@@ -148,7 +151,7 @@ export interface BalancerOptions extends DeepPartial<Omit<typeof balancerDefault
 }
 
 /** Options after validation: every field set, frozen. */
-export interface ResolvedOptions {
+export interface ResolvedOptions extends ListenerOptions {
   readonly algorithm: PickerName;
   readonly cloneHeaders: boolean;
   readonly via: string;
@@ -196,12 +199,12 @@ export function resolveOptions(input: BalancerOptions = {}): ResolvedOptions {
   const passive = { ...d.passive, ...input.passive };
   const retries = { ...d.retries, ...input.retries };
   const upstream = { ...d.upstream, ...input.upstream };
-  const sticky = { ...d.sticky, ...input.sticky };
-  const groupStickiness = { ...d.groupStickiness, ...input.groupStickiness };
-  const server = { ...d.server, ...input.server };
   // Half the connections by default, whatever maxSockets was set to.
   if (input.upstream?.maxUploadSockets === undefined && typeof upstream.maxSockets === 'number')
     upstream.maxUploadSockets = Math.max(1, Math.ceil(upstream.maxSockets / 2));
+  const sticky = { ...d.sticky, ...input.sticky };
+  const groupStickiness = { ...d.groupStickiness, ...input.groupStickiness };
+  const server = { ...d.server, ...input.server };
   const admin = { ...d.admin, ...input.admin };
   const drain = { ...d.drain, ...input.drain };
 
@@ -242,11 +245,11 @@ export function resolveOptions(input: BalancerOptions = {}): ResolvedOptions {
   int('upstream.idleTimeout', upstream.idleTimeout, 1, 3_600_000);
   int('upstream.maxSockets', upstream.maxSockets, 1, 1_000_000);
   int('upstream.maxFreeSockets', upstream.maxFreeSockets, 0, 1_000_000);
+  int('upstream.maxUploadSockets', upstream.maxUploadSockets, 1, upstream.maxSockets);
+  int('upstream.queueTimeout', upstream.queueTimeout, 1, 3_600_000);
 
   bool('sticky.enabled', sticky.enabled);
   if (sticky.mode !== 'balancer' && sticky.mode !== 'app') {
-  int('upstream.maxUploadSockets', upstream.maxUploadSockets, 1, upstream.maxSockets);
-  int('upstream.queueTimeout', upstream.queueTimeout, 1, 3_600_000);
     throw invalidOption('sticky.mode', `must be 'balancer' or 'app'; got ${String(sticky.mode)}`);
   }
   cookieName('sticky.cookie', sticky.cookie);
@@ -269,13 +272,13 @@ export function resolveOptions(input: BalancerOptions = {}): ResolvedOptions {
   int('server.headersTimeout', server.headersTimeout, 1, 3_600_000);
   int('server.requestTimeout', server.requestTimeout, 0, 86_400_000);
   int('server.maxHeaderSize', server.maxHeaderSize, 1024, 1024 * 1024);
-
-  if (admin.port !== undefined) {
-    int('admin.port', admin.port, 0, 65_535);
   int('server.maxHeaderCount', server.maxHeaderCount, 8, 10_000);
   int('server.bodyTimeout', server.bodyTimeout, 1, 86_400_000);
   int('server.bodyMinRate', server.bodyMinRate, 0, 1_000_000_000);
   int('server.bodyIdleTimeout', server.bodyIdleTimeout, 1, 86_400_000);
+
+  if (admin.port !== undefined) {
+    int('admin.port', admin.port, 0, 65_535);
     if (typeof admin.token !== 'string' || admin.token.length < 16) {
       throw invalidOption('admin.token', 'the admin API needs a bearer token of at least 16 characters');
     }
@@ -323,6 +326,7 @@ export function resolveOptions(input: BalancerOptions = {}): ResolvedOptions {
     slowStart: input.slowStart ?? d.slowStart,
     server: Object.freeze(server),
     admin: Object.freeze(admin),
+    ...resolveListenerOptions(input),
     targets: Object.freeze([...(input.targets ?? [])]),
     groups: Object.freeze(groups),
     logger: input.logger ?? pino({ name: 'clones-balancer' }),
