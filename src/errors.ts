@@ -243,6 +243,20 @@ export const tlsExpired = (file: string, notAfter: string): ClonesError =>
     `${file}: the certificate is not valid now (valid until ${notAfter})`,
   );
 
+/** `engine: 'haproxy'` was asked for but no haproxy binary is installed; the message is the install command. */
+export const haproxyMissing = (): ClonesError =>
+  new ClonesError(
+    'CLONES_HAPROXY_MISSING',
+    'the haproxy engine needs HAProxy 2.6+ (built with Lua, OpenSSL and the Prometheus exporter): run `sudo apt-get install -y haproxy`',
+  );
+
+/**
+ * HAProxy refused what the engine asked of it: a generated config that `haproxy -c` rejects, a process that
+ * exits, a runtime API command that fails or does not answer. `step` names what was being done.
+ */
+export const haproxyFailed = (step: string, detail: string): ClonesError =>
+  new ClonesError('CLONES_HAPROXY_FAILED', `haproxy: ${step}: ${detail}`, { status: 503 });
+
 /** Hides the password in a URL before it is shown in a message or a log line. */
 export function redactUrl(url: string): string {
   return url.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@');

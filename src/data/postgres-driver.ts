@@ -1,6 +1,6 @@
-import { createRequire } from 'node:module';
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import { requireDriver } from '../require-driver.ts';
 import type { Driver, QueryResult, Transaction } from './driver.ts';
 import { parseLsn } from './lsn.ts';
 
@@ -42,7 +42,7 @@ export class PostgresDriver implements Driver {
     this.#role = options.role;
     const log = options.logger.child({ server: this.name });
     // Loaded on first use: the SQLite default (what `npm start` runs) should not pay for the PostgreSQL client.
-    const { Pool } = createRequire(import.meta.url)('pg') as typeof pg;
+    const { Pool } = requireDriver<typeof pg>('pg', 'a postgres:// database');
     const pool = (readOnly: boolean) => {
       const p = new Pool({
         connectionString: options.url,

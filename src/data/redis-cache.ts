@@ -1,6 +1,6 @@
-import { createRequire } from 'node:module';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { requireDriver } from '../require-driver.ts';
 import type { Cache, LeaseAnswer } from './cache.ts';
 
 // Three keys per cache key K: the entry (hash: d = data, n = WAL position it holds), the lease (token), and the
@@ -65,7 +65,7 @@ export class RedisCache implements Cache {
     this.#prefix = options.prefix;
     this.#markTtl = options.markTtl;
     // Loaded on first use, like the PostgreSQL client: a clone without a cache never loads it.
-    const { Redis: RedisClient } = createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
+    const { Redis: RedisClient } = requireDriver<typeof import('ioredis')>('ioredis', 'a redis:// cache');
     this.#redis = new RedisClient(options.url, {
       connectTimeout: options.timeout,
       // Every call is also bounded by the data layer's timeout; a queued call fails after one reconnect attempt.

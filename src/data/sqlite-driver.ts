@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { readOnlyViolation } from '../errors.ts';
+import { driverLoadFailed, requireDriver } from '../require-driver.ts';
 import type { Driver, QueryResult, Transaction } from './driver.ts';
 
 export interface SqliteDriverOptions {
@@ -28,8 +28,13 @@ export class SqliteDriver implements Driver {
   constructor(options: SqliteDriverOptions) {
     this.name = `sqlite ${options.path}`;
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
-    const Sqlite = createRequire(import.meta.url)('better-sqlite3') as SqliteConstructor;
-    this.#writer = new Sqlite(options.path, { timeout: options.timeout });
+    const Sqlite = requireDriver<SqliteConstructor>('better-sqlite3', 'a sqlite: database');
+    try {
+      this.#writer = new Sqlite(options.path, { timeout: options.timeout });
+    } catch (err) {
+      // The native binding loads with the first database opened: a failed build shows up here.
+      throw driverLoadFailed(err, 'better-sqlite3', 'a sqlite: database');
+    }
     this.#writer.pragma('journal_mode = WAL');
     this.#writer.pragma('synchronous = NORMAL');
     // A second connection for reads, so a read never sees another request's uncommitted transaction.

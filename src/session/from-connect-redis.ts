@@ -1,5 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { invalidOption, storeUnavailable } from '../errors.ts';
+import { requireDriver } from '../require-driver.ts';
 import type { LegacySessions } from './legacy-sessions.ts';
 import type { SessionData } from './stores/store.ts';
 
@@ -61,15 +62,15 @@ export function fromConnectRedis(options: ConnectRedisOptions): LegacySessions {
   let opened: Promise<RedisGetDel & { disconnect(): void }> | undefined;
   const client = async (): Promise<RedisGetDel> => {
     if (options.client) return options.client;
-    opened ??= import('ioredis').then(
-      ({ Redis }) =>
-        new Redis(options.url!, {
-          lazyConnect: true,
-          connectTimeout: timeoutMs,
-          commandTimeout: timeoutMs,
-          maxRetriesPerRequest: 1,
-        }),
-    );
+    opened ??= (async () => {
+      const { Redis } = requireDriver<typeof import('ioredis')>('ioredis', 'fromConnectRedis({ url })');
+      return new Redis(options.url!, {
+        lazyConnect: true,
+        connectTimeout: timeoutMs,
+        commandTimeout: timeoutMs,
+        maxRetriesPerRequest: 1,
+      });
+    })();
     return opened;
   };
   const call = async <T>(fn: (c: RedisGetDel) => Promise<T>): Promise<T> => {

@@ -1,22 +1,46 @@
 import { badStoreUrl } from '../../errors.ts';
+import { type DriverPackage, driverLoadFailed } from '../../require-driver.ts';
 import { GuardedStore } from './guarded-store.ts';
 import type { SessionStore, StoreOpenOptions } from './store.ts';
 
 type StoreClass = new (options: StoreOpenOptions) => SessionStore;
 
-/** Each scheme loads its backend only when asked for, so SQLite users never load a Redis client. */
+/**
+ * Each scheme loads its backend only when asked for, so SQLite users never load a Redis client, and an app
+ * needs only the driver package of the store it uses: a missing one is CLONES_DRIVER_MISSING naming the
+ * `npm install` command.
+ */
 const BACKENDS: Record<string, () => Promise<StoreClass>> = {
   'memory:': async () => (await import('./memory-store.ts')).MemoryStore,
   'sqlite:': async () => (await import('./sqlite-store.ts')).SqliteStore,
-  'redis:': async () => (await import('./redis-store.ts')).RedisStore,
-  'rediss:': async () => (await import('./redis-store.ts')).RedisStore,
-  'redis+sentinel:': async () => (await import('./redis-store.ts')).RedisStore,
-  'redis+cluster:': async () => (await import('./redis-store.ts')).RedisStore,
+  'redis:': () =>
+    withDriver('ioredis', 'redis://', async () => (await import('./redis-store.ts')).RedisStore),
+  'rediss:': () =>
+    withDriver('ioredis', 'rediss://', async () => (await import('./redis-store.ts')).RedisStore),
+  'redis+sentinel:': () =>
+    withDriver('ioredis', 'redis+sentinel://', async () => (await import('./redis-store.ts')).RedisStore),
+  'redis+cluster:': () =>
+    withDriver('ioredis', 'redis+cluster://', async () => (await import('./redis-store.ts')).RedisStore),
   'memcached:': async () => (await import('./memcached-store.ts')).MemcachedStore,
-  'dynamodb:': async () => (await import('./dynamodb-store.ts')).DynamoDbStore,
-  'postgres:': async () => (await import('./postgres-store.ts')).PostgresStore,
-  'postgresql:': async () => (await import('./postgres-store.ts')).PostgresStore,
+  'dynamodb:': () =>
+    withDriver(
+      '@aws-sdk/client-dynamodb',
+      'dynamodb://',
+      async () => (await import('./dynamodb-store.ts')).DynamoDbStore,
+    ),
+  'postgres:': () =>
+    withDriver('pg', 'postgres://', async () => (await import('./postgres-store.ts')).PostgresStore),
+  'postgresql:': () =>
+    withDriver('pg', 'postgresql://', async () => (await import('./postgres-store.ts')).PostgresStore),
 };
+
+async function withDriver(pkg: DriverPackage, scheme: string, load: () => Promise<StoreClass>) {
+  try {
+    return await load();
+  } catch (err) {
+    throw driverLoadFailed(err, pkg, `the ${scheme} session store`);
+  }
+}
 
 const memoryStores = new Map<string, SessionStore>();
 

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import { badStoreUrl, storeSchemaTooNew } from '../../errors.ts';
+import { driverLoadFailed, requireDriver } from '../../require-driver.ts';
 import { applyPatch } from './apply-patch.ts';
 import type {
   PatchOptions,
@@ -51,7 +51,12 @@ export class SqliteStore implements SessionStore {
     // better-sqlite3 waits for a lock synchronously, holding the event loop: the wait must not outlast the
     // store timeout the engine promises (its own timer cannot fire while the loop is held).
     const busyMs = Math.max(1, Math.min(options.connectTimeout, 5000));
-    this.#db = new Sqlite(this.path, { timeout: busyMs });
+    try {
+      this.#db = new Sqlite(this.path, { timeout: busyMs });
+    } catch (err) {
+      // The native binding is loaded here, on the first database opened: a failed build shows up now.
+      throw driverLoadFailed(err, 'better-sqlite3', 'the sqlite: session store');
+    }
     try {
       this.#db.pragma(`busy_timeout = ${busyMs}`);
       this.#db.pragma('journal_mode = WAL');
@@ -311,5 +316,5 @@ interface HeadRow {
 }
 
 function loadDriver(): DatabaseConstructor {
-  return createRequire(import.meta.url)('better-sqlite3') as DatabaseConstructor;
+  return requireDriver<DatabaseConstructor>('better-sqlite3', 'the sqlite: session store');
 }
