@@ -117,7 +117,7 @@ export function positionals(list: string[], n: number, usage: string): string[] 
 }
 
 /** Prints a fleet event: NDJSON with --json, else one short human line. */
-export function printEvent(event: Record<string, unknown>, json: boolean): void {
+export function printEvent(event: object, json: boolean): void {
   if (json) {
     process.stdout.write(`${JSON.stringify(event)}\n`);
     return;
@@ -132,7 +132,9 @@ export function printEvent(event: Record<string, unknown>, json: boolean): void 
  * @example
  *   eventLine({ type: 'step', weight: 10, wait: 30000 }); // '  canary at 10%, watching for 30 s'
  */
-export function eventLine(event: Record<string, unknown>): string | undefined {
+export function eventLine(fleetEvent: object): string | undefined {
+  // Events come typed (FleetEvent) or parsed from a stream; the line reads them as plain records.
+  const event = fleetEvent as Record<string, unknown>;
   const short = (r: unknown) => (typeof r === 'string' ? r.slice(0, 12) : '');
   switch (event.type) {
     case 'release':

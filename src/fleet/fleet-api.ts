@@ -4,7 +4,7 @@ import { bearerCheck, readJsonObject, sendJson } from '../admin-http.ts';
 import { isStickyDuration } from '../balancer/index.ts';
 import { adminNotFound, badTargetSpec, ClonesError } from '../errors.ts';
 import type { Fleet } from './fleet.ts';
-import type { FleetEvent } from './supervisor.ts';
+import type { FleetEvent } from './fleet-event.ts';
 
 type Job = (emit: (event: FleetEvent) => void, signal: AbortSignal) => Promise<unknown>;
 

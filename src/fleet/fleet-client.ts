@@ -2,8 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { ClonesError, fleetNotRunning } from '../errors.ts';
 import { isAlive } from './deploy-lock.ts';
+import type { FleetEvent } from './fleet-event.ts';
 import type { FleetPaths } from './fleet-paths.ts';
-import type { FleetEvent } from './supervisor.ts';
 
 /** What a running `clones up` writes to `.clones/up.json`. */
 export interface RuntimeInfo {

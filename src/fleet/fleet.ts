@@ -1,16 +1,7 @@
 import type { AddressInfo } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { type Balancer, type BalancerOptions, createBalancer } from '../balancer/index.ts';
-import {
-  canaryBreach,
-  cloneFailed,
-  deployCancelled,
-  deployFailed,
-  noDesiredState,
-  noPreviousRelease,
-  staleClones,
-} from '../errors.ts';
+import { deployFailed, noDesiredState, noPreviousRelease, staleClones } from '../errors.ts';
 import { acquireDeployLock, readLock } from './deploy-lock.ts';
 import {
   appendHistory,
@@ -20,15 +11,12 @@ import {
   readHistory,
   type Strategy,
 } from './desired-state.ts';
+import type { Emit } from './fleet-event.ts';
 import type { FleetPaths } from './fleet-paths.ts';
 import { gcReleases, listReleases, readRelease } from './release.ts';
-import {
-  type CloneInfo,
-  type FleetEvent,
-  groupOf,
-  Supervisor,
-  type SupervisorOptions,
-} from './supervisor.ts';
+import { type CanaryPlan, canarySteps, strategyFor } from './rollout/index.ts';
+import { type CloneInfo, groupOf, Supervisor, type SupervisorOptions } from './supervisor.ts';
+import { targetStates } from './target-state.ts';
 
 /**
  * Fleet defaults, shared by `clones up`/`deploy` flags and the API.
@@ -93,7 +81,25 @@ export interface FleetOptions {
   keepReleases?: number;
 }
 
-type Emit = (event: FleetEvent) => void;
+/** The clones each release of a record wants: the release's, plus the canary's beside it. */
+function wantOf(state: DesiredState): Map<string, number> {
+  const want = new Map<string, number>([[state.release, state.clones]]);
+  if (state.canary)
+    want.set(state.canary.release, (want.get(state.canary.release) ?? 0) + state.canary.clones);
+  return want;
+}
+
+/** A deploy request's canary knobs with the defaults filled in. */
+function canaryPlan(request: DeployRequest): CanaryPlan {
+  return {
+    steps: request.steps ?? fleetDefaults.steps,
+    stepWait: request.stepWait ?? fleetDefaults.stepWait,
+    canaryClones: request.canaryClones ?? fleetDefaults.canaryClones,
+    margin: request.canaryMargin ?? fleetDefaults.canaryMargin,
+    minRequests: fleetDefaults.canaryMinRequests,
+    sticky: request.sticky,
+  };
+}
 
 /**
  * One host's fleet: the balancer, the supervised clones, and the desired-state record they converge to.
@@ -179,52 +185,16 @@ export class Fleet {
     this.#listeners.add(emit);
     try {
       this.balancer.setGroupStickiness(state.sticky);
-      const want = new Map<string, number>([[state.release, state.clones]]);
-      if (state.canary)
-        want.set(state.canary.release, (want.get(state.canary.release) ?? 0) + state.canary.clones);
+      const want = wantOf(state);
       for (const release of want.keys()) readRelease(this.paths, release); // fail before touching anything
-      const sup = this.supervisor;
-      const live = () => sup.list().filter((c) => c.state !== 'failed');
-      const count = (release: string) => live().filter((c) => c.release === release).length;
-      for (const c of sup.list()) if (c.state === 'failed') await sup.stop(c.id, 0);
-      for (;;) {
-        if (signal?.aborted) throw deployCancelled();
-        const stale = live().filter((c) => !want.has(c.release));
-        const short = [...want].filter(([release, n]) => count(release) < n);
-        const excess = [...want].filter(([release, n]) => count(release) > n);
-        this.#guard(want, stale.length > 0);
-        if (short.length === 0 && stale.length === 0 && excess.length === 0) break;
-        if (short.length > 0) {
-          if (state.strategy === 'blue-green' || stale.length === 0) {
-            const starts = short.flatMap(([release, n]) =>
-              Array.from({ length: n - count(release) }, () => release),
-            );
-            await Promise.all(starts.map((release) => sup.start(release)));
-            this.#weigh(state, want);
-            continue;
-          }
-          // Rolling, surge style: one new clone in, then one old clone out.
-          await sup.start(short[0]![0]);
-          this.#weigh(state, want);
-        }
-        if (stale.length > 0) {
-          const blueGreen = state.strategy === 'blue-green';
-          const last = stale.length === 1 && [...want].every(([release, n]) => count(release) >= n);
-          // Once every wanted clone is up, the guard refuses the old releases for good, before they drain.
-          this.#guard(want, !(blueGreen || last));
-          this.#weigh(state, want);
-          const victims = blueGreen ? stale : [stale[0]!];
-          await Promise.all(victims.map((c) => sup.stop(c.id)));
-          continue;
-        }
-        const [release, n] = excess[0]!;
-        const extra = live()
-          .filter((c) => c.release === release)
-          .slice(n);
-        await Promise.all(extra.map((c) => sup.stop(c.id)));
-      }
-      this.#guard(want, false);
-      this.#weigh(state, want);
+      for (const c of this.supervisor.list()) if (c.state === 'failed') await this.supervisor.stop(c.id, 0);
+      await strategyFor(state.strategy)({
+        clones: this.supervisor,
+        want,
+        guard: (includeServing) => this.#guard(want, includeServing),
+        weigh: () => this.#weigh(state, want),
+        signal,
+      });
       emit({ type: 'converged', release: state.release, epoch: state.epoch });
     } finally {
       this.#listeners.delete(emit);
@@ -232,7 +202,7 @@ export class Fleet {
   }
 
   /** While old clones still serve (rolling), the guard lets their release through too. */
-  #guard(want: Map<string, number>, includeServing: boolean): void {
+  #guard(want: ReadonlyMap<string, number>, includeServing: boolean): void {
     const allowed = new Set(want.keys());
     if (includeServing)
       for (const c of this.supervisor.list()) if (c.state === 'serving') allowed.add(c.release);
@@ -240,7 +210,7 @@ export class Fleet {
   }
 
   /** Group weights: the record's weights when it has them (canary), else by the number of serving clones. */
-  #weigh(state: DesiredState, want: Map<string, number>): void {
+  #weigh(state: DesiredState, want: ReadonlyMap<string, number>): void {
     const weights: Record<string, number> = {};
     const groups = new Set(this.balancer.state().groups.map((g) => g.name));
     if (Object.keys(state.weights).length > 0) {
@@ -290,7 +260,16 @@ export class Fleet {
         emit({ type: 'unchanged', release });
       } else {
         try {
-          if (strategy === 'canary') await this.#canary(prev, release, request, emit, signal, () => ++epoch);
+          if (strategy === 'canary') {
+            await canarySteps(prev, release, canaryPlan(request), {
+              converge: (state) => this.converge(state, emit, signal),
+              nextEpoch: () => ++epoch,
+              targets: () => targetStates(this.balancer),
+              clones: () => this.supervisor.list(),
+              emit,
+              signal,
+            });
+          }
           await this.converge(
             { release, epoch: ++epoch, strategy, weights: {}, clones: prev.clones, sticky },
             emit,
@@ -348,93 +327,9 @@ export class Fleet {
     return this.status();
   }
 
-  async #canary(
-    prev: DesiredState,
-    release: string,
-    request: DeployRequest,
-    emit: Emit,
-    signal: AbortSignal | undefined,
-    nextEpoch: () => number,
-  ): Promise<void> {
-    const steps = request.steps ?? fleetDefaults.steps;
-    const wait = request.stepWait ?? fleetDefaults.stepWait;
-    const canary = { release, clones: request.canaryClones ?? fleetDefaults.canaryClones };
-    for (const pct of steps) {
-      if (pct >= 100) break;
-      await this.converge(
-        {
-          ...prev,
-          epoch: nextEpoch(),
-          strategy: 'canary',
-          canary,
-          weights: { [prev.release]: 100 - pct, [release]: pct },
-          sticky: request.sticky,
-        },
-        emit,
-        signal,
-      );
-      emit({ type: 'step', weight: pct, wait });
-      await this.#watchCanary(
-        prev.release,
-        release,
-        wait,
-        request.canaryMargin ?? fleetDefaults.canaryMargin,
-        signal,
-      );
-    }
-  }
-
-  /** Compares 5xx rates of the canary and the stable group, as the balancer measured them, for `ms`. */
-  async #watchCanary(
-    stable: string,
-    canary: string,
-    ms: number,
-    margin: number,
-    signal?: AbortSignal,
-  ): Promise<void> {
-    const sample = () => {
-      const out = new Map<string, { release: string; requests: number; errors: number }>();
-      for (const t of this.balancer.state().targets)
-        out.set(t.id as string, {
-          release: t.release as string,
-          requests: t.requests as number,
-          errors: t.errors as number,
-        });
-      return out;
-    };
-    const start = sample();
-    const end = Date.now() + ms;
-    for (;;) {
-      if (signal?.aborted) throw deployCancelled();
-      const failed = this.supervisor.list().find((c) => c.release === canary && c.state === 'failed');
-      if (failed) throw cloneFailed(`${failed.id} (canary)`, failed.reason ?? 'failed');
-      const totals = { [stable]: { requests: 0, errors: 0 }, [canary]: { requests: 0, errors: 0 } };
-      for (const [id, now] of sample()) {
-        const t = totals[now.release];
-        if (!t) continue;
-        const before = start.get(id);
-        t.requests += now.requests - (before?.requests ?? 0);
-        t.errors += now.errors - (before?.errors ?? 0);
-      }
-      const c = totals[canary]!;
-      const s = totals[stable]!;
-      if (c.requests >= fleetDefaults.canaryMinRequests) {
-        const cRate = c.errors / c.requests;
-        const sRate = s.requests > 0 ? s.errors / s.requests : 0;
-        if (cRate > sRate + margin) {
-          throw canaryBreach(
-            `5xx rate ${(cRate * 100).toFixed(1)}% (${c.errors}/${c.requests}) exceeds the stable group's ${(sRate * 100).toFixed(1)}% by more than ${(margin * 100).toFixed(1)} points`,
-          );
-        }
-      }
-      if (Date.now() >= end) return;
-      await sleep(Math.min(200, Math.max(1, end - Date.now())));
-    }
-  }
-
   #assertNoStale(release: string): void {
     const stale = this.supervisor.list().filter((c) => c.release !== release);
-    const targets = this.balancer.state().targets.filter((t) => t.release !== release);
+    const targets = targetStates(this.balancer).filter((t) => t.release !== release);
     if (stale.length > 0 || targets.length > 0) {
       throw staleClones(Math.max(stale.length, targets.length));
     }
@@ -473,7 +368,7 @@ export class Fleet {
   status(): FleetStatus {
     const state = this.#state;
     const lb = this.balancer.state();
-    const targets = new Map(lb.targets.map((t) => [t.id as string, t]));
+    const targets = new Map(targetStates(this.balancer).map((t) => [t.id, t]));
     return {
       release: state?.release ?? '',
       epoch: state?.epoch ?? 0,
@@ -492,8 +387,8 @@ export class Fleet {
       })),
       clones: this.supervisor.list().map((c) => ({
         ...c,
-        health: (targets.get(c.id)?.health as string | undefined) ?? 'none',
-        inFlight: (targets.get(c.id)?.inFlight as number | undefined) ?? 0,
+        health: targets.get(c.id)?.health ?? 'none',
+        inFlight: targets.get(c.id)?.inFlight ?? 0,
       })),
     };
   }

@@ -22,6 +22,7 @@ export { devPackages } from './dev-packages.ts';
 export { type DeployRequest, Fleet, type FleetOptions, type FleetStatus, fleetDefaults } from './fleet.ts';
 export { createFleetApi } from './fleet-api.ts';
 export { connectFleet, type FleetClient, type RuntimeInfo } from './fleet-client.ts';
+export type { CloneEvent, Emit, FleetEvent, HostEvent } from './fleet-event.ts';
 export { type FleetPaths, fleetPaths } from './fleet-paths.ts';
 export {
   type BuildOptions,
@@ -33,13 +34,21 @@ export {
   readRelease,
   removeTree,
 } from './release.ts';
+export {
+  blueGreen,
+  type CloneDriver,
+  canarySteps,
+  type RolloutContext,
+  rolling,
+  strategyFor,
+} from './rollout/index.ts';
 export { type RunningFleet, type StartFleetOptions, startFleet } from './start-fleet.ts';
 export {
   type CloneInfo,
   type CloneState,
-  type FleetEvent,
   Supervisor,
   type SupervisorOptions,
   type SupervisorTimings,
   supervisorDefaults,
 } from './supervisor.ts';
+export { type TargetState, targetStates } from './target-state.ts';

@@ -11,9 +11,10 @@ import { appendHistory, DesiredStateFile, writeJsonAtomic } from './desired-stat
 import { Fleet, fleetDefaults } from './fleet.ts';
 import { createFleetApi } from './fleet-api.ts';
 import type { RuntimeInfo } from './fleet-client.ts';
+import type { FleetEvent } from './fleet-event.ts';
 import { fleetPaths } from './fleet-paths.ts';
 import { buildRelease } from './release.ts';
-import type { FleetEvent, SupervisorTimings } from './supervisor.ts';
+import type { SupervisorTimings } from './supervisor.ts';
 
 export interface StartFleetOptions {
   appDir: string;

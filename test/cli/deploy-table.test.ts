@@ -19,7 +19,16 @@ function canaryView() {
     );
   applyEvent(
     view,
-    { type: 'desired', strategy: 'canary', weights: { [OLD]: 90, [NEW]: 10 }, sticky: 3_600_000 },
+    {
+      type: 'desired',
+      release: OLD,
+      epoch: 2,
+      clones: 2,
+      canary: { release: NEW, clones: 1 },
+      strategy: 'canary',
+      weights: { [OLD]: 90, [NEW]: 10 },
+      sticky: 3_600_000,
+    },
     1000,
   );
   applyEvent(view, { type: 'clone', clone: 'c10', release: NEW, state: 'starting', port: 4010 }, 1000);
@@ -42,7 +51,16 @@ test('renderTable: a header, then one row per clone with release, group share, s
   ]);
   assert.deepEqual(renderTable(view, 13_500), lines, 'pure: same view and clock, same lines');
   // Promotion: the record that makes the new release the desired one ends the steps.
-  applyEvent(view, { type: 'desired', release: NEW, strategy: 'canary', weights: {}, canary: null });
+  applyEvent(view, {
+    type: 'desired',
+    release: NEW,
+    epoch: 3,
+    clones: 2,
+    strategy: 'canary',
+    weights: {},
+    canary: null,
+    sticky: 3_600_000,
+  });
   const promoted = renderTable(view, 13_500);
   assert.equal(promoted[0], 'deploy canary  aaaaaaaaaaaa -> bbbbbbbbbbbb  sticky 1h  12.5 s');
   assert.match(promoted.at(-1)!, /^c10\s+bbbbbbbbbbbb\s+new\s+starting/);

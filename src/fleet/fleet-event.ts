@@ -1,0 +1,76 @@
+import type { Strategy } from './desired-state.ts';
+
+/** The states a clone goes through, plus `exited` (a crash, before the supervisor restarts it). */
+export type CloneEventState =
+  | 'starting'
+  | 'serving'
+  | 'draining'
+  | 'stopped'
+  | 'backoff'
+  | 'failed'
+  | 'exited';
+
+interface Stamped {
+  /** When it happened (ISO); the supervisor stamps its own events. */
+  at?: string;
+  /** The host it happened on, when the fleet spans hosts. */
+  host?: string;
+}
+
+/** A clone changed state. */
+export interface CloneEvent extends Stamped {
+  type: 'clone';
+  clone: string;
+  release: string;
+  state: CloneEventState;
+  port?: number;
+  reason?: string;
+  code?: number | null;
+  signal?: string | null;
+}
+
+/** A step of `clones setup` (or of a deploy) on one host: shipping, checks, the agent. */
+export interface HostEvent extends Stamped {
+  type: 'host';
+  host: string;
+  step: string;
+  outcome: 'ok' | 'changed' | 'failed' | 'skipped';
+  detail?: string;
+  /** Bytes sent over SSH in this step (shipping). */
+  bytes?: number;
+}
+
+/**
+ * A progress event: what `deploy --json` streams as NDJSON and the live table folds in. One union, so a
+ * consumer that switches on `type` gets each event's own fields.
+ *
+ * @example
+ *   const line = (e: FleetEvent) => (e.type === 'clone' ? `${e.clone} ${e.state}` : e.type);
+ */
+export type FleetEvent =
+  | CloneEvent
+  | HostEvent
+  | (Stamped & { type: 'release'; release: string; created: boolean; dir?: string })
+  | (Stamped & {
+      type: 'desired';
+      release: string;
+      epoch: number;
+      strategy: Strategy;
+      clones: number;
+      canary: { release: string; clones: number } | null;
+      weights: Record<string, number>;
+      sticky: number | null;
+    })
+  | (Stamped & { type: 'converged'; release: string; epoch: number })
+  | (Stamped & { type: 'deploy'; action: string; release: string; from: string; strategy: Strategy })
+  | (Stamped & { type: 'unchanged'; release: string })
+  | (Stamped & { type: 'step'; weight: number; wait: number })
+  | (Stamped & { type: 'rollback'; reason: string; to: string })
+  | (Stamped & { type: 'rollback-failed'; reason: string })
+  | (Stamped & { type: 'gc'; removed: string[] })
+  | (Stamped & { type: 'done'; release: string; ms?: number; clones?: number })
+  | (Stamped & { type: 'result'; ok: true; status: unknown })
+  | (Stamped & { type: 'result'; ok: false; error: { code: string; message: string } });
+
+/** Where events go. */
+export type Emit = (event: FleetEvent) => void;
