@@ -113,6 +113,10 @@ export const balancerDefaults = Object.freeze({
     bodyIdleTimeout: 30 * SECOND,
   }),
   admin: Object.freeze({ port: undefined as number | undefined, host: '127.0.0.1', token: '' }),
+  /** 'builtin' (Node, nothing to install) or 'haproxy' (src/balancer/engines/haproxy, needs haproxy 2.6+). */
+  engine: 'builtin' as 'builtin' | 'haproxy',
+  /** Where the haproxy engine keeps its config, maps and sockets (mode 0700); default a temporary directory. */
+  engineDir: undefined as string | undefined,
   /** tls, http2, redirect, hsts: the HTTPS listener (src/balancer/tls-options.ts). */
   ...listenerDefaults,
 });
@@ -178,6 +182,8 @@ export interface ResolvedOptions extends ListenerOptions {
   readonly slowStart: number;
   readonly server: Loose<typeof balancerDefaults.server>;
   readonly admin: Readonly<{ port: number | undefined; host: string; token: string }>;
+  readonly engine: 'builtin' | 'haproxy';
+  readonly engineDir: string | undefined;
   readonly targets: readonly TargetSpec[];
   readonly groups: Readonly<Record<string, number>>;
   readonly logger: Logger;
@@ -286,6 +292,12 @@ export function resolveOptions(input: BalancerOptions = {}): ResolvedOptions {
   if (typeof admin.host !== 'string' || isIP(admin.host) === 0)
     throw invalidOption('admin.host', 'must be an IP address');
 
+  const engine = input.engine ?? d.engine;
+  if (engine !== 'builtin' && engine !== 'haproxy')
+    throw invalidOption('engine', `must be 'builtin' or 'haproxy'; got ${String(engine)}`);
+  if (input.engineDir !== undefined && (typeof input.engineDir !== 'string' || input.engineDir === ''))
+    throw invalidOption('engineDir', 'must be a directory path');
+
   const trustedProxies = new BlockList();
   const proxies = input.trustedProxies ?? d.trustedProxies;
   if (!Array.isArray(proxies)) throw invalidOption('trustedProxies', 'must be an array of IPs or CIDRs');
@@ -326,6 +338,8 @@ export function resolveOptions(input: BalancerOptions = {}): ResolvedOptions {
     slowStart: input.slowStart ?? d.slowStart,
     server: Object.freeze(server),
     admin: Object.freeze(admin),
+    engine,
+    engineDir: input.engineDir,
     ...resolveListenerOptions(input),
     targets: Object.freeze([...(input.targets ?? [])]),
     groups: Object.freeze(groups),

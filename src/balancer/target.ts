@@ -94,7 +94,13 @@ export class Target {
 
 const ID = /^[\w.:-]{1,128}$/;
 
-function parseTargetSpec(spec: TargetSpec) {
+/**
+ * Checks a target spec and fills in its defaults; every engine registers targets through it.
+ *
+ * @example
+ *   parseTargetSpec({ id: 'c1', url: 'http://127.0.0.1:3001' }); // { group: 'default', weight: 1, ... }
+ */
+export function parseTargetSpec(spec: TargetSpec) {
   if (spec === null || typeof spec !== 'object') throw badTargetSpec('target', 'must be an object');
   if (typeof spec.id !== 'string' || !ID.test(spec.id)) {
     throw badTargetSpec('id', 'must be 1-128 characters of letters, digits, _ . : -');

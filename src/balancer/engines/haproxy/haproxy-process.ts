@@ -1,0 +1,145 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { haproxyFailed, haproxyMissing } from '../../../errors.ts';
+import { haproxyFiles } from './haproxy-config.ts';
+import { runtimeCommand } from './runtime-api.ts';
+
+/** Where Debian and most builds put haproxy; PATH is searched first. */
+const CANDIDATES = ['/usr/sbin/haproxy', '/usr/local/sbin/haproxy', '/usr/bin/haproxy'];
+
+/**
+ * The haproxy binary, or `CLONES_HAPROXY_MISSING` with the install command.
+ *
+ * @example
+ *   const bin = findHaproxy(); // '/usr/sbin/haproxy'
+ */
+export function findHaproxy(): string {
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    if (dir !== '' && existsSync(`${dir}/haproxy`)) return `${dir}/haproxy`;
+  }
+  const found = CANDIDATES.find((path) => existsSync(path));
+  if (found === undefined) throw haproxyMissing();
+  return found;
+}
+
+/**
+ * One haproxy in master-worker mode (`-W`, master CLI on `master.sock` mode 0600), run as a child of this
+ * process. Configs are checked with `haproxy -c` before every start and reload; a reload is seamless (the
+ * listening sockets pass to the new worker, `option idle-close-on-response` lets keep-alive clients go
+ * without a reset). An exit nobody asked for is reported through `onExit`, so the owner can start it again.
+ *
+ * @example
+ *   const proc = new HaproxyProcess(dir, logger, (code) => restart());
+ *   await proc.check(files.next);
+ *   await proc.start();
+ *   await proc.reload();
+ */
+export class HaproxyProcess {
+  readonly #bin: string;
+  readonly #files: ReturnType<typeof haproxyFiles>;
+  readonly #logger: Logger;
+  readonly #onExit: (code: number | null, signal: string | null) => void;
+  #child: ChildProcess | undefined;
+  #stopping = false;
+
+  constructor(dir: string, logger: Logger, onExit: (code: number | null, signal: string | null) => void) {
+    this.#bin = findHaproxy();
+    this.#files = haproxyFiles(dir);
+    this.#logger = logger;
+    this.#onExit = onExit;
+  }
+
+  /** The master's pid while it runs. */
+  get pid(): number | undefined {
+    return this.#child?.exitCode === null ? this.#child.pid : undefined;
+  }
+
+  /** `haproxy -c`: rejects with `CLONES_HAPROXY_FAILED` and HAProxy's own message when the file is bad. */
+  check(configPath: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      execFile(this.#bin, ['-c', '-f', configPath], { timeout: 10_000 }, (err, stdout, stderr) => {
+        if (!err) return resolve();
+        const text = `${stderr}${stdout}`.split('\n').filter((l) => /ALERT|error/i.test(l));
+        reject(haproxyFailed('config check (haproxy -c)', text.slice(0, 3).join(' | ') || err.message));
+      });
+    });
+  }
+
+  /** Starts the master and waits until its worker answers on the stats socket. */
+  async start(): Promise<void> {
+    this.#stopping = false;
+    const child = spawn(this.#bin, ['-W', '-S', `${this.#files.master},mode,600`, '-f', this.#files.config], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    this.#child = child;
+    let early = '';
+    child.stderr!.on('data', (chunk: Buffer) => {
+      const text = chunk.toString().trim();
+      if (early.length < 2000) early += `${text}\n`;
+      for (const line of text.split('\n')) {
+        if (/\[ALERT\]/.test(line)) this.#logger.error({ haproxy: line }, 'haproxy alert');
+        else if (line !== '') this.#logger.debug({ haproxy: line }, 'haproxy');
+      }
+    });
+    child.once('exit', (code, signal) => {
+      if (this.#child === child) this.#child = undefined;
+      if (!this.#stopping) this.#onExit(code, signal);
+    });
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw haproxyFailed(
+          'start',
+          early.trim().split('\n').slice(-3).join(' | ') || `exit ${child.exitCode}`,
+        );
+      const pid = await this.workerPid().catch(() => undefined);
+      if (pid !== undefined) return;
+      if (Date.now() > deadline) throw haproxyFailed('start', 'the worker did not answer within 10 s');
+      await sleep(25);
+    }
+  }
+
+  /** The serving worker's pid, from `show info` on the stats socket. */
+  async workerPid(): Promise<number> {
+    const info = await runtimeCommand(this.#files.stats, 'show info', 2000);
+    const pid = /^Pid: (\d+)/m.exec(info)?.[1];
+    if (pid === undefined) throw haproxyFailed('show info', 'no Pid in the answer');
+    return Number(pid);
+  }
+
+  /**
+   * Seamless reload through the master CLI, then waits until the new worker owns the stats socket. The old
+   * worker finishes its requests (up to `hard-stop-after`) and exits on its own.
+   */
+  async reload(): Promise<void> {
+    const before = await this.workerPid();
+    await runtimeCommand(this.#files.master, 'reload', 5000);
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const pid = await this.workerPid().catch(() => before);
+      if (pid !== before) return;
+      if (Date.now() > deadline) {
+        const procs = await runtimeCommand(this.#files.master, 'show proc', 2000).catch(() => '');
+        throw haproxyFailed(
+          'reload',
+          /failed/.test(procs) ? 'the new config failed to load' : 'no new worker in 10 s',
+        );
+      }
+      await sleep(20);
+    }
+  }
+
+  /** Soft stop (SIGUSR1: finish requests, then exit), then SIGKILL after `graceMs`. */
+  async stop(graceMs: number): Promise<void> {
+    const child = this.#child;
+    this.#stopping = true;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGUSR1');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await exited;
+    clearTimeout(timer);
+  }
+}
