@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Server as TlsServer } from 'node:tls';
 import { badRequest, headersTooLarge, invalidOption, requestTimeout, tlsOff } from '../errors.ts';
 import { createAdminServer } from './admin-server.ts';
+import { createHaproxyBalancer } from './engines/haproxy/haproxy-balancer.ts';
 import { HealthChecker } from './health-checker.ts';
 import { Metrics } from './metrics.ts';
 import {
@@ -93,6 +94,11 @@ export interface Balancer {
   state(): BalancerState;
   /** Prometheus text exposition of the balancer's metrics. */
   metrics(): string;
+  /**
+   * Resolves when every change made so far is live. The built-in engine applies changes at once (no method);
+   * the haproxy engine applies them through its runtime API or a reload, in order.
+   */
+  settled?(): Promise<void>;
 }
 
 /**
@@ -106,6 +112,7 @@ export interface Balancer {
  */
 export function createBalancer(input: BalancerOptions = {}): Balancer {
   const options = resolveOptions(input);
+  if (options.engine === 'haproxy') return createHaproxyBalancer(options);
   const logger = options.logger;
   const metrics = new Metrics();
   const set = new TargetSet(options, metrics, logger);
