@@ -335,6 +335,27 @@ export async function startTestHosts(options: StartTestHostsOptions): Promise<Te
 }
 
 /**
+ * How the SSH transport reaches a test host (the shape of src/fleet's `HostSpec`).
+ *
+ * @example
+ *   const ssh = new SshTransport({ knownHosts: run.knownHosts });
+ *   await ssh.exec(hostSpec(run, run.hosts[0]!), 'true', { step: 'check' });
+ */
+export function hostSpec(
+  run: Pick<TestHosts, 'identity'>,
+  host: TestHost,
+): { name: string; user: string; address: string; port: number; identity: string; dir: string } {
+  return {
+    name: host.name,
+    user: host.user,
+    address: host.address,
+    port: host.sshPort,
+    identity: run.identity,
+    dir: host.dir,
+  };
+}
+
+/**
  * Every run in /tmp/clones-hosts with its record and whether its owner still runs (persistent runs have none).
  *
  * @example
