@@ -10,13 +10,23 @@ export const commonOptions = {
   json: { type: 'boolean' },
 } as const satisfies Options;
 
+// Spelled out so that the compiled .d.ts can name it (node:util does not export parseArgs's result type).
+type Parsed<O extends Options> = ReturnType<
+  typeof parseArgs<{
+    args: string[];
+    options: typeof commonOptions & O;
+    allowPositionals: true;
+    strict: true;
+  }>
+>;
+
 /**
  * node:util parseArgs, strict, with its errors turned into CLONES_USAGE (exit code 2).
  *
  * @example
  *   const { values, positionals } = parse(argv, { port: { type: 'string' } });
  */
-export function parse<O extends Options>(argv: string[], options: O) {
+export function parse<O extends Options>(argv: string[], options: O): Parsed<O> {
   try {
     return parseArgs({
       args: argv,

@@ -1,16 +1,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { request } from 'node:http';
-import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import type { Balancer } from '../balancer/index.ts';
 import { cloneFailed } from '../errors.ts';
 import type { FleetPaths } from './fleet-paths.ts';
 import { readRelease } from './release.ts';
+import { tsxLoader } from './tsx-loader.ts';
 
 export type CloneState = 'starting' | 'serving' | 'draining' | 'stopped' | 'backoff' | 'failed';
 
@@ -82,7 +81,6 @@ export interface SupervisorOptions extends Partial<SupervisorTimings> {
   onEvent?: (event: FleetEvent) => void;
 }
 
-const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 const LOG_LINES = 20;
 
 class Clone {
@@ -241,9 +239,16 @@ export class Supervisor {
   #spawn(clone: Clone): ChildProcess {
     const release = readRelease(this.#o.paths, clone.release);
     const entry = join(release.dir, release.manifest.entry);
-    // A TypeScript app runs through tsx, and takes clones's own TypeScript sources (the `clones-source` export
-    // condition); a JavaScript app takes the compiled dist/.
-    const args = /\.[cm]?ts$/.test(entry) ? ['--conditions=clones-source', '--import', TSX, entry] : [entry];
+    // A TypeScript app runs through tsx (the app's own, else clones's), and takes clones's own TypeScript
+    // sources (the `clones-source` export condition); a JavaScript app takes the compiled dist/.
+    const args = /\.[cm]?ts$/.test(entry)
+      ? [
+          '--conditions=clones-source',
+          '--import',
+          tsxLoader(release.manifest.entry, [release.dir, release.manifest.source]),
+          entry,
+        ]
+      : [entry];
     clone.log ??= createWriteStream(join(this.#o.paths.logs, `${clone.id}.log`), { flags: 'a' });
     const child = spawn(process.execPath, args, {
       cwd: release.dir,
