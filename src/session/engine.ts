@@ -8,8 +8,9 @@ import { createSealer, type Sealer } from './sealer.ts';
 import { IdSigner, storeKey } from './session-id.ts';
 import { type StoreContext, StoreSession } from './store-session.ts';
 import type { GuardedStore } from './stores/guarded-store.ts';
-import { openStore, schemeOf, storeSchemes } from './stores/open-store.ts';
+import { openStore, openStoreInstance, schemeOf, storeSchemes } from './stores/open-store.ts';
 import type { SessionStore, UserSession } from './stores/store.ts';
+import type { StoreInstance } from './stores/store-instance.ts';
 import { UserEpochs } from './user-epochs.ts';
 
 /**
@@ -56,6 +57,8 @@ export class SessionEngine {
     }
     if (scheme === 'cookie:') {
       this.#sealer = createSealer(this.options.secrets);
+    } else if (this.options.storeInstance) {
+      // An object the app gave (`store: client`): its kind was checked when the options were resolved.
     } else if (!scheme || !storeSchemes().includes(scheme)) {
       throw badStoreUrl(
         this.options.store,
@@ -76,7 +79,7 @@ export class SessionEngine {
 
   /** The store, opened on first use (no I/O until then). */
   store(): Promise<SessionStore> {
-    this.#store ??= this.#open(this.options.store, () => {
+    this.#store ??= this.#open(this.options.storeInstance ?? this.options.store, () => {
       this.#store = undefined;
     });
     return this.#store;
@@ -89,8 +92,10 @@ export class SessionEngine {
     return this.#revocationStore;
   }
 
-  #open(url: string, forget: () => void): Promise<SessionStore> {
-    const opening = openStore(url, { timeoutMs: this.options.storeTimeout, prefix: this.options.prefix });
+  #open(from: string | StoreInstance, forget: () => void): Promise<SessionStore> {
+    const options = { timeoutMs: this.options.storeTimeout, prefix: this.options.prefix };
+    const url = typeof from === 'string' ? from : this.options.store;
+    const opening = typeof from === 'string' ? openStore(from, options) : openStoreInstance(from, options);
     return opening.catch((err) => {
       // A backend that failed to load (a missing native module, say) is tried again on the next request.
       forget();

@@ -13,9 +13,22 @@ export { SessionEngine } from './engine.ts';
 export { type ConnectRedisOptions, fromConnectRedis, type RedisGetDel } from './from-connect-redis.ts';
 export type { LegacySessions } from './legacy-sessions.ts';
 export type { SessionOptions } from './options.ts';
-export type { Session, SessionMethods } from './session-proxy.ts';
-export { openStore } from './stores/open-store.ts';
+export type { SessionCookie } from './session-cookie.ts';
+export type {
+  AppSessionData,
+  Session,
+  SessionCallback,
+  SessionMethods,
+  SessionTypes,
+} from './session-proxy.ts';
+export { openStore, openStoreInstance } from './stores/open-store.ts';
 export type { SessionData, SessionStore, StoredSession } from './stores/store.ts';
+export type {
+  ExpressSessionStore,
+  PgPoolLike,
+  RedisClientLike,
+  StoreInstance,
+} from './stores/store-instance.ts';
 export { type ExpressStore, type ExpressStoreOptions, toExpressStore } from './to-express-store.ts';
 
 /**
@@ -44,4 +57,19 @@ export function sessions<T extends SessionData = SessionData>(options?: SessionO
     /** Closes the store's connections. */
     close: () => engine.close(),
   };
+}
+
+/**
+ * A drop-in for express-session's `session(options)`: the same option names (each honoured, or refused
+ * with a coded error saying what to use instead) and express-session's habits where clones' defaults differ:
+ * the session is loaded before the handler (so `req.session.views` reads at once) and `regenerate()` starts
+ * an empty session. The differences that remain are listed in docs/migrating.md.
+ *
+ * @example
+ *   import { expressSession as session } from 'clones/session';
+ *   app.use(session({ secret: process.env.SESSION_SECRET, resave: false, saveUninitialized: true }));
+ */
+export function expressSession(options?: SessionOptions) {
+  const s = sessions({ eager: true, regenerateKeepsData: false, ...options });
+  return Object.assign(s.express(), { engine: s.engine, close: s.close });
 }

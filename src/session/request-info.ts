@@ -8,6 +8,8 @@ export interface RequestInfo {
   encrypted: boolean;
   remoteAddress: string | undefined;
   forwardedProto: string | string[] | undefined;
+  /** The framework's own request object, handed to `genid(req)`. */
+  request?: unknown;
 }
 
 /** Reads a RequestInfo off a node:http request (Express, Fastify's raw request, plain node:http). */
@@ -17,5 +19,6 @@ export function requestInfo(req: IncomingMessage): RequestInfo {
     encrypted: (req.socket as TLSSocket).encrypted === true,
     remoteAddress: req.socket.remoteAddress,
     forwardedProto: req.headers['x-forwarded-proto'],
+    request: req,
   };
 }

@@ -1,4 +1,4 @@
-import { ClonesError, notLoaded, sessionByUserUnsupported } from '../errors.ts';
+import { ClonesError, invalidOption, notLoaded, sessionByUserUnsupported } from '../errors.ts';
 import { logger } from '../logger.ts';
 import { ChangeTracker } from './change-tracker.ts';
 import { type CookieAttributes, parseCookies, serializeCookie } from './cookie.ts';
@@ -9,12 +9,18 @@ import type { SessionData } from './stores/store.ts';
 const log = logger.child({ part: 'session' });
 
 /**
+ * The data key that keeps a per-session `req.session.cookie.maxAge` (express-session keeps its whole cookie
+ * there too); hidden from the session's keys.
+ */
+export const COOKIE_KEY = 'cookie';
+
+/**
  * One request's view of its session, whatever keeps it (a store or a sealed cookie). Subclasses say how a
  * session is read, saved, rotated and destroyed; this class holds what they share: lazy loading, the data and
  * its changes, the outage policy and the Set-Cookie headers to send.
  */
 export abstract class RequestSession {
-  protected readonly options: ResolvedOptions;
+  readonly options: ResolvedOptions;
   protected readonly info: RequestInfo;
   protected readonly tracker = new ChangeTracker();
   protected readonly setCookies: string[] = [];
@@ -24,6 +30,9 @@ export abstract class RequestSession {
   #cookies: Map<string, string[]> | undefined;
   /** Set when the store failed and `onStoreError` is 'anonymous': serve without a session, write nothing. */
   protected degraded = false;
+  /** Set by destroy(): `saveUninitialized` must not bring a new session back on this request. */
+  protected destroyed = false;
+  #discarded = false;
 
   constructor(options: ResolvedOptions, info: RequestInfo) {
     this.options = options;
@@ -50,6 +59,48 @@ export abstract class RequestSession {
   }
   /** True when the request carries a cookie that may name a session (so reading it means I/O). */
   abstract get hasCookie(): boolean;
+  /** When the session began and when it idles out; undefined while it does not exist yet. */
+  abstract get times(): { createdAt: number; expiresAt: number } | undefined;
+
+  /**
+   * Drops this request's changes and reads the session again from its backend (express-session's
+   * `reload`).
+   */
+  async reload(): Promise<void> {
+    if (this.#state === 'loading') await this.#loading;
+    this.tracker.reset({});
+    this.#state = 'idle';
+    this.#loading = undefined;
+    await this.load();
+  }
+
+  /** Forgets this request's changes without reading again (`unset: 'keep'` after `req.session = null`). */
+  discard(): void {
+    this.#discarded = true;
+  }
+
+  /** This session's idle timeout: its own `cookie.maxAge` when one was set, else the option's. */
+  idleTimeout(): number {
+    if (!this.readable()) return this.options.idleTimeout;
+    const own = (this.tracker.read(COOKIE_KEY) as { originalMaxAge?: unknown } | undefined)?.originalMaxAge;
+    return typeof own === 'number' && own > 0 ? own : this.options.idleTimeout;
+  }
+
+  /** Sets this session's own `cookie.maxAge` (ms; null: back to the option's), kept with the session. */
+  setMaxAge(ms: number | null): void {
+    if (ms === null) {
+      this.removeKey(COOKIE_KEY);
+      return;
+    }
+    if (!Number.isFinite(ms) || ms <= 0)
+      throw invalidOption('req.session.cookie.maxAge', 'a number of ms > 0');
+    this.writeKey(COOKIE_KEY, { originalMaxAge: Math.min(ms, this.options.absoluteTimeout) });
+  }
+
+  /** The cookie's Max-Age follows the idle expiry (express-session's `cookie.maxAge`, given or per session). */
+  protected cookieFollowsExpiry(): boolean {
+    return this.options.cookie.maxAge !== undefined || this.idleTimeout() !== this.options.idleTimeout;
+  }
 
   /** Loads the session once; later calls wait for the same load. */
   load(): Promise<void> {
@@ -73,7 +124,7 @@ export abstract class RequestSession {
   /** Saves now (the adapters also save at the end of the response). */
   async save(): Promise<void> {
     if (this.#state === 'loading') await this.#loading;
-    if (this.degraded) return;
+    if (this.degraded || this.#discarded) return;
     try {
       await this.persist();
     } catch (err) {
@@ -87,7 +138,7 @@ export abstract class RequestSession {
    */
   get settled(): boolean {
     if (this.#state === 'loading' || this.setCookies.length > 0) return false;
-    if (this.degraded) return true;
+    if (this.degraded || this.#discarded) return true;
     return !this.tracker.dirty && !this.saveDue();
   }
 
@@ -117,7 +168,7 @@ export abstract class RequestSession {
 
   keys(): string[] {
     if (!this.readable()) throw notLoaded('*');
-    return Object.keys(this.tracker.data);
+    return Object.keys(this.tracker.data).filter((k) => k !== COOKIE_KEY);
   }
 
   /** Data can be read without I/O: it is loaded, or there is no cookie so the session is new and empty. */
@@ -146,29 +197,36 @@ export abstract class RequestSession {
   }
 
   protected queueCookie(name: string, value: string, maxAgeSeconds: number | undefined): string {
-    const attributes: CookieAttributes = {
-      path: this.options.cookie.path,
-      httpOnly: true,
-      sameSite: this.options.cookie.sameSite,
-      secure: this.secure(),
-    };
-    if (this.options.cookie.domain) attributes.domain = this.options.cookie.domain;
-    if (this.options.cookie.partitioned) attributes.partitioned = true;
+    const c = this.options.cookie;
+    const secure = this.secure();
+    const attributes: CookieAttributes = { path: c.path, httpOnly: c.httpOnly, secure };
+    // 'auto' (express-session 1.19): None where the cookie can be Secure, Lax where it cannot.
+    const sameSite = c.sameSite === 'auto' ? (secure ? 'None' : 'Lax') : c.sameSite;
+    if (sameSite) attributes.sameSite = sameSite;
+    if (c.domain) attributes.domain = c.domain;
+    if (c.partitioned) attributes.partitioned = true;
+    if (c.priority) attributes.priority = c.priority;
     if (maxAgeSeconds !== undefined) attributes.maxAge = maxAgeSeconds;
     const header = serializeCookie(name, value, attributes);
+    // One Set-Cookie per name per response: a later one (a save, then the end of the response) replaces it.
+    const at = this.setCookies.findIndex((h) => h.startsWith(`${name}=`));
+    if (at !== -1) this.setCookies.splice(at, 1);
     this.setCookies.push(header);
     return header;
   }
 
   /** Max-Age for a cookie that should live as long as the session may: the rest of the absolute timeout. */
   protected lifetimeSeconds(createdAt: number): number | undefined {
+    if (this.cookieFollowsExpiry()) {
+      return Math.max(1, Math.ceil((this.nextExpiry(createdAt) - Date.now()) / 1000));
+    }
     if (this.options.cookie.lifetime === 'browser') return undefined;
     return Math.max(1, Math.ceil((createdAt + this.options.absoluteTimeout - Date.now()) / 1000));
   }
 
   /** The idle expiry a session active now gets, never past its absolute timeout. */
   protected nextExpiry(createdAt: number, now = Date.now()): number {
-    return Math.min(now + this.options.idleTimeout, createdAt + this.options.absoluteTimeout);
+    return Math.min(now + this.idleTimeout(), createdAt + this.options.absoluteTimeout);
   }
 
   /** Secure when asked, or ('auto') when the request came over TLS directly or via a trusted proxy. */

@@ -44,6 +44,16 @@ export class SealedSession extends RequestSession {
     return this.#payload === undefined;
   }
 
+  get times(): { createdAt: number; expiresAt: number } | undefined {
+    const p = this.#payload;
+    return p && { createdAt: p.createdAt, expiresAt: this.nextExpiry(p.createdAt, p.seenAt) };
+  }
+
+  /** express-session's `saveUninitialized`: a new session is sealed even though nothing was set. */
+  #uninitialized(): boolean {
+    return this.options.saveUninitialized && !this.destroyed && this.#payload === undefined;
+  }
+
   get hasCookie(): boolean {
     return this.cookieValues(this.options.name) !== undefined;
   }
@@ -89,7 +99,7 @@ export class SealedSession extends RequestSession {
 
   protected override saveDue(): boolean {
     const payload = this.#payload;
-    if (this.#rotated || this.#stale) return true;
+    if (this.#rotated || this.#stale || this.#uninitialized()) return true;
     return (
       payload !== undefined &&
       Date.now() - payload.seenAt >= this.options.touchAfter * this.options.idleTimeout
@@ -97,12 +107,12 @@ export class SealedSession extends RequestSession {
   }
 
   protected async persist(): Promise<void> {
-    if (!this.loaded && this.tracker.dirty) await this.load();
+    if (!this.loaded && (this.tracker.dirty || this.#uninitialized())) await this.load();
     const now = Date.now();
     const payload = this.#payload;
     const touchDue =
       payload !== undefined && now - payload.seenAt >= this.options.touchAfter * this.options.idleTimeout;
-    if (!this.tracker.dirty && !this.#rotated && !this.#stale && !touchDue) return;
+    if (!this.tracker.dirty && !this.#rotated && !this.#stale && !touchDue && !this.#uninitialized()) return;
     const next: SealedPayload = {
       sid: payload?.sid ?? newSessionId(),
       data: this.tracker.data,
@@ -138,10 +148,13 @@ export class SealedSession extends RequestSession {
     const old = this.#payload;
     if (old) this.#bury(old.sid);
     const now = Date.now();
+    const keep = this.options.regenerateKeepsData;
+    if (!keep) this.tracker.reset({});
+    this.destroyed = false;
     this.#payload = { sid: newSessionId(), data: this.tracker.data, createdAt: now, seenAt: now };
     this.#rotated = true;
     // A rotated session stays bound to its user, under its new id.
-    if (old?.userId !== undefined && !this.degraded) await this.#bind(old.userId, old.sid);
+    if (keep && old?.userId !== undefined && !this.degraded) await this.#bind(old.userId, old.sid);
   }
 
   /** Binds the session to `userId` in the revocation store, so `destroyByUser` can revoke it. */
@@ -186,6 +199,7 @@ export class SealedSession extends RequestSession {
         .catch((err) => log.warn({ err: (err as Error).message }, 'could not unlist a destroyed session'));
     }
     if (this.#payload) this.#bury(this.#payload.sid);
+    this.destroyed = true;
     this.#payload = undefined;
     this.#rotated = false;
     this.tracker.reset({});

@@ -1,6 +1,8 @@
 import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 
 const ID_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+/** Ids from an app's `genid(req)`: cookie-safe, without the '.' that separates the MAC, and not short. */
+export const GENID_PATTERN = /^[A-Za-z0-9_-]{22,256}$/;
 /** Verified cookie values kept per signer (about 200 bytes each). */
 const VERIFIED_CACHE = 10_000;
 
@@ -44,10 +46,12 @@ export class IdSigner {
   verify(value: string): Readonly<{ id: string; stale: boolean }> | null {
     const known = this.#verified.get(value);
     if (known) return known;
-    if (value.length !== 87 || value.charCodeAt(43) !== 46) return null;
-    const id = value.slice(0, 43);
-    if (!ID_PATTERN.test(id)) return null;
-    const mac = value.slice(44);
+    // `<id>.<43 characters of MAC>`: the id is ours (43 characters) or an app's genid() (22 to 256).
+    const dot = value.length - 44;
+    if (dot < 22 || value.charCodeAt(dot) !== 46) return null;
+    const id = value.slice(0, dot);
+    if (!(dot === 43 ? ID_PATTERN : GENID_PATTERN).test(id)) return null;
+    const mac = value.slice(dot + 1);
     const given = Buffer.from(mac, 'base64url');
     // Base64 decoders ignore the unused low bits of the last character: without this check, a cookie with its
     // last character changed could still carry the same MAC bytes and be accepted.

@@ -1,5 +1,9 @@
 import type { RequestSession } from './request-session.ts';
+import { type SessionCookie, sessionCookie } from './session-cookie.ts';
 import type { SessionData } from './stores/store.ts';
+
+/** express-session's callback: called once with the error, or with nothing. */
+export type SessionCallback = (err?: unknown) => void;
 
 /** The methods every `req.session` has next to the user's data; these names cannot be used as data keys. */
 export interface SessionMethods<T extends SessionData = SessionData> {
@@ -11,8 +15,13 @@ export interface SessionMethods<T extends SessionData = SessionData> {
   load(): Promise<Session<T>>;
   /** Atomic read-modify-write of the stored data: `fn` runs on a fresh copy and is retried on conflicts. */
   update<R>(fn: (draft: Partial<T>) => R | Promise<R>): Promise<Awaited<R>>;
-  /** New id, same data; the old id is dead at once (call it at login). */
+  /**
+   * New id; the old id is dead at once (call it at login). Keeps the data, unless `regenerateKeepsData: false`
+   * (what `expressSession()` sets, as express-session starts an empty session). With a callback
+   * (express-session's form) it returns the session and calls `cb(err)` when done.
+   */
   regenerate(): Promise<void>;
+  regenerate(cb: SessionCallback): Session<T>;
   /**
    * Records the logged-in user on the stored session, for `listByUser`/`destroyByUser` ("log me out
    * everywhere"); kept by `regenerate()`. Call it at login, after `regenerate()`.
@@ -20,14 +29,40 @@ export interface SessionMethods<T extends SessionData = SessionData> {
   bindUser(userId: string): Promise<void>;
   /** Ends the session for good (logout); in-flight requests cannot bring it back. */
   destroy(): Promise<void>;
+  destroy(cb: SessionCallback): Session<T>;
   /** Keeps the session alive (throttled, TTL only). */
   touch(): Promise<void>;
+  touch(cb: SessionCallback): Session<T>;
   /** Saves now instead of at the end of the response. */
   save(): Promise<void>;
+  save(cb: SessionCallback): Session<T>;
+  /** Drops this request's changes and reads the session again. */
+  reload(): Promise<void>;
+  reload(cb: SessionCallback): Session<T>;
+  /** The session cookie as express-session shows it; `cookie.maxAge = ms` sets this session's own lifetime. */
+  readonly cookie: SessionCookie;
   get<K extends keyof T & string>(key: K): T[K] | undefined;
   set<K extends keyof T & string>(key: K, value: T[K] | undefined): void;
   toJSON(): Partial<T>;
 }
+
+/**
+ * Gives the session data its type in every framework at once (Express `req.session`, Fastify
+ * `request.session`, Hono `c.get('session')`), as express-session's `SessionData` does:
+ *
+ * @example
+ *   declare module 'clones/session' {
+ *     interface SessionTypes { data: { userId: string; cart: string[] } }
+ *   }
+ */
+// biome-ignore lint/suspicious/noEmptyInterface: an interface for apps to augment, empty until they do
+export interface SessionTypes {}
+
+/** The app's session data: `SessionTypes['data']` once augmented, else any JSON keys. */
+export type AppSessionData = SessionTypes extends { data: infer D extends SessionData }
+  ? D
+  : // biome-ignore lint/suspicious/noExplicitAny: untyped sessions read like express-session's, any key goes
+    Record<string, any>;
 
 /** `req.session`: the user's typed data as properties, plus the session methods. */
 export type Session<T extends SessionData = SessionData> = Partial<T> & SessionMethods<T>;
@@ -35,6 +70,8 @@ export type Session<T extends SessionData = SessionData> = Partial<T> & SessionM
 const METHODS = new Set([
   'id',
   'isNew',
+  'cookie',
+  'reload',
   'load',
   'update',
   'regenerate',
@@ -72,17 +109,32 @@ function methodsOf(target: Target, proxy: unknown): Record<string, unknown> {
       return proxy;
     },
     update: (fn: (draft: SessionData) => unknown) => rs.update(fn),
-    regenerate: () => rs.regenerate(),
+    regenerate: (cb?: SessionCallback) => settle(rs.regenerate(), cb, proxy),
     bindUser: (userId: string) => rs.bindUser(userId),
-    destroy: () => rs.destroy(),
-    touch: () => rs.touch(),
-    save: () => rs.save(),
+    destroy: (cb?: SessionCallback) => settle(rs.destroy(), cb, proxy),
+    touch: (cb?: SessionCallback) => settle(rs.touch(), cb, proxy),
+    save: (cb?: SessionCallback) => settle(rs.save(), cb, proxy),
+    reload: (cb?: SessionCallback) => settle(rs.reload(), cb, proxy),
+    cookie: sessionCookie(rs),
     get: (key: string) => rs.readKey(key),
     set: (key: string, value: unknown) => rs.writeKey(key, value),
     toJSON: () => Object.fromEntries(rs.keys().map((k) => [k, rs.readKey(k)])),
   };
   target[METHODS_OF] = methods;
   return methods;
+}
+
+/**
+ * express-session's callback form next to the promise one: with a callback, the call returns the session and
+ * the callback gets the error (never a rejected promise nobody awaits); without, the promise.
+ */
+function settle(done: Promise<void>, cb: SessionCallback | undefined, proxy: unknown): unknown {
+  if (typeof cb !== 'function') return done;
+  done.then(
+    () => cb(),
+    (err) => cb(err),
+  );
+  return proxy;
 }
 
 /** One handler for every session (the request's session is on the target), so a request allocates no traps. */

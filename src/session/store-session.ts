@@ -1,11 +1,11 @@
-import { sessionByUserUnsupported, sessionGone, updateConflict } from '../errors.ts';
+import { invalidOption, sessionByUserUnsupported, sessionGone, updateConflict } from '../errors.ts';
 import { diff } from './change-tracker.ts';
 import type { KeyLock } from './key-lock.ts';
 import { migratedId } from './legacy-sessions.ts';
 import type { ResolvedOptions } from './options.ts';
 import type { RequestInfo } from './request-info.ts';
 import { RequestSession } from './request-session.ts';
-import { type IdSigner, newSessionId, storeKey } from './session-id.ts';
+import { GENID_PATTERN, type IdSigner, newSessionId, storeKey } from './session-id.ts';
 import type { SessionData, SessionStore, StoredSession } from './stores/store.ts';
 
 /** What every StoreSession of one engine shares. */
@@ -30,6 +30,8 @@ export class StoreSession extends RequestSession {
   #staleSignature = false;
   /** The old library's session id (`migrateFrom`); undefined until checked, null when there is none. */
   #legacySid: string | null | undefined;
+  /** The id a new session will get, drawn when asked for before it exists (express-session's `req.sessionID`). */
+  #pendingId: string | undefined;
 
   constructor(ctx: StoreContext, info: RequestInfo) {
     super(ctx.options, info);
@@ -38,11 +40,18 @@ export class StoreSession extends RequestSession {
 
   get id(): string | undefined {
     this.#fromCookie();
-    return this.#id;
+    if (this.#id !== undefined || this.destroyed) return this.#id;
+    // A session not saved yet still has its id, as with express-session: the one it will be saved under.
+    if ((this.loaded || !this.hasCookie) && this.#record === undefined) this.#pendingId ??= this.#newId();
+    return this.#pendingId;
   }
 
   get isNew(): boolean {
     return this.#record === undefined;
+  }
+
+  get times(): { createdAt: number; expiresAt: number } | undefined {
+    return this.#record && { createdAt: this.#record.createdAt, expiresAt: this.#record.expiresAt };
   }
 
   get hasCookie(): boolean {
@@ -74,11 +83,12 @@ export class StoreSession extends RequestSession {
   }
 
   protected async persist(): Promise<void> {
-    if (!this.loaded && this.tracker.dirty) await this.load();
+    if (!this.loaded && (this.tracker.dirty || this.#uninitialized())) await this.load();
     if (this.degraded) return;
     const store = await this.#ctx.store();
     const now = Date.now();
-    if (this.tracker.dirty) {
+    let moved = false;
+    if (this.tracker.dirty || this.#uninitialized()) {
       if (this.#record === undefined || this.#key === undefined) return this.#create(store, now);
       const key = this.#key;
       const createdAt = this.#record.createdAt;
@@ -92,11 +102,17 @@ export class StoreSession extends RequestSession {
       }
       this.#record = { ...this.#record, version: result.version, expiresAt: this.nextExpiry(createdAt, now) };
       this.tracker.reset(this.tracker.data);
+      moved = true;
     } else if (this.#record && this.#key && this.#touchDue(now)) {
       const expiresAt = this.nextExpiry(this.#record.createdAt, now);
-      if (await store.touch(this.#key, expiresAt)) this.#record = { ...this.#record, expiresAt };
+      if (await store.touch(this.#key, expiresAt)) {
+        this.#record = { ...this.#record, expiresAt };
+        moved = true;
+      }
     }
-    if (this.#staleSignature && this.#record && this.#id) {
+    // express-session's rolling, and a cookie whose Max-Age follows the idle expiry: sent again when it moved.
+    const resend = this.options.rolling || (moved && this.cookieFollowsExpiry());
+    if ((this.#staleSignature || resend) && this.#record && this.#id) {
       this.#staleSignature = false;
       this.#sendCookie(this.#id, this.#record.createdAt);
     }
@@ -146,11 +162,13 @@ export class StoreSession extends RequestSession {
   async regenerate(): Promise<void> {
     await this.load();
     if (this.degraded) return;
+    this.destroyed = false;
     try {
       const store = await this.#ctx.store();
       const oldKey = this.#record ? this.#key : undefined;
-      const userId = this.#record?.userId;
-      const data = this.tracker.data;
+      const keep = this.options.regenerateKeepsData;
+      const userId = keep ? this.#record?.userId : undefined;
+      const data = keep ? this.tracker.data : {};
       this.#forget();
       this.tracker.reset({});
       for (const k of Object.keys(data)) this.tracker.write(k, data[k]);
@@ -195,6 +213,7 @@ export class StoreSession extends RequestSession {
     if (sid !== null) await this.#destroyLegacy(sid);
     const key = this.#key ?? (id === undefined ? undefined : storeKey(id));
     const had = id !== undefined || this.#record !== undefined;
+    this.destroyed = true;
     this.#forget();
     this.tracker.reset({});
     this.markReady();
@@ -279,8 +298,12 @@ export class StoreSession extends RequestSession {
   }
 
   async #create(store: SessionStore, now: number): Promise<void> {
-    for (;;) {
-      const id = newSessionId();
+    for (let attempt = 1; ; attempt++) {
+      const id = this.#pendingId ?? this.#newId();
+      this.#pendingId = undefined;
+      if (this.options.genid && attempt > 5) {
+        throw invalidOption('genid', 'returned 5 ids in a row that are already in use; ids must be unique');
+      }
       const key = storeKey(id);
       const record: StoredSession = {
         data: structuredClone(this.tracker.data),
@@ -305,7 +328,30 @@ export class StoreSession extends RequestSession {
   }
 
   protected override saveDue(): boolean {
-    return this.#record !== undefined && (this.#staleSignature || this.#touchDue(Date.now()));
+    if (this.#uninitialized()) return true;
+    return (
+      this.#record !== undefined &&
+      (this.#staleSignature || this.options.rolling || this.#touchDue(Date.now()))
+    );
+  }
+
+  /** express-session's `saveUninitialized`: a new session is saved even though nothing was set. */
+  #uninitialized(): boolean {
+    return this.options.saveUninitialized && !this.destroyed && this.#record === undefined;
+  }
+
+  /** A new id: `genid(req)` when given (checked: the cookie must carry it safely), else 256 random bits. */
+  #newId(): string {
+    const genid = this.options.genid;
+    if (!genid) return newSessionId();
+    const id = genid(this.info.request);
+    if (typeof id !== 'string' || !GENID_PATTERN.test(id)) {
+      throw invalidOption(
+        'genid',
+        'must return 22 to 256 characters of A-Z a-z 0-9 _ - (at least 128 random bits)',
+      );
+    }
+    return id;
   }
 
   /** Throttled: only when the expiry would move by at least `touchAfter` of the idle timeout. */

@@ -4,7 +4,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import express from 'express';
-import { type Session, type SessionOptions, sessions } from '../../src/session/index.ts';
+import { type SessionOptions, sessions } from '../../src/session/index.ts';
 import {
   adapterConformance,
   assertOutage,
@@ -13,14 +13,6 @@ import {
 } from '../conformance/adapter-conformance.ts';
 import { CookieClient } from '../harness/cookie-client.ts';
 import { SECRET } from '../harness/session-app.ts';
-
-declare global {
-  namespace Express {
-    interface Request {
-      session: Session;
-    }
-  }
-}
 
 async function start(options: SessionOptions, { errors = true } = {}) {
   const s = sessions(options);

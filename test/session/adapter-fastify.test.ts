@@ -1,12 +1,6 @@
 import Fastify from 'fastify';
-import { type Session, type SessionOptions, sessions } from '../../src/session/index.ts';
+import { type SessionOptions, sessions } from '../../src/session/index.ts';
 import { adapterConformance } from '../conformance/adapter-conformance.ts';
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    session: Session;
-  }
-}
 
 type Query = { k?: string; v?: string };
 

@@ -1,23 +1,45 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SessionEngine } from '../engine.ts';
 import { requestInfo } from '../request-info.ts';
-import { type Session, sessionProxy } from '../session-proxy.ts';
+import { type AppSessionData, type Session, sessionProxy } from '../session-proxy.ts';
 import { saveBeforeEnd, sendError } from './http-response.ts';
 
 type Next = (err?: unknown) => void;
 
+declare global {
+  namespace Express {
+    interface Request {
+      /** The session (clones/session); type its data with `SessionTypes`. */
+      session: Session<AppSessionData>;
+      /** The session id, as express-session has it; undefined after `destroy()`. */
+      sessionID: string | undefined;
+    }
+  }
+}
+
 /**
- * Express 5 middleware: sets `req.session` and saves it before the response ends. Typing `req.session` is done
- * once in the app: `declare global { namespace Express { interface Request { session: Session<MyData> } } }`.
+ * Express 5 middleware: sets `req.session` (and express-session's `req.sessionID`) and saves the session
+ * before the response ends. Importing `clones/session` types `req.session` on every Express request (see
+ * `SessionTypes` to give the data its type).
  *
  * @example
  *   app.use(s.express());
  */
 export function expressAdapter(engine: SessionEngine) {
-  return (req: IncomingMessage & { session?: Session }, res: ServerResponse, next: Next): void => {
+  return (req: IncomingMessage, res: ServerResponse, next: Next): void => {
     const rs = engine.begin(requestInfo(req));
-    req.session = sessionProxy(rs);
-    const end = saveBeforeEnd(res, rs);
+    let session: Session | null | undefined = sessionProxy(rs);
+    // Accessors, so that `req.session = null` and `delete req.session` are seen (express-session's `unset`).
+    Object.defineProperty(req, 'session', {
+      get: () => session,
+      set: (value: Session | null | undefined) => {
+        session = value;
+      },
+      configurable: true,
+      enumerable: true,
+    });
+    Object.defineProperty(req, 'sessionID', { get: () => rs.id, configurable: true, enumerable: true });
+    const end = saveBeforeEnd(res, rs, () => (req as { session?: unknown }).session == null);
     if (!(engine.options.eager && rs.hasCookie)) {
       next();
       return;

@@ -3,10 +3,17 @@ import { ClonesError } from '../../errors.ts';
 import type { SessionEngine } from '../engine.ts';
 import { requestInfo } from '../request-info.ts';
 import type { RequestSession } from '../request-session.ts';
-import { type Session, sessionProxy } from '../session-proxy.ts';
+import { type AppSessionData, type Session, sessionProxy } from '../session-proxy.ts';
 
 const STATE = Symbol('clones.session');
 const ERROR = Symbol('clones.session.error');
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The session (clones/session); type its data with `SessionTypes`. */
+    session: Session<AppSessionData>;
+  }
+}
 
 type WithState = FastifyRequest & { session: Session; [STATE]?: RequestSession; [ERROR]?: ClonesError };
 

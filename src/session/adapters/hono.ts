@@ -3,7 +3,14 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { ClonesError } from '../../errors.ts';
 import type { SessionEngine } from '../engine.ts';
 import type { RequestInfo } from '../request-info.ts';
-import { type Session, sessionProxy } from '../session-proxy.ts';
+import { type AppSessionData, type Session, sessionProxy } from '../session-proxy.ts';
+
+declare module 'hono' {
+  interface ContextVariableMap {
+    /** The session (clones/session); type its data with `SessionTypes`. */
+    session: Session<AppSessionData>;
+  }
+}
 
 /**
  * Hono middleware: `c.get('session')`, saved after the handler. Session errors (a store outage, say) become the

@@ -11,15 +11,23 @@ const log = logger.child({ part: 'session' });
  * store outage), so the client never gets a success whose session change was lost. Returns the original
  * `end`, for error answers that must not save.
  */
-export function saveBeforeEnd(res: ServerResponse, rs: RequestSession): ServerResponse['end'] {
+export function saveBeforeEnd(
+  res: ServerResponse,
+  rs: RequestSession,
+  unset?: () => boolean,
+): ServerResponse['end'] {
   const end = res.end;
   let ending = false;
   res.end = function (this: ServerResponse, ...args: unknown[]) {
     if (ending) return end.apply(this, args as Parameters<typeof end>);
     ending = true;
+    // express-session's `unset`: the app removed req.session; 'keep' forgets this request's changes.
+    const destroy = unset?.() === true && rs.options.unset === 'destroy';
+    if (unset?.() && !destroy) rs.discard();
     // Nothing to save (a read, or a route that never touched the session): end now, not a few ticks later.
-    if (rs.settled) return end.apply(this, args as Parameters<typeof end>);
-    rs.commit().then(
+    if (!destroy && rs.settled) return end.apply(this, args as Parameters<typeof end>);
+    const saving = destroy ? rs.destroy().then(() => rs.commit()) : rs.commit();
+    saving.then(
       (cookies) => {
         if (cookies.length > 0) {
           if (res.headersSent) log.error({ code: headersSent().code }, headersSent().message);

@@ -2,6 +2,7 @@ import { badStoreUrl } from '../../errors.ts';
 import { type DriverPackage, driverLoadFailed } from '../../require-driver.ts';
 import { GuardedStore } from './guarded-store.ts';
 import type { SessionStore, StoreOpenOptions } from './store.ts';
+import { type StoreInstance, storeInstanceKind } from './store-instance.ts';
 
 type StoreClass = new (options: StoreOpenOptions) => SessionStore;
 
@@ -75,5 +76,33 @@ export async function openStore(
     return new GuardedStore(shared, options.timeoutMs);
   }
   const store = new Backend({ url, connectTimeout: options.timeoutMs, prefix: options.prefix });
+  return new GuardedStore(store, options.timeoutMs);
+}
+
+/**
+ * Opens a store on an object the app already has (`store: client`): an ioredis client (the Redis store, on
+ * that client), a pg Pool (the PostgreSQL store, on that pool) or an express-session Store. The object stays
+ * the app's: closing the session store does not close it.
+ *
+ * @example
+ *   const store = await openStoreInstance(new Redis(), { timeoutMs: 2000, prefix: 'clones' });
+ */
+export async function openStoreInstance(
+  client: StoreInstance,
+  options: { timeoutMs: number; prefix: string },
+): Promise<GuardedStore> {
+  const kind = storeInstanceKind(client);
+  const Backend: StoreClass =
+    kind === 'redis'
+      ? await BACKENDS['redis:']!()
+      : kind === 'postgres'
+        ? await BACKENDS['postgres:']!()
+        : (await import('./express-session-store.ts')).ExpressSessionBackedStore;
+  const store = new Backend({
+    url: `${kind}:`,
+    connectTimeout: options.timeoutMs,
+    prefix: options.prefix,
+    client,
+  });
   return new GuardedStore(store, options.timeoutMs);
 }

@@ -52,13 +52,20 @@ export class PostgresStore implements SessionStore {
   #ready: Promise<void> | undefined;
   #sweeper: NodeJS.Timeout | undefined;
   #closed = false;
+  /** True when the pool was the app's (`store: pool`): the app closes it, not the store. */
+  readonly #borrowed: boolean;
 
   constructor(options: StoreOpenOptions) {
+    this.table = tableName(options.prefix);
+    this.#sql = statements(this.table);
+    this.#borrowed = options.client !== undefined;
+    if (options.client !== undefined) {
+      this.#pool = options.client as pg.Pool;
+      return;
+    }
     if (!/^postgres(ql)?:\/\//i.test(options.url)) {
       throw badStoreUrl(options.url, 'expected postgres://user:password@host:5432/database');
     }
-    this.table = tableName(options.prefix);
-    this.#sql = statements(this.table);
     this.#pool = new pg.Pool({
       connectionString: options.url,
       max: POOL_SIZE,
@@ -193,7 +200,7 @@ export class PostgresStore implements SessionStore {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#sweeper);
-    await this.#pool.end();
+    if (!this.#borrowed) await this.#pool.end();
   }
 
   #migrated(): Promise<void> {

@@ -277,8 +277,11 @@ export class RedisStore implements SessionStore {
   /** When the current outage began (first error since the last 'ready'). */
   #downSince = 0;
   #closed = false;
+  /** True when the client was the app's (`store: redisClient`): the app closes it, not the store. */
+  readonly #borrowed: boolean;
 
   constructor(options: StoreOpenOptions) {
+    this.#borrowed = options.client !== undefined;
     this.#connectTimeout = options.connectTimeout;
     this.#s = `${options.prefix}:s:{`;
     this.#t = `${options.prefix}:t:{`;
@@ -298,7 +301,12 @@ export class RedisStore implements SessionStore {
     const retry = (attempt: number) => Math.min(100 * attempt, 2000);
     const topology = /^redis\+/i.test(options.url) ? redisTopology(options.url) : undefined;
     let client: Redis | Cluster;
-    if (topology?.mode === 'cluster') {
+    if (options.client !== undefined) {
+      // The app's own client, with its own retry and queue settings: a command it resends after a reconnect
+      // could apply a compare-and-set twice (update(fn) then runs fn again, still without a lost update).
+      client = options.client as Redis | Cluster;
+      if (client instanceof Cluster) this.kind = 'redis cluster';
+    } else if (topology?.mode === 'cluster') {
       this.kind = 'redis cluster';
       const { nodes, mode: _, ...auth } = topology;
       client = new Cluster(nodes, {
@@ -344,7 +352,7 @@ export class RedisStore implements SessionStore {
     this.#redis.defineCommand('clonesPatch', { lua: PATCH, numberOfKeys: 2 });
     this.#redis.defineCommand('clonesTouch', { lua: TOUCH, numberOfKeys: 2 });
     this.#redis.defineCommand('clonesDestroy', { lua: DESTROY, numberOfKeys: 2 });
-    this.#cluster = topology?.mode === 'cluster';
+    this.#cluster = topology?.mode === 'cluster' || client instanceof Cluster;
     if (!this.#cluster) {
       this.#redis.defineCommand('clonesBind', { lua: BIND, numberOfKeys: 3 });
       this.#redis.defineCommand('clonesByUser', { lua: BY_USER, numberOfKeys: 1 });
@@ -583,6 +591,7 @@ export class RedisStore implements SessionStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#borrowed) return;
     if (this.#redis.status === 'ready') {
       await this.#redis.quit().catch(() => {});
       // QUIT ends the data connection only: the sentinel subscriptions of the failover detector would keep

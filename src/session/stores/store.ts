@@ -96,4 +96,9 @@ export interface StoreOpenOptions {
   connectTimeout: number;
   /** A prefix for keys or table names, from the `prefix` option. */
   prefix: string;
+  /**
+   * A client the app already has (an ioredis client for the Redis store, a pg Pool for PostgreSQL): used
+   * instead of one made from `url`, and never closed by the store (it stays the app's).
+   */
+  client?: unknown;
 }
