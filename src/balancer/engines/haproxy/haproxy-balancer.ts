@@ -235,7 +235,7 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
 
   /** Reads health and in-flight requests back from `show stat`. */
   const poll = async (): Promise<void> => {
-    if (proc === undefined || closed) return;
+    if (proc?.pid === undefined) return;
     const rows = parseStat(await runtimeCommand(files.stats, 'show stat', 3000));
     for (const row of rows) {
       const e = entries.get(row.svname ?? '');
@@ -400,7 +400,18 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
       closed = true;
       if (poller) clearInterval(poller);
       await queue;
-      await proc?.stop(options.drain.deadline + 1000);
+      if (proc?.pid !== undefined) {
+        // Stop accepting, let what is in flight finish (up to drain.deadline), then stop haproxy at once:
+        // idle keep-alive clients are not worth waiting for.
+        await runtimeChange(files.stats, 'disable frontend clones_web').catch(() => {});
+        const deadline = Date.now() + options.drain.deadline;
+        while (Date.now() < deadline) {
+          await poll().catch(() => {});
+          if ([...entries.values()].every((e) => e.inFlight === 0)) break;
+          await sleep(50);
+        }
+      }
+      await proc?.stop(0);
       if (adminServer) {
         adminServer.close();
         adminServer.closeAllConnections();

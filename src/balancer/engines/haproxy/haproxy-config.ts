@@ -227,7 +227,7 @@ function renderGroupChoice(model: ConfigModel, add: (...l: string[]) => void): v
     );
     groups.forEach((g, i) => {
       add(
-        `    http-request set-var(txn.g) str(${g}) if { var(txn.cok) -m int 0 } { var(txn.cg) -m str ${g} } { var(txn.cexp),sub(txn.now) gt 0 } { var(txn.w${i}) gt 0 }`,
+        `    http-request set-var(txn.g) str(${g}) if { var(txn.cok) -m int 0 } { var(txn.cg) -m str ${g} } { var(txn.cexp),sub(txn.now) -m int gt 0 } { var(txn.w${i}) -m int gt 0 }`,
       );
     });
     // The cookie is the balancer's: the clone never sees it.
@@ -241,8 +241,8 @@ function renderGroupChoice(model: ConfigModel, add: (...l: string[]) => void): v
   add('    http-request set-var(txn.r) rand(1000000),mul(txn.tot),div(1000000)');
   groups.forEach((g, i) => {
     add(
-      `    http-request set-var(txn.g) str(${g}) if !{ var(txn.g) -m found } { var(txn.w${i}) gt 0 } { var(txn.r),sub(txn.w${i}) lt 0 }`,
-      `    http-request set-var(txn.r) var(txn.r),sub(txn.w${i}) if { var(txn.w${i}) gt 0 }`,
+      `    http-request set-var(txn.g) str(${g}) if !{ var(txn.g) -m found } { var(txn.w${i}) -m int gt 0 } { var(txn.r),sub(txn.w${i}) -m int lt 0 }`,
+      `    http-request set-var(txn.r) var(txn.r),sub(txn.w${i}) if { var(txn.w${i}) -m int gt 0 }`,
     );
   });
   for (const g of groups)

@@ -131,15 +131,17 @@ export class HaproxyProcess {
     }
   }
 
-  /** Soft stop (SIGUSR1: finish requests, then exit), then SIGKILL after `graceMs`. */
+  /** Stops haproxy: SIGTERM (hard stop) after `graceMs` of soft stop (SIGUSR1), SIGKILL if it lingers. */
   async stop(graceMs: number): Promise<void> {
     const child = this.#child;
     this.#stopping = true;
     if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGUSR1');
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    if (graceMs > 0) child.kill('SIGUSR1');
+    const term = setTimeout(() => child.kill('SIGTERM'), graceMs);
+    const kill = setTimeout(() => child.kill('SIGKILL'), graceMs + 3000);
     await exited;
-    clearTimeout(timer);
+    clearTimeout(term);
+    clearTimeout(kill);
   }
 }

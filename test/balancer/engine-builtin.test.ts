@@ -1,0 +1,4 @@
+// The shared balancer conformance suite on the built-in (Node) engine.
+import { balancerConformance } from '../conformance/balancer-conformance.ts';
+
+balancerConformance({ engine: 'builtin' });
