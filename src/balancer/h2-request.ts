@@ -27,6 +27,15 @@ export class H2Request extends Http2ServerRequest {
   #raw: string[] | undefined = undefined;
   #refusal: string | undefined = undefined;
 
+  constructor(...args: ConstructorParameters<typeof Http2ServerRequest>) {
+    super(...args);
+    // Node ends the request stream even when the client reset it (or nghttp2 did, for a content-length that
+    // does not match the DATA frames): without this, a truncated body would look complete to the proxy.
+    this.stream.once('aborted', () => {
+      if (!this.readableEnded) this.destroy();
+    });
+  }
+
   /** A connection-specific field, or TE other than "trailers" (RFC 9113 §8.2.2): the request is malformed. */
   get refusal(): string | undefined {
     if (this.#raw === undefined) this.#map();

@@ -10,7 +10,7 @@ export interface ResetLimit {
  * Bounds the HTTP/2 "rapid reset" pattern (CVE-2023-44487): a client opens streams and cancels them at once,
  * so the concurrent-stream limit never applies while the balancer keeps starting work for the clones. Streams
  * that close with an error code are counted per session in a fixed window; past `maxResets` the session gets
- * GOAWAY(ENHANCE_YOUR_CALM) and is closed, which also abandons its streams' upstream requests.
+ * GOAWAY(ENHANCE_YOUR_CALM), takes no new stream, and is closed a second later, which abandons what is left.
  *
  * @example
  *   server.on('session', (session) => guardResets(session, { maxResets: 100, window: 10_000 }, () => metrics.rejected('h2-rapid-reset')));
@@ -27,7 +27,11 @@ export function guardResets(session: ServerHttp2Session, limit: ResetLimit, onAb
     }
     if (++count <= limit.maxResets) return;
     onAbuse();
-    session.destroy(undefined, constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    // GOAWAY first and flushed (destroy alone may cut the socket before the frame leaves); new streams are
+    // refused from here on, and whatever is still open is cut a second later.
+    session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    session.close();
+    setTimeout(() => session.destroy(), 1000).unref();
   };
   session.on('stream', (stream: ServerHttp2Stream) => {
     stream.once('close', onClose);
