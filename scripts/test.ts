@@ -14,6 +14,8 @@ const needed: [binary: string, pkg?: string][] = [
   // Test hosts (test/harness/hosts.ts): network namespaces with their own sshd.
   ['/usr/sbin/sshd', 'openssh-server'],
   ['ip', 'iproute2'],
+  // The balancer's HAProxy engine (test/balancer/engine-haproxy.test.ts).
+  ['haproxy'],
 ];
 try {
   for (const [binary, pkg] of needed) ensureBinary(binary, pkg);

@@ -24,6 +24,7 @@ Options:
   --host H              listen address (default 127.0.0.1)
   --target URL          a clone, http://host:port (repeatable)
   --algorithm A         least-outstanding (default), round-robin or power-of-two
+  --engine E            builtin (default, Node) or haproxy (HAProxy 2.6+ run and driven by clones)
   --sticky DURATION     sticky sessions for this long (1s-7d); off by default
   --health-path PATH    active health check path (default ${balancerDefaults.healthCheck.path})
   --admin-port P        admin API port (loopback); needs CLONES_ADMIN_TOKEN (16+ characters)
@@ -37,6 +38,7 @@ export const balancer: Verb = {
       host: { type: 'string' },
       target: { type: 'string', multiple: true },
       algorithm: { type: 'string' },
+      engine: { type: 'string' },
       sticky: { type: 'string' },
       'health-path': { type: 'string' },
       'admin-port': { type: 'string' },
@@ -61,12 +63,14 @@ export const balancer: Verb = {
       'power-of-two',
     ]);
     const sticky = duration('--sticky', values.sticky);
+    const engine = oneOf('--engine', values.engine, ['builtin', 'haproxy']);
     const adminPort = int('--admin-port', values['admin-port'], 0, 65_535);
     const lb = createBalancer({
       logger: logger.child({ part: 'balancer' }),
       ...options,
       targets,
       ...(algorithm ? { algorithm } : {}),
+      ...(engine ? { engine } : {}),
       ...(sticky !== undefined ? { sticky: { ...options.sticky, enabled: true, duration: sticky } } : {}),
       ...(values['health-path']
         ? { healthCheck: { ...options.healthCheck, path: values['health-path'] } }
