@@ -1,6 +1,6 @@
 import { STICKY_DURATION } from '../balancer/index.ts';
 import { startFleet } from '../fleet/index.ts';
-import { duration, durationWithin, envFlags, int, parse, positionals, printEvent } from './args.ts';
+import { duration, durationWithin, envFlags, int, oneOf, parse, positionals, printEvent } from './args.ts';
 import type { Verb } from './main.ts';
 import { report } from './main.ts';
 
@@ -12,13 +12,18 @@ foreground; Ctrl-C stops gracefully (drain, SIGTERM, SIGKILL after --stop-grace)
 Options:
   --clones N            clones to run (default 3)
   --port P              balancer port (default 8080)
-  --host H              balancer address (default 127.0.0.1)
+  --listen ADDRESS      balancer address (default 127.0.0.1)
   --sticky DURATION     how long a client keeps its target group (canary stickiness; default 1d)
+  --balancer ENGINE     builtin (default) or haproxy (HAProxy 2.6+ driven through its runtime API)
   --ready-timeout D     a clone must answer GET /up with 200 within this (default 30s)
   --drain-timeout D     in-flight requests of a stopping clone get this long (default 30s)
   --stop-grace D        SIGTERM, then SIGKILL after this (default 10s)
   --env KEY=VALUE       declare a variable in the release, over clones.json "env" (repeatable;
                         part of the digest; secrets are refused: give those to this command's env)
+  --host USER@ADDR[:P]  run the clones on this host, over SSH (repeatable; replaces clones.json
+                        "hosts"); with hosts, --clones is per host and the first up sets them up
+  --accept-new-host-keys  record the key of a host known_hosts does not name yet (a changed key
+                        is always refused)
   --home DIR            the fleet's directory (default ./.clones)
   --json                progress as NDJSON events`;
 
@@ -28,12 +33,15 @@ export const up: Verb = {
     const { values, positionals: args } = parse(argv, {
       clones: { type: 'string' },
       port: { type: 'string' },
-      host: { type: 'string' },
+      listen: { type: 'string' },
       sticky: { type: 'string' },
+      balancer: { type: 'string' },
       'ready-timeout': { type: 'string' },
       'drain-timeout': { type: 'string' },
       'stop-grace': { type: 'string' },
       env: { type: 'string', multiple: true },
+      host: { type: 'string', multiple: true },
+      'accept-new-host-keys': { type: 'boolean' },
     });
     const [appDir = '.'] = positionals(args, 1, 'clones up [app-dir]');
     const json = values.json ?? false;
@@ -49,11 +57,18 @@ export const up: Verb = {
       home: values.home,
       clones: int('--clones', values.clones, 1, 256),
       port: int('--port', values.port, 0, 65_535),
-      host: values.host,
+      host: values.listen,
       releaseEnv,
-      balancer: sticky === undefined ? {} : { groupStickiness: { duration: sticky } },
+      balancer: {
+        ...(sticky === undefined ? {} : { groupStickiness: { duration: sticky } }),
+        ...(values.balancer === undefined
+          ? {}
+          : { engine: oneOf('--balancer', values.balancer, ['builtin', 'haproxy'] as const) }),
+      },
       supervisor: Object.fromEntries(Object.entries(supervisor).filter(([, v]) => v !== undefined)),
       onEvent: (event) => printEvent(event, json),
+      hosts: values.host,
+      acceptNewHostKeys: values['accept-new-host-keys'] ?? false,
     });
     const { address, runtime } = running;
     const url = `http://${address.address}:${address.port}`;
