@@ -31,7 +31,6 @@ export function sessionCookie(rs: RequestSession): SessionCookie {
   const options = rs.options;
   const c = options.cookie;
   const expiresAt = (): number | null => {
-    if (rs.isNew && !rs.loaded) return null;
     const times = rs.times;
     const now = Date.now();
     if (c.maxAge !== undefined || rs.idleTimeout() !== options.idleTimeout) {
