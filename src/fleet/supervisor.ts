@@ -1,5 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import {
+  closeSync,
+  createWriteStream,
+  mkdirSync,
+  openSync,
+  readSync,
+  statSync,
+  type WriteStream,
+} from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -7,8 +15,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Balancer } from '../balancer/index.ts';
 import { cloneFailed } from '../errors.ts';
+import type { CloneEvent } from './fleet-event.ts';
 import type { FleetPaths } from './fleet-paths.ts';
 import { readRelease } from './release.ts';
+import { targetStates } from './target-state.ts';
 import { tsxLoader } from './tsx-loader.ts';
 
 export type CloneState = 'starting' | 'serving' | 'draining' | 'stopped' | 'backoff' | 'failed';
@@ -26,12 +36,6 @@ export interface CloneInfo {
   /** Milliseconds from the process's start to serving (its /up passed and the balancer has it); null before. */
   readyMs: number | null;
   reason?: string;
-}
-
-/** A progress event: every clone state change goes through here (the NDJSON stream of `deploy --json`). */
-export interface FleetEvent {
-  type: string;
-  [key: string]: unknown;
 }
 
 /**
@@ -72,23 +76,88 @@ export const supervisorDefaults: Readonly<SupervisorTimings> = Object.freeze({
 
 export interface SupervisorOptions extends Partial<SupervisorTimings> {
   paths: FleetPaths;
-  balancer: Balancer;
+  /** Where serving clones are added; none on a host agent (the control machine's balancer adds them). */
+  balancer?: Balancer | undefined;
+  /** The address clones listen on (HOST) and are probed at; default 127.0.0.1. */
+  bind?: string | undefined;
+  /**
+   * Clones in their own session, writing straight to their log file: they keep serving when the
+   * supervising process dies (a host agent), and a new supervisor can `adopt` them.
+   */
+  detached?: boolean | undefined;
   /** Environment every clone gets (SESSION_STORE, SESSION_SECRET, ...), on top of PORT and the CLONES_* ids. */
   env: NodeJS.ProcessEnv;
   logger: Logger;
   /** The release a crashed clone is replaced with: the current desired one, never an older one. */
   releaseFor: (clone: CloneInfo) => string;
-  onEvent?: (event: FleetEvent) => void;
+  onEvent?: (event: CloneEvent) => void;
 }
 
 const LOG_LINES = 20;
+
+/** A clone's process: a child of this supervisor, or one adopted from a supervisor before it (by pid). */
+interface Proc {
+  readonly pid: number | undefined;
+  alive(): boolean;
+  kill(signal: NodeJS.Signals): void;
+  /** Resolves when the process is gone. */
+  readonly exited: Promise<void>;
+  readonly exitText: () => string;
+}
+
+function childProc(child: ChildProcess): Proc {
+  const exited = new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
+  return {
+    pid: child.pid,
+    alive: () => child.exitCode === null && child.signalCode === null,
+    kill: (signal) => child.kill(signal),
+    exited,
+    exitText: () => `exit code ${child.exitCode ?? child.signalCode}`,
+  };
+}
+
+/** A process this supervisor did not start: its exit is seen by polling its pid. */
+function adoptedProc(pid: number): Proc {
+  const alive = () => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'EPERM';
+    }
+  };
+  const exited = new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      if (alive()) return;
+      clearInterval(timer);
+      resolve();
+    }, 200);
+    timer.unref();
+  });
+  return {
+    pid,
+    alive,
+    kill: (signal) => {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // Already gone.
+      }
+    },
+    exited,
+    exitText: () => 'exited',
+  };
+}
 
 class Clone {
   readonly id: string;
   release: string;
   group: string;
   port = 0;
-  child: ChildProcess | undefined;
+  child: Proc | undefined;
   state: CloneState = 'starting';
   restarts = 0;
   exits: number[] = [];
@@ -137,13 +206,19 @@ export const groupOf = (release: string): string => release.slice(0, 12);
  *   await sup.stop(clone.id);
  */
 export class Supervisor {
-  readonly #o: Required<Omit<SupervisorOptions, 'onEvent'>> & Pick<SupervisorOptions, 'onEvent'>;
+  readonly #o: Required<Omit<SupervisorOptions, 'onEvent' | 'balancer'>> &
+    Pick<SupervisorOptions, 'onEvent' | 'balancer'>;
   readonly #clones = new Map<string, Clone>();
   #next = 1;
   #closed = false;
 
   constructor(options: SupervisorOptions) {
-    this.#o = { ...supervisorDefaults, ...options };
+    this.#o = {
+      ...supervisorDefaults,
+      ...options,
+      bind: options.bind ?? '127.0.0.1',
+      detached: options.detached ?? false,
+    };
     mkdirSync(options.paths.logs, { recursive: true });
   }
 
@@ -163,6 +238,34 @@ export class Supervisor {
       throw err;
     }
     return clone.info();
+  }
+
+  /**
+   * Takes over a clone a previous supervisor started (a host agent that was restarted): it serves on
+   * `port` and answers GET /up there. Its exit is noticed by polling its pid; it restarts like any clone.
+   * Resolves false (and leaves it alone) when it is gone or does not answer.
+   */
+  async adopt(info: { id: string; release: string; port: number; pid: number }): Promise<boolean> {
+    const proc = adoptedProc(info.pid);
+    if (!proc.alive() || !(await probeUp(info.port, 1000, this.#o.bind))) return false;
+    const clone = new Clone(info.id, info.release);
+    clone.port = info.port;
+    clone.child = proc;
+    clone.state = 'serving';
+    clone.readyMs = 0;
+    this.#clones.set(clone.id, clone);
+    const n = Number(/^c(\d+)$/.exec(info.id)?.[1] ?? 0);
+    if (n >= this.#next) this.#next = n + 1;
+    void proc.exited.then(() => this.#onExit(clone, proc, null, null));
+    await this.#register(clone, Date.now() + this.#o.readyTimeout);
+    this.#emit({
+      type: 'clone',
+      clone: clone.id,
+      release: clone.release,
+      state: 'serving',
+      port: clone.port,
+    });
+    return true;
   }
 
   /** Drains the clone in the balancer, then SIGTERM, then SIGKILL after `stopGrace`; forgets it. */
@@ -190,7 +293,7 @@ export class Supervisor {
     const o = this.#o;
     const deadline = Date.now() + o.readyTimeout;
     for (;;) {
-      clone.port = await freePort();
+      clone.port = await freePort(this.#o.bind);
       clone.state = 'starting';
       clone.reason = undefined;
       clone.startedAt = Date.now();
@@ -230,13 +333,18 @@ export class Supervisor {
 
   #fail(clone: Clone, why: string): never {
     clone.state = 'failed';
-    const tail = clone.lines.slice(-5).join('\n');
+    const tail = this.#lastLines(clone).slice(-5).join('\n');
     clone.reason = why;
     this.#emit({ type: 'clone', clone: clone.id, release: clone.release, state: 'failed', reason: why });
     throw cloneFailed(clone.id, tail ? `${why}; last log lines:\n${tail}` : why);
   }
 
-  #spawn(clone: Clone): ChildProcess {
+  #lastLines(clone: Clone): string[] {
+    if (!this.#o.detached) return clone.lines;
+    return tailLines(join(this.#o.paths.logs, `${clone.id}.log`), LOG_LINES);
+  }
+
+  #spawn(clone: Clone): Proc {
     const release = readRelease(this.#o.paths, clone.release);
     const entry = join(release.dir, release.manifest.entry);
     // A TypeScript app runs through tsx (the app's own, else clones's), and takes clones's own TypeScript
@@ -249,21 +357,39 @@ export class Supervisor {
           entry,
         ]
       : [entry];
-    clone.log ??= createWriteStream(join(this.#o.paths.logs, `${clone.id}.log`), { flags: 'a' });
+    const logFile = join(this.#o.paths.logs, `${clone.id}.log`);
+    const env = {
+      ...this.#o.env,
+      // The release's declared env wins over the host's: it is part of what was deployed (and its digest).
+      ...release.manifest.env,
+      PORT: String(clone.port),
+      HOST: this.#o.bind,
+      CLONES_CLONE_ID: clone.id,
+      CLONES_RELEASE: clone.release,
+    };
+    if (this.#o.detached) {
+      // Its own session and its log file as stdout: nothing ties it to this process's life.
+      const fd = openSync(logFile, 'a');
+      const child = spawn(process.execPath, args, {
+        cwd: release.dir,
+        env,
+        stdio: ['ignore', fd, fd],
+        detached: true,
+      });
+      closeSync(fd);
+      const proc = childProc(child);
+      clone.child = proc;
+      child.once('exit', (code, signal) => this.#onExit(clone, proc, code, signal));
+      return proc;
+    }
+    clone.log ??= createWriteStream(logFile, { flags: 'a' });
     const child = spawn(process.execPath, args, {
       cwd: release.dir,
-      env: {
-        ...this.#o.env,
-        // The release's declared env wins over the host's: it is part of what was deployed (and its digest).
-        ...release.manifest.env,
-        PORT: String(clone.port),
-        HOST: '127.0.0.1',
-        CLONES_CLONE_ID: clone.id,
-        CLONES_RELEASE: clone.release,
-      },
+      env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    clone.child = child;
+    const proc = childProc(child);
+    clone.child = proc;
     const collect = (chunk: Buffer) => {
       clone.log?.write(chunk);
       const lines = chunk.toString('utf8').split('\n').filter(Boolean);
@@ -271,16 +397,15 @@ export class Supervisor {
     };
     child.stdout?.on('data', collect);
     child.stderr?.on('data', collect);
-    child.once('exit', (code, signal) => this.#onExit(clone, child, code, signal));
-    return child;
+    child.once('exit', (code, signal) => this.#onExit(clone, proc, code, signal));
+    return proc;
   }
 
-  async #waitReady(clone: Clone, child: ChildProcess, deadline: number): Promise<string> {
+  async #waitReady(clone: Clone, child: Proc, deadline: number): Promise<string> {
     for (;;) {
       if (clone.stopping) return 'stopped';
-      if (child.exitCode !== null || child.signalCode !== null)
-        return `exit code ${child.exitCode ?? child.signalCode}`;
-      if (await probeUp(clone.port)) return 'ready';
+      if (!child.alive()) return child.exitText();
+      if (await probeUp(clone.port, 1000, this.#o.bind)) return 'ready';
       if (Date.now() > deadline) return 'timeout';
       await sleep(100);
     }
@@ -288,23 +413,24 @@ export class Supervisor {
 
   async #register(clone: Clone, deadline: number): Promise<void> {
     const balancer = this.#o.balancer;
+    if (!balancer) return;
     balancer.addTarget({
       id: clone.id,
-      url: `http://127.0.0.1:${clone.port}`,
+      url: `http://${this.#o.bind}:${clone.port}`,
       group: clone.group,
       release: clone.release,
     });
     clone.registered = true;
     // The balancer runs its own checks; wait until it counts the clone healthy so callers can rely on it.
     while (Date.now() < deadline + 5000) {
-      const t = balancer.state().targets.find((x) => x.id === clone.id);
+      const t = targetStates(balancer).find((x) => x.id === clone.id);
       if (t?.health === 'healthy') return;
       await sleep(25);
     }
   }
 
   async #unregister(clone: Clone, drainTimeout: number): Promise<void> {
-    if (!clone.registered) return;
+    if (!clone.registered || !this.#o.balancer) return;
     clone.registered = false;
     try {
       await this.#o.balancer.removeTarget(clone.id, { deadline: drainTimeout });
@@ -315,18 +441,17 @@ export class Supervisor {
 
   async #terminate(clone: Clone, grace = this.#o.stopGrace): Promise<void> {
     const child = clone.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
+    if (!child?.alive()) return;
     child.kill(grace === 0 ? 'SIGKILL' : 'SIGTERM');
-    const late = await Promise.race([exited.then(() => false), sleep(grace, true)]);
+    const late = await Promise.race([child.exited.then(() => false), sleep(grace, true)]);
     if (late) {
       this.#o.logger.warn({ clone: clone.id, pid: child.pid }, 'clone ignored SIGTERM; sending SIGKILL');
       child.kill('SIGKILL');
-      await exited;
+      await child.exited;
     }
   }
 
-  #onExit(clone: Clone, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+  #onExit(clone: Clone, child: Proc, code: number | null, signal: NodeJS.Signals | null): void {
     if (clone.child !== child || clone.stopping) return;
     const now = Date.now();
     clone.exits = [...clone.exits.filter((t) => now - t < this.#o.crashLoopWindow), now];
@@ -379,17 +504,17 @@ export class Supervisor {
     return `crash loop: ${this.#o.crashLoopExits} exits within ${this.#o.crashLoopWindow / 1000} s`;
   }
 
-  #emit(event: FleetEvent): void {
+  #emit(event: CloneEvent): void {
     this.#o.onEvent?.({ ...event, at: new Date().toISOString() });
   }
 }
 
 /** GET /up on a fresh connection; true on 200. */
-export function probeUp(port: number, timeoutMs = 1000): Promise<boolean> {
+export function probeUp(port: number, timeoutMs = 1000, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
     const req = request(
       {
-        host: '127.0.0.1',
+        host,
         port,
         path: '/up',
         agent: false,
@@ -407,15 +532,33 @@ export function probeUp(port: number, timeoutMs = 1000): Promise<boolean> {
   });
 }
 
-/** A loopback port that was free a moment ago (the OS picks it). */
-export function freePort(): Promise<number> {
+/** A port of `host` (default loopback) that was free a moment ago (the OS picks it). */
+export function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(0, host, () => {
       const address = server.address();
       const port = typeof address === 'object' && address ? address.port : 0;
       server.close(() => resolve(port));
     });
   });
+}
+
+/** The last `n` lines of a log file (its last 16 KiB), for a failed clone's reason. */
+function tailLines(file: string, n: number): string[] {
+  try {
+    const size = statSync(file).size;
+    const fd = openSync(file, 'r');
+    try {
+      const length = Math.min(size, 16_384);
+      const buffer = Buffer.alloc(length);
+      readSync(fd, buffer, 0, length, size - length);
+      return buffer.toString('utf8').split('\n').filter(Boolean).slice(-n);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return [];
+  }
 }
