@@ -153,6 +153,8 @@ export function eventLine(fleetEvent: object): string | undefined {
       return `${event.action} ${short(event.from)} -> ${short(event.release)} (${event.strategy})`;
     case 'clone':
       return `  ${String(event.clone).padEnd(5)} ${short(event.release)}  ${event.state}${event.port ? ` :${event.port}` : ''}${event.reason ? `  ${event.reason}` : ''}`;
+    case 'host':
+      return `  host ${String(event.host).padEnd(14)} ${String(event.step).padEnd(16)} ${event.outcome}${event.detail ? `  ${event.detail}` : ''}${event.bytes ? `  (${event.bytes} bytes)` : ''}`;
     case 'step':
       return `  canary at ${event.weight}%, watching for ${Number(event.wait) / 1000} s`;
     case 'rollback':

@@ -22,6 +22,9 @@ Options:
                         (1s-7d; default: the --sticky of "clones up", 1d)
   --env KEY=VALUE       declare a variable in the release, over clones.json "env" (repeatable;
                         part of the digest; secrets are refused)
+  --batch N|PCT         across hosts: hosts rolled at once, a number or a percentage (default 1)
+  --skip-unreachable    across hosts: go on without hosts whose agent does not answer; they catch
+                        up when they return (default: such a deploy fails, naming the host)
   --home DIR            the fleet's directory (default ./.clones)
   --json                progress as NDJSON events (default: a live table on a terminal, else lines)`;
 
@@ -36,6 +39,8 @@ export const deploy: Verb = {
       'canary-margin': { type: 'string' },
       sticky: { type: 'string' },
       env: { type: 'string', multiple: true },
+      batch: { type: 'string' },
+      'skip-unreachable': { type: 'boolean' },
     });
     const [dir] = positionals(args, 1, 'clones deploy [app-dir]');
     const strategy = oneOf<Strategy>('--strategy', values.strategy, ['rolling', 'blue-green', 'canary']);
@@ -47,6 +52,9 @@ export const deploy: Verb = {
     const canaryClones = int('--canary-clones', values['canary-clones'], 1, 64);
     const sticky = durationWithin('--sticky', values.sticky, STICKY_DURATION.min, STICKY_DURATION.max);
     const env = envFlags(values.env);
+    const batch = values.batch?.endsWith('%')
+      ? `${int('--batch', values.batch.slice(0, -1), 1, 100)}%`
+      : int('--batch', values.batch, 1, 10_000);
     const json = values.json ?? false;
     const paths = fleetPaths(values.home);
     const client = connectFleet(paths);
@@ -66,6 +74,8 @@ export const deploy: Verb = {
         canaryClones,
         canaryMargin: margin === undefined ? undefined : margin / 100,
         sticky,
+        batch,
+        skipUnreachable: values['skip-unreachable'] ?? false,
       },
       { json, first: { type: 'release', release: release.digest, created: release.created } },
     );

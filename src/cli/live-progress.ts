@@ -52,14 +52,14 @@ export function createProgress(options: ProgressOptions): Progress {
  */
 export async function runWithProgress(
   client: FleetClient,
-  action: 'deploy' | 'rollback' | 'scale',
+  action: string,
   body: object,
-  options: { json: boolean; first?: FleetEvent },
+  options: { json: boolean; first?: FleetEvent; method?: string; path?: string },
 ): Promise<void> {
   const progress = createProgress({ json: options.json, action, poll: () => client.get('/status') });
   try {
     if (options.first) progress.event(options.first);
-    await client.stream(`/${action}`, body, (event) => progress.event(event));
+    await client.stream(options.path ?? `/${action}`, body, (event) => progress.event(event), options.method);
   } finally {
     await progress.close();
   }

@@ -14,6 +14,10 @@ const verbs: Record<string, () => Promise<Verb>> = {
   status: async () => (await import('./status.ts')).status,
   releases: async () => (await import('./releases.ts')).releases,
   balancer: async () => (await import('./balancer.ts')).balancer,
+  setup: async () => (await import('./setup.ts')).setup,
+  hosts: async () => (await import('./hosts.ts')).hosts,
+  logs: async () => (await import('./logs.ts')).logs,
+  agent: async () => (await import('./agent.ts')).agent,
 };
 
 const HELP = `clones: run a Node.js web app as identical clones behind a load balancer
@@ -28,6 +32,10 @@ Commands:
   status              the release, epoch, clones and group weights of the running fleet
   releases            releases on disk
   balancer            a standalone load balancer from flags or a config file
+  setup [app-dir]     prepare every host over SSH: checks, install clones, start the host agent
+  hosts [add|remove]  the fleet's hosts with their state, release and clones
+  logs [clone]        the last lines of the clones' logs, on every host
+  agent               the host agent (run on each host by setup)
 
 Run "clones <command> --help" for a command's options. Docs: docs/fleet.md`;
 

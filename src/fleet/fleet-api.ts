@@ -18,6 +18,9 @@ type Job = (emit: (event: FleetEvent) => void, signal: AbortSignal) => Promise<u
  *                                                                                          NDJSON events
  *   POST /rollback { release? }                                                            NDJSON events
  *   POST /scale    { clones }                                                              NDJSON events
+ *   GET  /logs?clone=&lines=         the last lines of the clones' logs (every host), text
+ *   POST /hosts    { host: "user@address[:port]" }  set the host up; it serves once caught up  NDJSON events
+ *   DELETE /hosts/<name>             its clones leave the balancer and stop                  NDJSON events
  *
  * The streams end with `{ "type": "result", "ok": true|false, ... }`. A client that disconnects during a
  * deploy cancels it: the deploy rolls back and the lock is released.
@@ -41,6 +44,12 @@ export function createFleetApi(fleet: Fleet, token: string, logger: Logger): Ser
           if (typeof body.release !== 'string') throw badTargetSpec('release', 'must be a release id');
           if (body.sticky !== undefined && !isStickyDuration(body.sticky))
             throw badTargetSpec('sticky', 'must be 1000 to 604800000 ms (1 s to 7 days)');
+          if (
+            body.batch !== undefined &&
+            !(Number.isInteger(body.batch) && (body.batch as number) >= 1) &&
+            !(typeof body.batch === 'string' && /^(100|[1-9]\d?)%$/.test(body.batch))
+          )
+            throw badTargetSpec('batch', 'must be a whole number of hosts or a percentage such as 25%');
           return stream(res, (emit, signal) => fleet.deploy(body as never, emit, signal));
         }
         case 'POST /rollback': {
@@ -55,7 +64,23 @@ export function createFleetApi(fleet: Fleet, token: string, logger: Logger): Ser
             throw badTargetSpec('clones', 'must be a whole number 0-256');
           return stream(res, (emit) => fleet.scale(n, emit));
         }
+        case 'GET /logs': {
+          const q = new URL(req.url ?? '/', 'http://fleet').searchParams;
+          const lines = Math.min(Math.max(Number(q.get('lines') ?? 100) || 100, 1), 10_000);
+          const text = await fleet.logs(q.get('clone') ?? undefined, lines);
+          res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+          return res.end(text);
+        }
+        case 'POST /hosts': {
+          const body = await readJsonObject(req);
+          if (typeof body.host !== 'string') throw badTargetSpec('host', 'must be user@address[:port]');
+          return stream(res, (emit) => fleet.addHost(body.host as string, emit));
+        }
         default:
+          if (req.method === 'DELETE' && route.startsWith('DELETE /hosts/')) {
+            const name = decodeURIComponent(route.slice('DELETE /hosts/'.length));
+            return stream(res, (emit) => fleet.removeHost(name, emit));
+          }
           throw adminNotFound(req.method ?? '', req.url ?? '');
       }
     } catch (err) {

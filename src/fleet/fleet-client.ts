@@ -32,7 +32,13 @@ export function connectFleet(paths: FleetPaths) {
   if (!isAlive(info.pid)) throw fleetNotRunning(paths.home, `process ${info.pid} is gone`);
   const token = readFileSync(paths.adminToken, 'utf8').trim();
 
-  const call = (method: string, path: string, body: unknown, onLine?: (event: FleetEvent) => void) =>
+  const call = (
+    method: string,
+    path: string,
+    body: unknown,
+    onLine?: (event: FleetEvent) => void,
+    text = false,
+  ) =>
     new Promise<unknown>((resolve, reject) => {
       const payload = body === undefined ? undefined : JSON.stringify(body);
       const req = request(
@@ -67,6 +73,7 @@ export function connectFleet(paths: FleetPaths) {
             }
           });
           res.on('end', () => {
+            if (text && res.statusCode === 200) return resolve(buffer);
             try {
               if (onLine && res.statusCode === 200) {
                 if (last?.type !== 'result')
@@ -94,8 +101,10 @@ export function connectFleet(paths: FleetPaths) {
   return {
     info,
     get: (path: string) => call('GET', path, undefined),
-    stream: (path: string, body: unknown, onEvent: (event: FleetEvent) => void) =>
-      call('POST', path, body, onEvent),
+    stream: (path: string, body: unknown, onEvent: (event: FleetEvent) => void, method = 'POST') =>
+      call(method, path, body, onEvent),
+    /** A text answer (logs). */
+    text: (path: string) => call('GET', path, undefined, undefined, true) as Promise<string>,
   };
 }
 

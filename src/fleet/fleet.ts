@@ -1,7 +1,17 @@
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { basename, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { type Balancer, type BalancerOptions, createBalancer } from '../balancer/index.ts';
-import { deployFailed, noDesiredState, noPreviousRelease, staleClones } from '../errors.ts';
+import {
+  agentUnavailable,
+  deployFailed,
+  noDesiredState,
+  noPreviousRelease,
+  staleClones,
+  unknownHost,
+} from '../errors.ts';
 import { acquireDeployLock, readLock } from './deploy-lock.ts';
 import {
   appendHistory,
@@ -11,11 +21,20 @@ import {
   readHistory,
   type Strategy,
 } from './desired-state.ts';
-import type { Emit } from './fleet-event.ts';
+import type { Emit, FleetEvent } from './fleet-event.ts';
+import { FleetHosts, type FleetHostsOptions, type HostInfo } from './fleet-hosts.ts';
 import type { FleetPaths } from './fleet-paths.ts';
+import type { HostClones } from './host-clones.ts';
 import { gcReleases, listReleases, readRelease } from './release.ts';
+import { acrossHosts, batchSize } from './rollout/across-hosts.ts';
 import { type CanaryPlan, canarySteps, strategyFor } from './rollout/index.ts';
-import { type CloneInfo, groupOf, Supervisor, type SupervisorOptions } from './supervisor.ts';
+import {
+  type CloneInfo,
+  groupOf,
+  Supervisor,
+  type SupervisorOptions,
+  supervisorDefaults,
+} from './supervisor.ts';
 import { targetStates } from './target-state.ts';
 
 /**
@@ -51,6 +70,10 @@ export interface DeployRequest {
   canaryMargin?: number;
   /** Group stickiness for this deploy, in ms (1 s to 7 days); default: the balancer's option. */
   sticky?: number;
+  /** Hosts per rolling batch: a number or a percentage (`25%`); default 1. */
+  batch?: number | string;
+  /** Deploy without hosts whose agent does not answer; they catch up when they return. */
+  skipUnreachable?: boolean;
 }
 
 /** What `clones status` shows. */
@@ -66,6 +89,8 @@ export interface FleetStatus {
   /** The balancer's version guard: the releases that may get new requests. */
   guard: string[] | null;
   lock: ReturnType<typeof readLock> | null;
+  /** The hosts, when the fleet spans hosts; null on one machine. */
+  hosts: HostInfo[] | null;
   groups: { name: string; weight: number; targets: number; healthy: number }[];
   clones: (CloneInfo & { health: string; inFlight: number })[];
 }
@@ -79,6 +104,8 @@ export interface FleetOptions {
   balancer?: BalancerOptions;
   supervisor?: Partial<Omit<SupervisorOptions, 'paths' | 'balancer' | 'env' | 'logger' | 'releaseFor'>>;
   keepReleases?: number;
+  /** A fleet across hosts: clones run on the hosts (through their agents), not on this machine. */
+  hosts?: Omit<FleetHostsOptions, 'balancer' | 'emit' | 'logger' | 'drainTimeout' | 'readyTimeout'>;
 }
 
 /** The clones each release of a record wants: the release's, plus the canary's beside it. */
@@ -116,6 +143,13 @@ export class Fleet {
   readonly paths: FleetPaths;
   readonly balancer: Balancer;
   readonly supervisor: Supervisor;
+  /** The hosts and their agents, when the fleet spans hosts. */
+  readonly hosts: FleetHosts | undefined;
+  #rollout: { batch: number | string | undefined; skipUnreachable: boolean } = {
+    batch: undefined,
+    skipUnreachable: true,
+  };
+  #poll: NodeJS.Timeout | undefined;
   readonly #desired: DesiredStateSource;
   readonly #logger: Logger;
   readonly #keep: number;
@@ -142,10 +176,66 @@ export class Fleet {
       env: options.env,
       logger: options.logger,
       releaseFor: (clone) => this.#releaseFor(clone),
-      onEvent: (event) => {
-        for (const listener of this.#listeners) listener(event);
-      },
+      onEvent: (event) => this.#fanOut(event),
     });
+    if (options.hosts) {
+      const timings = { ...supervisorDefaults, ...options.supervisor };
+      this.hosts = new FleetHosts({
+        ...options.hosts,
+        balancer: this.balancer,
+        logger: options.logger,
+        drainTimeout: timings.drainTimeout,
+        readyTimeout: timings.readyTimeout,
+        emit: (event) => this.#fanOut(event),
+      });
+    }
+  }
+
+  #fanOut(event: FleetEvent): void {
+    for (const listener of this.#listeners) listener(event);
+  }
+
+  /** Every clone of the fleet: on this machine, or on every host in service. */
+  #all(): CloneInfo[] {
+    return this.hosts ? this.hosts.list() : this.supervisor.list();
+  }
+
+  #allowed(): (release: string) => boolean {
+    const state = this.#state;
+    return (release) => release === state?.release || release === state?.canary?.release;
+  }
+
+  /**
+   * Across hosts: reads every agent each `ms` (a clone an agent restarted on a new port goes back into the
+   * balancer) and catches up hosts that are not in service (joined late, or skipped while unreachable).
+   */
+  watchHosts(ms = 1000): void {
+    const hosts = this.hosts;
+    if (!hosts || this.#poll) return;
+    let busy = false;
+    this.#poll = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      const run = async () => {
+        await hosts.syncAll(this.#allowed());
+        if (hosts.parts.some((p) => !p.inService && p.reachable)) {
+          await this.#serially(() => hosts.catchUp(this.#state, this.#allowed()));
+          this.#weigh(this.#state!, wantOf(this.#state!));
+        }
+      };
+      run()
+        .catch((err) => this.#logger.warn({ err: (err as Error).message }, 'host poll failed'))
+        .finally(() => {
+          busy = false;
+        });
+    }, ms);
+    this.#poll.unref();
+  }
+
+  #serially<T>(job: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(job);
+    this.#queue = run.catch(() => {});
+    return run;
   }
 
   get desired(): DesiredState | undefined {
@@ -163,9 +253,7 @@ export class Fleet {
    * new clone first, then switches all traffic at once. Throws when a clone fails its gate.
    */
   converge(state: DesiredState, emit: Emit = () => {}, signal?: AbortSignal): Promise<void> {
-    const run = this.#queue.then(() => this.#converge(state, emit, signal));
-    this.#queue = run.catch(() => {});
-    return run;
+    return this.#serially(() => this.#converge(state, emit, signal));
   }
 
   async #converge(state: DesiredState, emit: Emit, signal?: AbortSignal): Promise<void> {
@@ -187,6 +275,11 @@ export class Fleet {
       this.balancer.setGroupStickiness(state.sticky);
       const want = wantOf(state);
       for (const release of want.keys()) readRelease(this.paths, release); // fail before touching anything
+      if (this.hosts) {
+        await this.#convergeHosts(this.hosts, state, want, signal);
+        emit({ type: 'converged', release: state.release, epoch: state.epoch });
+        return;
+      }
       for (const c of this.supervisor.list()) if (c.state === 'failed') await this.supervisor.stop(c.id, 0);
       await strategyFor(state.strategy)({
         clones: this.supervisor,
@@ -201,11 +294,44 @@ export class Fleet {
     }
   }
 
+  /**
+   * Across hosts: ships the releases to every host in service, records the desired state on each agent
+   * (what it restarts and boots from), then rolls host by host (in batches) or blue-green fleet-wide. A
+   * canary's clones run on the first host.
+   */
+  async #convergeHosts(
+    hosts: FleetHosts,
+    state: DesiredState,
+    want: ReadonlyMap<string, number>,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    await hosts.ship([...want.keys()], { skipUnreachable: this.#rollout.skipUnreachable });
+    const first = hosts.inService()[0];
+    const wantFor = (p: HostClones) => {
+      const m = new Map([[state.release, state.clones]]);
+      if (state.canary && p === first)
+        m.set(state.canary.release, (m.get(state.canary.release) ?? 0) + state.canary.clones);
+      return m;
+    };
+    await hosts.record(state, wantFor);
+    const parts = hosts.inService();
+    for (const p of parts) for (const c of p.list()) if (c.state === 'failed') await p.stop(c.id, 0);
+    await acrossHosts(
+      parts.map((p) => ({ name: p.host.name, clones: p, want: wantFor(p) })),
+      {
+        strategy: state.strategy,
+        batch: batchSize(this.#rollout.batch, parts.length),
+        guard: (includeServing) => this.#guard(want, includeServing),
+        weigh: () => this.#weigh(state, want),
+        signal,
+      },
+    );
+  }
+
   /** While old clones still serve (rolling), the guard lets their release through too. */
   #guard(want: ReadonlyMap<string, number>, includeServing: boolean): void {
     const allowed = new Set(want.keys());
-    if (includeServing)
-      for (const c of this.supervisor.list()) if (c.state === 'serving') allowed.add(c.release);
+    if (includeServing) for (const c of this.#all()) if (c.state === 'serving') allowed.add(c.release);
     this.balancer.setReleases([...allowed]);
   }
 
@@ -218,7 +344,7 @@ export class Fleet {
         if (groups.has(groupOf(release))) weights[groupOf(release)] = weight;
       }
     } else {
-      for (const c of this.supervisor.list()) {
+      for (const c of this.#all()) {
         if (c.state !== 'serving' || !groups.has(c.group)) continue;
         const allowed = want.has(c.release) || this.balancer.state().releases?.includes(c.release);
         weights[c.group] = (weights[c.group] ?? 0) + (allowed ? 1 : 0);
@@ -254,8 +380,20 @@ export class Fleet {
     const unlock = acquireDeployLock(this.paths.lock, { action, release });
     const started = Date.now();
     let epoch = prev.epoch;
+    this.#rollout = { batch: request.batch, skipUnreachable: request.skipUnreachable ?? false };
     try {
       emit({ type: 'deploy', action, release, from: prev.release, strategy });
+      if (this.hosts && !this.#rollout.skipUnreachable) {
+        // Fail before touching anything when a host cannot be reached, naming it.
+        await this.hosts.syncAll(() => false);
+        const away = this.hosts.inService().find((p) => !p.reachable);
+        if (away)
+          throw agentUnavailable(
+            away.host.name,
+            'deploy: reach the agent',
+            `${away.host.bind}:${away.host.agentPort} does not answer (deploy with --skip-unreachable to go on without it; it catches up when it returns)`,
+          );
+      }
       if (release === prev.release && !prev.canary) {
         emit({ type: 'unchanged', release });
       } else {
@@ -265,7 +403,7 @@ export class Fleet {
               converge: (state) => this.converge(state, emit, signal),
               nextEpoch: () => ++epoch,
               targets: () => targetStates(this.balancer),
-              clones: () => this.supervisor.list(),
+              clones: () => this.#all(),
               emit,
               signal,
             });
@@ -275,10 +413,12 @@ export class Fleet {
             emit,
             signal,
           );
-          this.#assertNoStale(release);
+          await this.#assertNoStale(release);
         } catch (err) {
           const reason = err instanceof Error ? err.message : String(err);
           emit({ type: 'rollback', reason, to: prev.release });
+          // Rolling back must not stall on a host that went away: it still runs the previous release.
+          this.#rollout = { batch: undefined, skipUnreachable: true };
           this.#logger.warn({ reason, to: prev.release }, 'deploy failed; rolling back');
           try {
             await this.converge(
@@ -322,13 +462,16 @@ export class Fleet {
       if (removed.length > 0) emit({ type: 'gc', removed });
       emit({ type: 'done', release, ms: Date.now() - started });
     } finally {
+      this.#rollout = { batch: undefined, skipUnreachable: true };
       unlock();
     }
     return this.status();
   }
 
-  #assertNoStale(release: string): void {
-    const stale = this.supervisor.list().filter((c) => c.release !== release);
+  async #assertNoStale(release: string): Promise<void> {
+    // Across hosts, what every agent says now, not what the last poll saw.
+    if (this.hosts) await this.hosts.syncAll(this.#allowed());
+    const stale = this.#all().filter((c) => c.release !== release);
     const targets = targetStates(this.balancer).filter((t) => t.release !== release);
     if (stale.length > 0 || targets.length > 0) {
       throw staleClones(Math.max(stale.length, targets.length));
@@ -360,6 +503,7 @@ export class Fleet {
       });
       emit({ type: 'done', release: state.release, clones });
     } finally {
+      this.#rollout = { batch: undefined, skipUnreachable: true };
       unlock();
     }
     return this.status();
@@ -385,7 +529,8 @@ export class Fleet {
         targets: n,
         healthy,
       })),
-      clones: this.supervisor.list().map((c) => ({
+      hosts: this.hosts?.info() ?? null,
+      clones: this.#all().map((c) => ({
         ...c,
         health: targets.get(c.id)?.health ?? 'none',
         inFlight: targets.get(c.id)?.inFlight ?? 0,
@@ -416,9 +561,50 @@ export class Fleet {
     });
   }
 
+  /** The last `lines` lines of the clones' logs (every host's), or of one clone. */
+  async logs(clone: string | undefined, lines: number): Promise<string> {
+    if (this.hosts) return this.hosts.logs(clone, lines);
+    const ids = clone ? [clone] : this.supervisor.list().map((c) => c.id);
+    return ids
+      .flatMap((id) => {
+        try {
+          return readFileSync(join(this.paths.logs, `${basename(id)}.log`), 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .slice(-lines)
+            .map((l) => `${id} ${l}`);
+        } catch {
+          return [];
+        }
+      })
+      .map((l) => `${l}\n`)
+      .join('');
+  }
+
+  /** Adds a host (set up over SSH); it serves once it has caught up with the desired release. */
+  async addHost(flag: string, emit: Emit): Promise<FleetStatus> {
+    if (!this.hosts || !this.#state) throw unknownHost(flag);
+    const part = await this.hosts.setupAndAdd(flag, this.#state.clones, emit);
+    const deadline = Date.now() + 300_000;
+    while (!part.inService && Date.now() < deadline) await sleep(250);
+    emit({ type: 'done', release: this.#state.release });
+    return this.status();
+  }
+
+  /** Takes a host out: its clones leave the balancer (drained), then stop. */
+  async removeHost(name: string, emit: Emit): Promise<FleetStatus> {
+    if (!this.hosts?.parts.some((p) => p.host.name === name)) throw unknownHost(name);
+    await this.#serially(() => this.hosts!.remove(name));
+    this.#weigh(this.#state!, wantOf(this.#state!));
+    emit({ type: 'host', host: name, step: 'remove', outcome: 'changed' });
+    return this.status();
+  }
+
   /** Graceful stop: the balancer stops taking requests and lets in-flight ones finish, then every clone stops. */
   async close(drainTimeout?: number): Promise<void> {
+    if (this.#poll) clearInterval(this.#poll);
     await this.balancer.close();
+    // Clones on hosts keep running (their agents own them): the next `clones up` takes them back.
     await this.supervisor.stopAll(drainTimeout ?? 0);
   }
 }

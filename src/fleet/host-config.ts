@@ -75,7 +75,6 @@ export interface HostsInput {
  *   const config = hostsConfig('examples/shop', { host: ['deploy@10.0.0.12:2222'] });
  */
 export function hostsConfig(appDir: string, input: HostsInput = {}): HostsConfig | undefined {
-  const errors: string[] = [];
   const file = join(appDir, APP_CONFIG);
   let raw: Record<string, unknown> = {};
   if (existsSync(file)) {
@@ -87,7 +86,13 @@ export function hostsConfig(appDir: string, input: HostsInput = {}): HostsConfig
       // appEnv reports a malformed clones.json when the release is built.
     }
   }
-  const base = input.base ?? appDir;
+  return hostsConfigFrom(raw, { ...input, base: input.base ?? appDir });
+}
+
+/** The validation of `hostsConfig`, on an already parsed clones.json object. */
+function hostsConfigFrom(raw: Record<string, unknown>, input: HostsInput): HostsConfig | undefined {
+  const errors: string[] = [];
+  const base = input.base ?? '.';
   const sshRaw = raw.ssh ?? {};
   const ssh: Record<string, unknown> = {};
   if (sshRaw === null || typeof sshRaw !== 'object' || Array.isArray(sshRaw))
@@ -174,6 +179,27 @@ export function hostsConfig(appDir: string, input: HostsInput = {}): HostsConfig
   }
   if (errors.length > 0) throw badHostsConfig(errors);
   return Object.freeze({ hosts: Object.freeze(hosts), ssh: sshConfig });
+}
+
+/**
+ * One more host from `user@address[:port]`, with the defaults and SSH settings of `config`.
+ *
+ * @example
+ *   const h = hostFromFlag('root@10.0.0.14', config, 2);
+ */
+export function hostFromFlag(flag: string, config: HostsConfig, clones: number, base = '.'): FleetHost {
+  const errors: string[] = [];
+  const parsed = parseHostFlag(flag, errors);
+  if (!parsed) throw badHostsConfig(errors);
+  const model = config.hosts[0];
+  const entry = {
+    ...parsed,
+    ...(model ? { dir: model.dir, agentPort: model.agentPort } : {}),
+    identity: model?.identity ?? config.ssh.identity,
+    clones,
+  };
+  const tmp = hostsConfigFrom({ hosts: [entry], ssh: {} }, { base });
+  return tmp!.hosts[0]!;
 }
 
 /** `user@address[:port]` (an IPv6 address in brackets: `user@[fd00::1]:22`). */

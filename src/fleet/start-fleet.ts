@@ -12,8 +12,11 @@ import { Fleet, fleetDefaults } from './fleet.ts';
 import { createFleetApi } from './fleet-api.ts';
 import type { RuntimeInfo } from './fleet-client.ts';
 import type { FleetEvent } from './fleet-event.ts';
-import { fleetPaths } from './fleet-paths.ts';
+import { type FleetPaths, fleetPaths } from './fleet-paths.ts';
+import { assertSharedStore, type HostsConfig, hostsConfig } from './host-config.ts';
+import { savedToken, setupHosts } from './host-setup.ts';
 import { buildRelease } from './release.ts';
+import { SshTransport } from './ssh-transport.ts';
 import type { SupervisorTimings } from './supervisor.ts';
 
 export interface StartFleetOptions {
@@ -31,6 +34,10 @@ export interface StartFleetOptions {
   supervisor?: Partial<SupervisorTimings>;
   logger?: Logger;
   onEvent?: (event: FleetEvent) => void;
+  /** `--host user@address[:port]` flags; else the app's clones.json `hosts`; none: clones run here. */
+  hosts?: string[];
+  /** Accept (and record in known_hosts) the key of a host known_hosts does not name yet. */
+  acceptNewHostKeys?: boolean;
 }
 
 export interface RunningFleet {
@@ -63,6 +70,8 @@ export async function startFleet(options: StartFleetOptions): Promise<RunningFle
 
   const token = secretFile(paths.adminToken, () => randomBytes(32).toString('base64url'));
   const env: NodeJS.ProcessEnv = { ...(options.env ?? process.env) };
+  const hostsConfigured = hostsConfig(options.appDir, { host: options.hosts, clones: options.clones });
+  if (hostsConfigured) assertSharedStore(env.SESSION_STORE, hostsConfigured.hosts.length);
   env.SESSION_SECRET ??= secretFile(paths.secret, () => randomBytes(32).toString('base64'));
   env.SESSION_STORE ??= `sqlite:${paths.sessions}`;
 
@@ -70,6 +79,9 @@ export async function startFleet(options: StartFleetOptions): Promise<RunningFle
   options.onEvent?.({ type: 'release', release: release.digest, created: release.created, dir: release.dir });
   const desired = new DesiredStateFile(paths.desired);
   const previous = desired.read();
+  const remote = hostsConfigured
+    ? await prepareHosts(hostsConfigured, paths, env, options, logger)
+    : undefined;
   const fleet = new Fleet({
     paths,
     desired,
@@ -77,6 +89,7 @@ export async function startFleet(options: StartFleetOptions): Promise<RunningFle
     env,
     balancer: { ...options.balancer, admin: { port: 0, token, ...options.balancer?.admin } },
     supervisor: options.supervisor,
+    ...(remote ? { hosts: remote.hosts } : {}),
   });
   const address = await fleet.listen(options.port ?? fleetDefaults.port, options.host ?? fleetDefaults.host);
   const api: Server = createFleetApi(fleet, token, logger);
@@ -84,6 +97,7 @@ export async function startFleet(options: StartFleetOptions): Promise<RunningFle
     api.close();
     api.closeAllConnections();
     await fleet.close();
+    await remote?.ssh.close();
     try {
       const info = JSON.parse(readFileSync(paths.runtime, 'utf8')) as RuntimeInfo;
       if (info.pid === process.pid) unlinkSync(paths.runtime);
@@ -97,9 +111,17 @@ export async function startFleet(options: StartFleetOptions): Promise<RunningFle
       epoch: (previous?.epoch ?? 0) + 1,
       strategy: fleetDefaults.strategy,
       weights: {},
-      clones: options.clones ?? fleetDefaults.clones,
+      clones: options.clones ?? hostsConfigured?.hosts[0]?.clones ?? fleetDefaults.clones,
     };
+    if (fleet.hosts) {
+      // Clones the hosts already run (a `clones up` before this one): the reachable hosts are in service,
+      // their clones of the previous or the new release go into the balancer, the rollout replaces the rest.
+      await fleet.hosts.syncAll(() => false);
+      for (const p of fleet.hosts.parts) p.inService = p.reachable;
+      await fleet.hosts.syncAll((r) => r === state.release || r === previous?.release);
+    }
     await fleet.converge(state, options.onEvent);
+    fleet.watchHosts();
     appendHistory(paths.history, { ...state, at: new Date().toISOString(), action: 'up', outcome: 'ok' });
     await new Promise<void>((resolve, reject) => {
       api.once('error', reject);
@@ -120,6 +142,48 @@ export async function startFleet(options: StartFleetOptions): Promise<RunningFle
   };
   writeJsonAtomic(paths.runtime, runtime, 0o600);
   return { fleet, address, runtime, stop };
+}
+
+/**
+ * Across hosts: checks the one-host stores are not used, sets every host up (idempotent: checks, the clones
+ * install, the agent) and names what each host's clones get in their environment: SESSION_STORE,
+ * SESSION_SECRET, and the variables listed in CLONES_PASS_ENV (comma-separated).
+ */
+async function prepareHosts(
+  config: HostsConfig,
+  paths: FleetPaths,
+  env: NodeJS.ProcessEnv,
+  options: StartFleetOptions,
+  logger: Logger,
+) {
+  const ssh = new SshTransport({
+    knownHosts: config.ssh.knownHosts,
+    parallel: config.ssh.parallel,
+    acceptNewHostKeys: options.acceptNewHostKeys ?? false,
+    logger,
+  });
+  const emit = (e: FleetEvent) => options.onEvent?.(e);
+  const { results, tokens } = await setupHosts(ssh, config, paths, emit);
+  for (const r of results) {
+    if (r.ok) continue;
+    // A host that cannot be set up now is caught up when it can be (its agent may be up from before).
+    const saved = savedToken(paths, r.host.name);
+    if (saved) tokens[r.host.name] = saved;
+    emit({ type: 'host', host: r.host.name, step: 'setup', outcome: 'failed', detail: r.error.message });
+  }
+  const failed = results.map((r) => (r.ok ? undefined : r.error));
+  if (failed.every((e) => e !== undefined)) {
+    await ssh.close();
+    throw failed[0]!;
+  }
+  const names = [
+    'SESSION_STORE',
+    'SESSION_SECRET',
+    ...(env.CLONES_PASS_ENV ?? '').split(',').map((n) => n.trim()),
+  ];
+  const hostEnv: Record<string, string> = {};
+  for (const name of names) if (name && env[name] !== undefined) hostEnv[name] = env[name]!;
+  return { ssh, hosts: { config, ssh, paths, tokens, env: hostEnv } };
 }
 
 /** Reads a secret kept in a 0600 file, creating it once. */

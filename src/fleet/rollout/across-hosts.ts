@@ -1,0 +1,74 @@
+import { deployCancelled } from '../../errors.ts';
+import type { Strategy } from '../desired-state.ts';
+import { rolling } from './rolling.ts';
+import { type CloneDriver, type RolloutContext, startShort, tally } from './rollout-context.ts';
+
+/** One host's part of a rollout: its clones and what it should run. */
+export interface HostPart {
+  name: string;
+  clones: CloneDriver;
+  want: ReadonlyMap<string, number>;
+}
+
+export interface AcrossHostsOptions {
+  strategy: Strategy;
+  /** Hosts rolled at once (rolling); the rest wait for the batch before them. */
+  batch: number;
+  /** The fleet-wide guard and weights (every host's clones count). */
+  guard(includeServing: boolean): void;
+  weigh(): void;
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * Converges many hosts. Rolling goes in batches of hosts, each host of a batch one clone at a time; the guard
+ * keeps the old release allowed while any host still has an old clone, so a host that is done never shuts
+ * the old clones of another out early. Blue-green starts the new clones on every host, then switches the
+ * guard once for the whole fleet, then stops every old clone. A canary record only adds the canary clones to
+ * the hosts whose `want` names it.
+ *
+ * @example
+ *   await acrossHosts(parts, { strategy: 'rolling', batch: 1, guard, weigh });
+ */
+export async function acrossHosts(parts: readonly HostPart[], o: AcrossHostsOptions): Promise<void> {
+  const ctxOf = (part: HostPart): RolloutContext => ({
+    clones: part.clones,
+    want: part.want,
+    // Another host still running old clones keeps their release allowed.
+    guard: (includeServing) =>
+      o.guard(includeServing || parts.some((p) => p !== part && tally(ctxOf(p)).stale.length > 0)),
+    weigh: o.weigh,
+    signal: o.signal,
+  });
+  if (o.strategy === 'blue-green') {
+    o.guard(true);
+    await Promise.all(parts.map((p) => startShort(ctxOf(p), tally(ctxOf(p)))));
+    if (o.signal?.aborted) throw deployCancelled();
+    o.guard(false);
+    o.weigh();
+    await Promise.all(parts.flatMap((p) => tally(ctxOf(p)).stale.map((c) => p.clones.stop(c.id))));
+  }
+  // Nothing to replace anywhere (first start, scale): every host at once.
+  const replacing = parts.some((p) => tally(ctxOf(p)).stale.length > 0);
+  const batch = replacing ? Math.max(1, o.batch) : parts.length;
+  for (let i = 0; i < parts.length; i += batch) {
+    if (o.signal?.aborted) throw deployCancelled();
+    await Promise.all(parts.slice(i, i + batch).map((p) => rolling(ctxOf(p))));
+  }
+  o.guard(false);
+  o.weigh();
+}
+
+/**
+ * Hosts per rolling batch from `--batch N` or `--batch 25%` (at least 1).
+ *
+ * @example
+ *   batchSize('50%', 4); // 2
+ */
+export function batchSize(batch: number | string | undefined, hosts: number): number {
+  if (batch === undefined) return 1;
+  if (typeof batch === 'number') return Math.max(1, Math.min(batch, hosts));
+  const m = /^(\d{1,3})%$/.exec(batch);
+  if (m) return Math.max(1, Math.ceil((hosts * Number(m[1])) / 100));
+  return Math.max(1, Math.min(Number(batch) || 1, hosts));
+}
