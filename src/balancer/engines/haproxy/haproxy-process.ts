@@ -74,6 +74,10 @@ export class HaproxyProcess {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     this.#child = child;
+    // haproxy must not outlive this process (a test that times out, a Ctrl-C): stop it on our exit.
+    const orphan = () => child.kill('SIGTERM');
+    process.once('exit', orphan);
+    child.once('exit', () => process.off('exit', orphan));
     let early = '';
     child.stderr!.on('data', (chunk: Buffer) => {
       const text = chunk.toString().trim();
