@@ -6,8 +6,9 @@ type Callback<T = void> = (err?: unknown, value?: T) => void;
 // clash with the clones express adapter's own declaration. These are the parts this file relies on.
 /** A session as express-session hands it to a store: the data plus its `cookie`. */
 type ExpressSessionData = { cookie?: { expires?: Date | string | null } } & Record<string, unknown>;
-/** express-session's `session.Store` (an EventEmitter subclass). */
-type StoreClass = new () => object;
+/** express-session's `session.Store` (an abstract EventEmitter subclass in its types). */
+// biome-ignore lint/suspicious/noExplicitAny: any constructor arguments, as express-session's Store declares
+type StoreClass = abstract new (...args: any[]) => object;
 /** The store methods express-session calls. */
 export interface ExpressStore {
   get(sid: string, cb: Callback<ExpressSessionData | null>): void;
@@ -37,11 +38,11 @@ const DAY = 86_400_000;
  *   app.use(session({ secret, resave: false, saveUninitialized: false,
  *     store: toExpressStore(store, session.Store) }));
  */
-export function toExpressStore(
+export function toExpressStore<S extends StoreClass>(
   store: SessionStore,
-  Store: StoreClass,
+  Store: S,
   options: ExpressStoreOptions = {},
-): ExpressStore {
+): InstanceType<S> & ExpressStore {
   const defaultTtlMs = options.defaultTtlMs ?? DAY;
   const tombstoneMs = options.tombstoneMs ?? DAY;
   const expiry = (sess: ExpressSessionData): number => {
@@ -56,7 +57,8 @@ export function toExpressStore(
     );
   };
 
-  class ClonesExpressStore extends Store implements ExpressStore {
+  // A concrete subclass of the app's Store: the cast only says the constructor takes no arguments.
+  class ClonesExpressStore extends (Store as unknown as new () => object) implements ExpressStore {
     get(sid: string, cb: Callback<ExpressSessionData | null>): void {
       done(
         store.get(storeKey(sid)).then((s) => (s ? (s.data as ExpressSessionData) : null)),
@@ -100,5 +102,5 @@ export function toExpressStore(
     }
   }
 
-  return new ClonesExpressStore();
+  return new ClonesExpressStore() as InstanceType<S> & ExpressStore;
 }
