@@ -28,6 +28,11 @@ Options:
   --sticky DURATION     sticky sessions for this long (1s-7d); off by default
   --health-path PATH    active health check path (default ${balancerDefaults.healthCheck.path})
   --admin-port P        admin API port (loopback); needs CLONES_ADMIN_TOKEN (16+ characters)
+  --tls-cert FILE       HTTPS (HTTP/2 and HTTP/1.1): PEM certificate, then its chain; with --tls-key
+  --tls-key FILE        its private key (PEM). Files are reloaded when they change and on SIGHUP
+  --tls-dir DIR         certificates picked by SNI: NAME.crt + NAME.key, or NAME/fullchain.pem + privkey.pem
+  --redirect-port P     also listen on plain HTTP there and redirect every request to HTTPS (308)
+  --hsts                send Strict-Transport-Security (max-age 1 year) on HTTPS responses
   --config FILE         JSON or YAML options file, validated: every error is reported at once`;
 
 export const balancer: Verb = {
@@ -43,6 +48,11 @@ export const balancer: Verb = {
       'health-path': { type: 'string' },
       'admin-port': { type: 'string' },
       config: { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'tls-dir': { type: 'string' },
+      'redirect-port': { type: 'string' },
+      hsts: { type: 'boolean' },
     });
     positionals(args, 0, 'clones balancer --port P --target URL');
     const file = values.config === undefined ? {} : loadConfig(values.config);
@@ -65,6 +75,12 @@ export const balancer: Verb = {
     const sticky = duration('--sticky', values.sticky);
     const engine = oneOf('--engine', values.engine, ['builtin', 'haproxy']);
     const adminPort = int('--admin-port', values['admin-port'], 0, 65_535);
+    const redirectPort = int('--redirect-port', values['redirect-port'], 0, 65_535);
+    const tlsFlags = {
+      ...(values['tls-cert'] ? { cert: values['tls-cert'] } : {}),
+      ...(values['tls-key'] ? { key: values['tls-key'] } : {}),
+      ...(values['tls-dir'] ? { dir: values['tls-dir'] } : {}),
+    };
     const lb = createBalancer({
       logger: logger.child({ part: 'balancer' }),
       ...options,
@@ -78,14 +94,18 @@ export const balancer: Verb = {
       ...(adminPort !== undefined
         ? { admin: { ...options.admin, port: adminPort, token: process.env.CLONES_ADMIN_TOKEN ?? '' } }
         : {}),
+      ...(Object.keys(tlsFlags).length > 0 ? { tls: { ...options.tls, ...tlsFlags } } : {}),
+      ...(redirectPort !== undefined ? { redirect: { ...options.redirect, port: redirectPort } } : {}),
+      ...(values.hsts ? { hsts: { ...options.hsts, enabled: true } } : {}),
     });
+    const secure = lb.options.tls !== undefined;
     const address = await lb.listen(
       int('--port', values.port, 0, 65_535) ?? filePort ?? 8080,
       values.host ?? fileHost ?? '127.0.0.1',
     );
     const out = {
       type: 'listening',
-      url: `http://${address.address}:${address.port}`,
+      url: `${secure ? 'https' : 'http'}://${address.address}:${address.port}`,
       targets: targets.length,
       admin: lb.adminAddress()?.port ?? null,
     };
@@ -96,6 +116,8 @@ export const balancer: Verb = {
       const stop = () => lb.close().then(() => resolve(0));
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
+      // Renewed certificates: a bad file is logged with its CLONES_TLS_* code and the old ones stay.
+      if (secure) process.on('SIGHUP', () => void lb.reloadTls().catch(() => {}));
     });
   },
 };

@@ -15,6 +15,8 @@ Options:
   --listen ADDRESS      balancer address (default 127.0.0.1)
   --sticky DURATION     how long a client keeps its target group (canary stickiness; default 1d)
   --balancer ENGINE     builtin (default) or haproxy (HAProxy 2.6+ driven through its runtime API)
+  --tls-cert FILE       serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate (+ chain) and
+  --tls-key FILE        this key; both are reloaded when the files change (built-in balancer)
   --ready-timeout D     a clone must answer GET /up with 200 within this (default 30s)
   --drain-timeout D     in-flight requests of a stopping clone get this long (default 30s)
   --stop-grace D        SIGTERM, then SIGKILL after this (default 10s)
@@ -36,6 +38,8 @@ export const up: Verb = {
       listen: { type: 'string' },
       sticky: { type: 'string' },
       balancer: { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
       'ready-timeout': { type: 'string' },
       'drain-timeout': { type: 'string' },
       'stop-grace': { type: 'string' },
@@ -64,6 +68,9 @@ export const up: Verb = {
         ...(values.balancer === undefined
           ? {}
           : { engine: oneOf('--balancer', values.balancer, ['builtin', 'haproxy'] as const) }),
+        ...(values['tls-cert'] || values['tls-key']
+          ? { tls: { cert: values['tls-cert'], key: values['tls-key'] } }
+          : {}),
       },
       supervisor: Object.fromEntries(Object.entries(supervisor).filter(([, v]) => v !== undefined)),
       onEvent: (event) => printEvent(event, json),
@@ -71,7 +78,7 @@ export const up: Verb = {
       acceptNewHostKeys: values['accept-new-host-keys'] ?? false,
     });
     const { address, runtime } = running;
-    const url = `http://${address.address}:${address.port}`;
+    const url = `${values['tls-cert'] ? 'https' : 'http'}://${address.address}:${address.port}`;
     if (json) printEvent({ type: 'up', url, ...runtime }, true);
     else console.log(`clones up: ${url}  release ${runtime.release.slice(0, 12)}  (Ctrl-C to stop)`);
 

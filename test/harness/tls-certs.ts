@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureBinary } from './ensure-binary.ts';
@@ -39,6 +39,7 @@ const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes
  */
 export function makeTestPki(dir = mkdtempSync(join(tmpdir(), 'clones-pki-'))): TestPki {
   const openssl = ensureBinary('openssl');
+  mkdirSync(dir, { recursive: true });
   const run = (...args: string[]) => execFileSync(openssl, args, { cwd: dir, stdio: 'pipe' });
   const ext = (name: string, lines: string[]) => {
     writeFileSync(join(dir, name), `${lines.join('\n')}\n`);
