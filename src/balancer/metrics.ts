@@ -19,8 +19,22 @@ export class Metrics {
   readonly #rejected = new Map<string, number>();
   readonly #transitions = new Map<string, number>();
   readonly #ejections = new Map<string, number>();
+  /** Per target: bucket counts (not cumulative), then count and sum; what p50/p99 per clone come from. */
+  readonly #byTarget = new Map<string, { buckets: number[]; count: number; sum: number }>();
 
-  request(status: number, seconds: number): void {
+  request(status: number, seconds: number, target?: Pick<Target, 'id'>): void {
+    if (target) {
+      const t = this.#byTarget.get(target.id) ?? {
+        buckets: new Array<number>(BUCKETS.length).fill(0),
+        count: 0,
+        sum: 0,
+      };
+      this.#byTarget.set(target.id, t);
+      t.count++;
+      t.sum += seconds;
+      const i = BUCKETS.findIndex((le) => seconds <= le);
+      if (i >= 0) t.buckets[i]!++;
+    }
     this.#requests.set(status, (this.#requests.get(status) ?? 0) + 1);
     this.#latencySum += seconds;
     this.#latencyCount++;
@@ -77,6 +91,39 @@ export class Metrics {
       const up = t.health === 'healthy' && !t.isEjected(now) ? 1 : 0;
       out.push(`clones_balancer_target_healthy{target="${esc(t.id)}",group="${esc(t.group)}"} ${up}`);
     }
+    out.push(
+      '# HELP clones_balancer_target_request_duration_seconds Time from request to the end of the response, per target.',
+    );
+    out.push('# TYPE clones_balancer_target_request_duration_seconds histogram');
+    for (const t of list) {
+      const h = this.#byTarget.get(t.id);
+      if (!h) continue;
+      const labels = `target="${esc(t.id)}",group="${esc(t.group)}"`;
+      let sum = 0;
+      for (let i = 0; i < BUCKETS.length; i++) {
+        sum += h.buckets[i]!;
+        out.push(
+          `clones_balancer_target_request_duration_seconds_bucket{${labels},le="${BUCKETS[i]}"} ${sum}`,
+        );
+      }
+      out.push(`clones_balancer_target_request_duration_seconds_bucket{${labels},le="+Inf"} ${h.count}`);
+      out.push(`clones_balancer_target_request_duration_seconds_sum{${labels}} ${h.sum}`);
+      out.push(`clones_balancer_target_request_duration_seconds_count{${labels}} ${h.count}`);
+    }
+    out.push('# HELP clones_balancer_target_requests_total Requests sent to each target.');
+    out.push('# TYPE clones_balancer_target_requests_total counter');
+    for (const t of list)
+      out.push(
+        `clones_balancer_target_requests_total{target="${esc(t.id)}",group="${esc(t.group)}"} ${t.requests}`,
+      );
+    out.push('# HELP clones_balancer_target_errors_total 5xx responses and failed attempts of each target.');
+    out.push('# TYPE clones_balancer_target_errors_total counter');
+    for (const t of list)
+      out.push(
+        `clones_balancer_target_errors_total{target="${esc(t.id)}",group="${esc(t.group)}"} ${t.errors}`,
+      );
+    const present = new Set(list.map((t) => t.id));
+    for (const id of this.#byTarget.keys()) if (!present.has(id)) this.#byTarget.delete(id);
     counter(
       out,
       'clones_balancer_health_transitions_total',

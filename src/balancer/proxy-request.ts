@@ -378,6 +378,6 @@ class Exchange implements RouteState, Dispatcher.DispatchHandler {
     const ctx = this.#ctx;
     ctx.active--;
     if (this.#retried) ctx.budget.release();
-    ctx.metrics.request(status, (performance.now() - this.#started) / 1000);
+    ctx.metrics.request(status, (performance.now() - this.#started) / 1000, this.tried.at(-1));
   }
 }

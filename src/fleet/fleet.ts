@@ -155,6 +155,8 @@ export class Fleet {
   readonly #keep: number;
   #state: DesiredState | undefined;
   #listeners = new Set<Emit>();
+  readonly #watchers = new Set<Emit>();
+  readonly #published = new WeakSet<object>();
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: FleetOptions) {
@@ -193,6 +195,34 @@ export class Fleet {
 
   #fanOut(event: FleetEvent): void {
     for (const listener of this.#listeners) listener(event);
+    this.#publish(event);
+  }
+
+  /**
+   * Every event of the fleet, each once: clones changing state (crashes included), and the progress of
+   * every deploy, rollback and scale whoever asked for it. What the dashboard and `clones up` show.
+   *
+   * @example
+   *   const stop = fleet.watch((event) => console.log(event.type));
+   */
+  watch(listener: Emit): () => void {
+    this.#watchers.add(listener);
+    return () => this.#watchers.delete(listener);
+  }
+
+  // A clone event reaches both a deploy's emit and the fan-out: the same object is published once.
+  #publish(event: FleetEvent): void {
+    if (this.#published.has(event)) return;
+    this.#published.add(event);
+    for (const watcher of this.#watchers) watcher(event);
+  }
+
+  /** `emit`, and every watcher too. */
+  #tee(emit: Emit): Emit {
+    return (event) => {
+      emit(event);
+      this.#publish(event);
+    };
   }
 
   /** Every clone of the fleet: on this machine, or on every host in service. */
@@ -372,6 +402,7 @@ export class Fleet {
     signal?: AbortSignal,
     action: 'deploy' | 'rollback' = 'deploy',
   ): Promise<FleetStatus> {
+    emit = this.#tee(emit);
     const prev = this.#state;
     if (!prev) throw noDesiredState();
     const release = readRelease(this.paths, request.release).digest;
@@ -488,6 +519,7 @@ export class Fleet {
 
   /** Sets the number of clones; new ones boot from the current desired release. */
   async scale(clones: number, emit: Emit): Promise<FleetStatus> {
+    emit = this.#tee(emit);
     const state = this.#state;
     if (!state) throw noDesiredState();
     const unlock = acquireDeployLock(this.paths.lock, { action: 'scale', release: state.release });
