@@ -10,6 +10,12 @@
 // machine that is the steadier figure. Then the balancer's RSS with BENCH_IDLE (5000) idle keep-alive
 // client connections. Prints a table and writes bench/results/balancer.json. Every process it starts
 // listens on 127.0.0.1 and is stopped by its pid.
+//
+// Issue 10 adds, in the same run: HTTPS rows (the balancer, HAProxy and nginx terminating TLS with the same
+// P-256 certificate chain, Mozilla intermediate ciphers): HTTP/1.1 through `wrk https://` and HTTP/2 through
+// h2load (nghttp2-client, BENCH_H2_STREAMS (10) streams per connection); and a starvation row: the p99 of
+// normal GETs while BENCH_SLOW_UPLOADS (1000) POSTs with Content-Length 1000000 send one byte a second, through
+// the balancer and straight at a Node clone that reads its uploads.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -21,12 +27,16 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { createBalancer } from '../src/balancer/index.ts';
+import { makeTestPki } from '../test/harness/tls-certs.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
 const IDLE = Number(process.env.BENCH_IDLE ?? 5000);
+const H2_STREAMS = Number(process.env.BENCH_H2_STREAMS ?? 10);
+const SLOW_UPLOADS = Number(process.env.BENCH_SLOW_UPLOADS ?? 1000);
+const H2LOAD = '/usr/bin/h2load';
 /** Only these configurations (comma-separated name prefixes), for quick comparisons; default all. */
 const ONLY = process.env.BENCH_ONLY?.split(',');
 const ROOT = join(import.meta.dirname, '..');
@@ -34,17 +44,36 @@ const WRK = '/usr/bin/wrk';
 /** USER_HZ: /proc reports CPU time in these ticks (100 on the Linux builds we know of). */
 const TICKS_PER_SECOND = 100;
 
-/** The balancer under test, in its own process so that its CPU and RSS are its own. */
+/** The balancer under test, in its own process so that its CPU and RSS are its own; HTTPS with BENCH_TLS_*. */
 async function serveBalancer(urls: string[]): Promise<void> {
+  const cert = process.env.BENCH_TLS_CERT;
+  const key = process.env.BENCH_TLS_KEY;
   const lb = createBalancer({
     logger: pino({ level: 'warn' }),
+    // BENCH_ENGINE=haproxy: the "clones on HAProxy" rows (the haproxy engine, its worker is what serves).
+    engine: process.env.BENCH_ENGINE === 'haproxy' ? 'haproxy' : 'builtin',
     admin: { port: 0, token: 'bench-token-bench-token' },
     targets: urls.map((url, i) => ({ id: `c${i + 1}`, url, release: 'bench' })),
+    ...(cert && key ? { tls: { cert, key, watch: false } } : {}),
   });
   const { port } = await lb.listen(0, '127.0.0.1');
   process.stdout.write(`ready ${port} ${lb.adminAddress()!.port}\n`);
   // A clean exit, so that `node --cpu-prof` writes its profile.
   process.on('SIGINT', () => process.exit(0));
+}
+
+/** The clone of the starvation row: GETs answered at once, uploads read to their end first, as apps do. */
+function serveUploadClone(): void {
+  const server = createHttpServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.end('ok'));
+  });
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  server.requestTimeout = 0;
+  server.listen(0, '127.0.0.1', () => {
+    process.stdout.write(`ready ${(server.address() as AddressInfo).port}\n`);
+  });
 }
 
 /** The node-http-proxy peer: round-robin over the clones through a keep-alive agent. */
@@ -224,6 +253,73 @@ ${clonePorts.map((p) => `    server 127.0.0.1:${p} max_fails=5 fail_timeout=30s;
   return startNative('/usr/sbin/nginx', ['-p', prefix, '-c', conf, '-e', join(prefix, 'error.log')], port);
 }
 
+/**
+ * Raw HAProxy with a hand-written config equivalent to what the haproxy engine generates for the bench's
+ * options: the same checks (GET /up, 5 s, rise 2 fall 3, observe layer7), retries and redispatch, hygiene
+ * rules, X-Forwarded-*, Via and the x-clones-* headers (release from a map), one thread.
+ */
+async function startHaproxyEquivalent(dir: string, clonePorts: number[]): Promise<Proc> {
+  const port = await freePort();
+  const conf = join(dir, 'haproxy-equivalent.cfg');
+  const map = join(dir, 'release-equivalent.map');
+  writeFileSync(map, `${clonePorts.map((_, i) => `c${i + 1} bench`).join('\n')}\n`);
+  writeFileSync(
+    conf,
+    `global
+  nbthread 1
+  tune.http.maxhdr 100
+defaults
+  mode http
+  option idle-close-on-response
+  option http-keep-alive
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  timeout http-request 10s
+  timeout http-keep-alive 65s
+  timeout queue 10s
+  timeout check 2s
+  retries 2
+  option redispatch 1
+  retry-on conn-failure empty-response response-timeout
+frontend fe
+  bind 127.0.0.1:${port}
+  acl trusted src 127.0.0.0/8 ::1
+  http-request deny deny_status 400 unless { url_beg / } or { url_beg -i http:// https:// }
+  http-request deny deny_status 400 unless { req.fhdr(host) -m reg '^([A-Za-z0-9._~-]+|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?$' } or { req.ver 1.0 } !{ req.hdr_cnt(host) gt 0 }
+  http-request deny deny_status 400 if { req.hdr_names -m sub _ }
+  http-request disable-l7-retry unless METH_GET or METH_HEAD or METH_OPTIONS or METH_PUT or METH_DELETE
+  http-request del-header x-forwarded- -m beg unless trusted
+  option forwardfor
+  http-request set-header x-forwarded-proto http unless trusted { req.hdr(x-forwarded-proto) -m found }
+  http-request add-header via "%[req.ver] clones"
+  http-response add-header via "%[res.ver] clones"
+  http-response set-header x-clones-clone %[srv_name]
+  http-response set-header x-clones-release %[srv_name,map(${map},unknown)]
+  default_backend clones
+backend clones
+  balance leastconn
+  http-reuse safe
+  option httpchk
+  http-check send meth GET uri /up ver HTTP/1.1 hdr host localhost
+  http-check expect rstatus ^(2..|3..)$
+${clonePorts.map((p, i) => `  server c${i + 1} 127.0.0.1:${p} maxconn 512 check inter 5s fastinter 1s rise 2 fall 3 observe layer7 error-limit 5 on-error mark-down`).join('\n')}
+`,
+  );
+  return startNative('/usr/sbin/haproxy', ['-f', conf, '-db'], port);
+}
+
+/** The worker of the haproxy a `serve` process runs (engine haproxy): node → haproxy master → worker. */
+function haproxyWorkerOf(nodePid: number): number | undefined {
+  const children = (pid: number) =>
+    spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .filter(Boolean)
+      .map(Number);
+  const master = children(nodePid)[0];
+  return master === undefined ? undefined : children(master).at(-1);
+}
+
 /** HAProxy with one thread, active health checks and X-Forwarded-For, like the balancer's defaults. */
 async function startHaproxy(dir: string, clonePorts: number[]): Promise<Proc> {
   const port = await freePort();
@@ -256,6 +352,83 @@ ${clonePorts.map((p, i) => `  server c${i + 1} 127.0.0.1:${p} check inter 5s`).j
   return startNative('/usr/sbin/haproxy', ['-f', conf, '-db'], port);
 }
 
+const INTERMEDIATE =
+  'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:' +
+  'ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305';
+
+/** HAProxy terminating TLS (h2 and http/1.1 by ALPN), same backend settings as the plain row. */
+async function startHaproxyTls(dir: string, clonePorts: number[], pem: string): Promise<Proc> {
+  const port = await freePort();
+  const conf = join(dir, 'haproxy-tls.cfg');
+  writeFileSync(
+    conf,
+    `global
+  nbthread 1
+  maxconn 8000
+  ssl-default-bind-ciphers ${INTERMEDIATE}
+  ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 65s
+  timeout server 30s
+  timeout http-keep-alive 65s
+  option http-keep-alive
+  option forwardfor
+  http-reuse always
+  retries 2
+  option redispatch
+frontend fe
+  bind 127.0.0.1:${port} ssl crt ${pem} alpn h2,http/1.1
+  http-request set-header X-Forwarded-Proto https
+  default_backend clones
+backend clones
+  balance leastconn
+  option httpchk GET /up
+${clonePorts.map((p, i) => `  server c${i + 1} 127.0.0.1:${p} check inter 5s`).join('\n')}
+`,
+  );
+  return startNative('/usr/sbin/haproxy', ['-f', conf, '-db'], port);
+}
+
+async function startNginxTls(dir: string, clonePorts: number[], cert: string, key: string): Promise<Proc> {
+  const port = await freePort();
+  const prefix = join(dir, 'nginx-tls');
+  await mkdir(prefix, { recursive: true });
+  const conf = join(dir, 'nginx-tls.conf');
+  writeFileSync(
+    conf,
+    nginxConfig(
+      prefix,
+      `  upstream clones {
+    least_conn;
+${clonePorts.map((p) => `    server 127.0.0.1:${p} max_fails=5 fail_timeout=30s;`).join('\n')}
+    keepalive 128;
+  }
+  server {
+    listen 127.0.0.1:${port} ssl http2;
+    ssl_certificate ${cert};
+    ssl_certificate_key ${key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers ${INTERMEDIATE};
+    ssl_prefer_server_ciphers off;
+    ssl_session_cache shared:SSL:10m;
+    http2_max_concurrent_streams 100;
+    location / {
+      proxy_pass http://clones;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_next_upstream error timeout http_502 http_503 http_504;
+    }
+  }`,
+    ),
+  );
+  return startNative('/usr/sbin/nginx', ['-p', prefix, '-c', conf, '-e', join(prefix, 'error.log')], port);
+}
+
 interface Sample {
   rps: number;
   p50: number;
@@ -283,11 +456,11 @@ function toMs(value: string): number {
   return m[2] === 'us' ? n / 1000 : m[2] === 's' ? n * 1000 : n;
 }
 
-function wrk(port: number, seconds: number): Promise<string> {
+function wrk(port: number, seconds: number, scheme = 'http', connections = CONNECTIONS): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       WRK,
-      ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}/`],
+      ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', `${scheme}://127.0.0.1:${port}/`],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     track(child);
@@ -300,27 +473,127 @@ function wrk(port: number, seconds: number): Promise<string> {
   });
 }
 
-async function measure(port: number, pid: number): Promise<Sample> {
+/** How a configuration is measured: HTTP/1.1 with wrk (plain or https), or HTTP/2 with h2load. */
+type Kind = 'http' | 'https' | 'h2';
+
+function h2load(port: number, seconds: number, log?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const connections = Math.max(1, Math.round(CONNECTIONS / H2_STREAMS));
+    const child = spawn(
+      H2LOAD,
+      [
+        '-t1',
+        `-c${connections}`,
+        `-m${H2_STREAMS}`,
+        '-D',
+        String(seconds),
+        ...(log ? [`--log-file=${log}`] : []),
+        `https://127.0.0.1:${port}/`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    track(child);
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.once('error', reject);
+    child.once('exit', () => resolve(out));
+  });
+}
+
+async function measureH2(port: number, pid: number, dir: string): Promise<Sample> {
+  const log = join(dir, `h2load-${port}.log`);
   const before = cpuTicks(pid);
-  const out = await wrk(port, SECONDS);
+  const out = await h2load(port, SECONDS, log);
   const after = cpuTicks(pid);
+  const m =
+    /requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(
+      out,
+    );
+  const requests = Number(m?.[3] ?? 0);
+  const durations = readFileSync(log, 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => Number(line.split('\t')[2]) / 1000)
+    .filter((v) => Number.isFinite(v))
+    .sort((a, b) => a - b);
+  const pct = (p: number) =>
+    durations.length
+      ? durations[Math.min(durations.length - 1, Math.floor(durations.length * p))]!
+      : Number.NaN;
+  return {
+    rps: Math.round(Number(/finished in [\d.]+s, ([\d.]+) req\/s/.exec(out)?.[1] ?? 0)),
+    p50: Math.round(pct(0.5) * 100) / 100,
+    p99: Math.round(pct(0.99) * 100) / 100,
+    errors: m ? Number(m[4]) + Number(m[5]) + Number(m[6]) : 0,
+    requests,
+    cpuUs:
+      before !== null && after !== null && requests > 0
+        ? Math.round((((after - before) / TICKS_PER_SECOND) * 1e6 * 10) / requests) / 10
+        : null,
+  };
+}
+
+async function measure(port: number, pid: number, kind: Kind = 'http'): Promise<Sample> {
+  const before = cpuTicks(pid);
+  const out = await wrk(port, SECONDS, kind === 'https' ? 'https' : 'http');
+  const after = cpuTicks(pid);
+  const sample = parseWrk(out);
+  sample.cpuUs =
+    before !== null && after !== null && sample.requests > 0
+      ? Math.round((((after - before) / TICKS_PER_SECOND) * 1e6 * 10) / sample.requests) / 10
+      : null;
+  return sample;
+}
+
+function parseWrk(out: string): Sample {
   const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
   const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   const errors =
     Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0) +
     (socketErrors ? socketErrors.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
-  const cpu =
-    before !== null && after !== null && requests > 0
-      ? Math.round((((after - before) / TICKS_PER_SECOND) * 1e6 * 10) / requests) / 10
-      : null;
   return {
     rps: Math.round(Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0)),
     p50: toMs(/ 50%\s+(\S+)/.exec(out)?.[1] ?? ''),
     p99: toMs(/ 99%\s+(\S+)/.exec(out)?.[1] ?? ''),
     errors,
     requests,
-    cpuUs: cpu,
+    cpuUs: null,
   };
+}
+
+interface Starved extends Sample {
+  /** Slow uploads still open when the GETs were done. */
+  uploadsOpen: number;
+}
+
+/**
+ * The starvation row: SLOW_UPLOADS POSTs announce Content-Length 1000000 and send one byte a second; after
+ * 3 s, wrk sends normal GETs over 16 connections for 10 s (all of it bounded by 20 s); then every upload
+ * socket is closed.
+ */
+async function starve(port: number): Promise<Starved> {
+  const sockets: Socket[] = [];
+  for (let i = 0; i < SLOW_UPLOADS; i++) {
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => {});
+    socket.write('POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n');
+    socket.resume();
+    sockets.push(socket);
+    if (i % 100 === 99) await sleep(20);
+  }
+  const drip = setInterval(() => {
+    for (const socket of sockets) if (!socket.destroyed) socket.write('a');
+  }, 1000);
+  try {
+    await sleep(3000);
+    const sample = parseWrk(await wrk(port, 10, 'http', 16));
+    return { ...sample, uploadsOpen: sockets.filter((s) => !s.destroyed).length };
+  } finally {
+    clearInterval(drip);
+    for (const socket of sockets) socket.destroy();
+  }
 }
 
 function rssMb(pid: number): number {
@@ -335,6 +608,7 @@ function median(values: number[]): number {
 
 interface Config {
   name: string;
+  kind?: Kind;
   proc?: Proc;
   note?: string;
   samples: Sample[];
@@ -374,6 +648,7 @@ async function main(): Promise<void> {
   const loadBefore = loadavg();
   const configs: Config[] = [];
   let idle: Awaited<ReturnType<typeof idleRss>> | undefined;
+  let starvation: { direct: Starved; balancer: Starved } | undefined;
   try {
     const clones = useNginx
       ? [await startNginxClone(dir, 'c1'), await startNginxClone(dir, 'c2')]
@@ -398,6 +673,24 @@ async function main(): Promise<void> {
     if (found('/usr/sbin/haproxy')) {
       configs.push({ name: 'haproxy (1 thread)', proc: await startHaproxy(dir, ports), samples: [] });
     } else configs.push({ name: 'haproxy (1 thread)', note: 'not installed', samples: [] });
+    if (found('/usr/sbin/haproxy')) {
+      // Issue 13: clones driving HAProxy, against raw HAProxy with the equivalent hand-written config.
+      const onHaproxy = await startNode([...process.execArgv, self, 'serve', ...urls], {
+        BENCH_ENGINE: 'haproxy',
+      });
+      const worker = haproxyWorkerOf(onHaproxy.pid);
+      configs.push({
+        name: 'clones on HAProxy',
+        proc: worker === undefined ? undefined : { ...onHaproxy, pid: worker },
+        note: worker === undefined ? 'haproxy worker not found' : undefined,
+        samples: [],
+      });
+      configs.push({
+        name: 'raw HAProxy, equivalent config',
+        proc: await startHaproxyEquivalent(dir, ports),
+        samples: [],
+      });
+    }
     if (found('/usr/sbin/nginx')) {
       configs.push({ name: 'nginx (1 worker)', proc: await startNginxProxy(dir, ports), samples: [] });
     } else configs.push({ name: 'nginx (1 worker)', note: 'not installed', samples: [] });
@@ -415,13 +708,54 @@ async function main(): Promise<void> {
       });
     } else configs.push({ name: 'node-http-proxy', note: 'not installed', samples: [] });
 
+    // HTTPS rows: one certificate chain (made here with openssl) for every peer.
+    const pki = makeTestPki(join(dir, 'pki'));
+    const leaf = pki.leaf('bench', ['localhost']);
+    const pem = join(dir, 'haproxy.pem');
+    writeFileSync(pem, readFileSync(leaf.fullchainFile, 'utf8') + readFileSync(leaf.keyFile, 'utf8'));
+    const lbTls = await startNode([...lbFlags, ...process.execArgv, self, 'serve', ...urls], {
+      BENCH_TLS_CERT: leaf.fullchainFile,
+      BENCH_TLS_KEY: leaf.keyFile,
+    });
+    const haTls = found('/usr/sbin/haproxy') ? await startHaproxyTls(dir, ports, pem) : undefined;
+    const ngTls = found('/usr/sbin/nginx')
+      ? await startNginxTls(dir, ports, leaf.fullchainFile, leaf.keyFile)
+      : undefined;
+    const h2 = found(H2LOAD);
+    for (const [kind, label] of [
+      ['https', 'https h1.1'],
+      ['h2', 'https h2'],
+    ] as const) {
+      const missing =
+        kind === 'h2' && !h2 ? 'h2load not installed (apt-get install nghttp2-client)' : undefined;
+      for (const [name, proc] of [
+        ['clones balancer', lbTls],
+        ['haproxy (1 thread)', haTls],
+        ['nginx (1 worker)', ngTls],
+      ] as const) {
+        configs.push({
+          name: `${name} ${label}`,
+          kind,
+          proc: missing ? undefined : proc,
+          note: missing ?? (proc ? undefined : 'not installed'),
+          samples: [],
+        });
+      }
+    }
+
     await sleep(1500); // health checks pass
     const live = configs.filter((c) => c.proc && (!ONLY || ONLY.some((o) => c.name.startsWith(o))));
-    for (const c of live) await wrk(c.proc!.port, WARMUP);
+    for (const c of live) {
+      if (c.kind === 'h2') await h2load(c.proc!.port, WARMUP);
+      else await wrk(c.proc!.port, WARMUP, c.kind === 'https' ? 'https' : 'http');
+    }
     for (let run = 0; run < RUNS; run++) {
       for (let i = 0; i < live.length; i++) {
         const c = live[(i + run) % live.length]!;
-        const s = await measure(c.proc!.port, c.proc!.pid);
+        const s =
+          c.kind === 'h2'
+            ? await measureH2(c.proc!.port, c.proc!.pid, dir)
+            : await measure(c.proc!.port, c.proc!.pid, c.kind);
         c.samples.push(s);
         process.stderr.write(
           `run ${run + 1}/${RUNS} ${c.name}: ${s.rps} req/s, p99 ${s.p99} ms, ${s.cpuUs ?? '?'} µs CPU/req\n`,
@@ -429,6 +763,21 @@ async function main(): Promise<void> {
       }
     }
     idle = await idleRss(lb.port, lb.pid);
+    if (!ONLY || ONLY.includes('starvation')) {
+      const uploadClone = await startNode([...process.execArgv, self, 'serve-upload-clone']);
+      const guarded = await startNode([
+        ...lbFlags,
+        ...process.execArgv,
+        self,
+        'serve',
+        `http://127.0.0.1:${uploadClone.port}`,
+      ]);
+      await sleep(1500);
+      starvation = {
+        direct: await starve(uploadClone.port),
+        balancer: await starve(guarded.port),
+      };
+    }
   } finally {
     stopAll();
     await sleep(300);
@@ -440,6 +789,7 @@ async function main(): Promise<void> {
     if (c.samples.length === 0) {
       return {
         name: c.name,
+        kind: c.kind ?? 'http',
         rps: null,
         p50: null,
         p99: null,
@@ -453,6 +803,7 @@ async function main(): Promise<void> {
     const cpus = c.samples.map((s) => s.cpuUs).filter((v): v is number => v !== null);
     return {
       name: c.name,
+      kind: c.kind ?? 'http',
       rps,
       p50: mid.p50,
       p99: mid.p99,
@@ -470,14 +821,33 @@ async function main(): Promise<void> {
     // Throughput one core would give, compared: the inverse ratio of CPU per request.
     return Math.round((peer.cpuUsPerRequest / ours.cpuUsPerRequest) * 100) / 100;
   };
-  const ratios = {
+  const ratios: Record<string, number | null> = {
     vsHaproxy: ratio('haproxy', 'rps'),
     vsHaproxyByCpu: ratio('haproxy', 'cpu'),
     vsNginx: ratio('nginx', 'rps'),
     vsNginxByCpu: ratio('nginx', 'cpu'),
     vsNodeHttpProxy: ratio('node-http-proxy', 'rps'),
     vsNodeHttpProxyByCpu: ratio('node-http-proxy', 'cpu'),
+    ...tlsRatios('https h1.1', 'Https'),
+    ...tlsRatios('https h2', 'H2'),
   };
+  function tlsRatios(label: string, key: string): Record<string, number | null> {
+    const mine = row(`clones balancer ${label}`);
+    const out: Record<string, number | null> = {};
+    for (const [peer, name] of [
+      ['haproxy', 'Haproxy'],
+      ['nginx', 'Nginx'],
+    ] as const) {
+      const other = rows.find((r) => r.name.startsWith(peer) && r.name.endsWith(label));
+      out[`vs${name}${key}`] =
+        mine?.rps && other?.rps ? Math.round((mine.rps / other.rps) * 100) / 100 : null;
+      out[`vs${name}${key}ByCpu`] =
+        mine?.cpuUsPerRequest && other?.cpuUsPerRequest
+          ? Math.round((other.cpuUsPerRequest / mine.cpuUsPerRequest) * 100) / 100
+          : null;
+    }
+    return out;
+  }
 
   const fmt = (v: number | null | undefined, digits = 0) =>
     v === null || v === undefined ? '' : v.toFixed(digits);
@@ -488,7 +858,9 @@ async function main(): Promise<void> {
   console.log('| configuration | req/s | p50 ms | p99 ms | CPU µs/req | errors | balancer ÷ this (req/s) |');
   console.log('|---|--:|--:|--:|--:|--:|--:|');
   for (const r of rows) {
-    const x = r.rps && ours.rps ? (ours.rps / r.rps).toFixed(2) : '';
+    // Compared with the balancer measured the same way (plain, https h1.1 or h2).
+    const mine = rows.find((o) => o.name.startsWith('clones balancer') && o.kind === r.kind);
+    const x = r.rps && mine?.rps ? (mine.rps / r.rps).toFixed(2) : '';
     console.log(
       `| ${r.name} | ${r.rps ?? r.note} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.cpuUsPerRequest, 1)} | ${r.errors ?? ''} | ${x} |`,
     );
@@ -497,10 +869,10 @@ async function main(): Promise<void> {
   console.log('\n| target (issue 3) | measured | |');
   console.log('|---|--:|---|');
   console.log(
-    `| ≥ 0.4 × HAProxy (1 thread) | ${ratios.vsHaproxy ?? ''} (by CPU: ${ratios.vsHaproxyByCpu ?? ''}) | ${check(ratios.vsHaproxy === null ? null : ratios.vsHaproxy >= 0.4)} |`,
+    `| ≥ 0.4 × HAProxy (1 thread) | ${ratios.vsHaproxy ?? ''} (by CPU: ${ratios.vsHaproxyByCpu ?? ''}) | ${check(ratios.vsHaproxy == null ? null : ratios.vsHaproxy >= 0.4)} |`,
   );
   console.log(
-    `| ≥ 2.5 × node-http-proxy | ${ratios.vsNodeHttpProxy ?? ''} (by CPU: ${ratios.vsNodeHttpProxyByCpu ?? ''}) | ${check(ratios.vsNodeHttpProxy === null ? null : ratios.vsNodeHttpProxy >= 2.5)} |`,
+    `| ≥ 2.5 × node-http-proxy | ${ratios.vsNodeHttpProxy ?? ''} (by CPU: ${ratios.vsNodeHttpProxyByCpu ?? ''}) | ${check(ratios.vsNodeHttpProxy == null ? null : ratios.vsNodeHttpProxy >= 2.5)} |`,
   );
   console.log(
     `| p99 < 3 ms at ${CONNECTIONS} connections | ${fmt(ours.p99, 2)} ms | ${check(ours.p99 === null ? null : ours.p99 < 3)} |`,
@@ -508,6 +880,55 @@ async function main(): Promise<void> {
   if (idle) {
     console.log(
       `| RSS with ${idle.connections} idle clients < 200 MB | ${idle.rssAfterMb} MB (idle: ${idle.rssBeforeMb} MB) | ${check(idle.rssAfterMb < 200)} |`,
+    );
+  }
+  const https = ratios.vsHaproxyHttps ?? null;
+  const h2ratio = ratios.vsHaproxyH2 ?? null;
+  console.log(
+    `| issue 10: HTTPS ≥ 0.4 × HAProxy (h1.1, wrk) | ${https ?? ''} (by CPU: ${ratios.vsHaproxyHttpsByCpu ?? ''}) | ${check(https === null ? null : https >= 0.4)} |`,
+  );
+  console.log(
+    `| issue 10: HTTPS ≥ 0.4 × HAProxy (h2, h2load) | ${h2ratio ?? ''} (by CPU: ${ratios.vsHaproxyH2ByCpu ?? ''}) | ${check(h2ratio === null ? null : h2ratio >= 0.4)} |`,
+  );
+  if (starvation) {
+    const b = starvation.balancer;
+    console.log(
+      `| issue 10: ${SLOW_UPLOADS} slow uploads: GETs all served, p99 < 100 ms | ${b.requests} GETs, ${b.errors} failed, p99 ${fmt(b.p99, 2)} ms | ${check(b.errors === 0 && b.requests > 0 && b.p99 < 100)} |`,
+    );
+    console.log(
+      `\nstarvation: wrk -t1 -c16 -d10s GET while ${SLOW_UPLOADS} POSTs (Content-Length 1000000) send 1 byte/s\n`,
+    );
+    console.log('| target | req/s | p50 ms | p99 ms | GETs | failed | uploads still open |');
+    console.log('|---|--:|--:|--:|--:|--:|--:|');
+    for (const [name, r] of [
+      ['clone hit directly (Node, reads uploads)', starvation.direct],
+      ['clones balancer → that clone', starvation.balancer],
+    ] as const) {
+      console.log(
+        `| ${name} | ${r.rps} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${r.requests} | ${r.errors} | ${r.uploadsOpen} |`,
+      );
+    }
+  }
+
+  const onHa = row('clones on HAProxy');
+  const rawHa = row('raw HAProxy, equivalent config');
+  const engines =
+    onHa?.rps && rawHa?.rps && onHa.p99 !== null && rawHa.p99 !== null
+      ? {
+          rpsRatio: Math.round((onHa.rps / rawHa.rps) * 100) / 100,
+          p99Ratio: Math.round((onHa.p99! / rawHa.p99!) * 100) / 100,
+          beatsBuiltin: ours.rps !== null && onHa.rps > ours.rps && rawHa.rps > ours.rps,
+        }
+      : null;
+  if (engines) {
+    console.log('\n| target (issue 13) | measured | |');
+    console.log('|---|--:|---|');
+    console.log(
+      `| clones on HAProxy ≥ 0.9 × raw HAProxy req/s | ${engines.rpsRatio} | ${check(engines.rpsRatio >= 0.9)} |`,
+    );
+    console.log(`| p99 ≤ 1.2 × raw HAProxy p99 | ${engines.p99Ratio} | ${check(engines.p99Ratio <= 1.2)} |`);
+    console.log(
+      `| both beat the built-in engine | ${engines.beatsBuiltin} | ${check(engines.beatsBuiltin)} |`,
     );
   }
 
@@ -530,6 +951,7 @@ async function main(): Promise<void> {
           haproxy: version('/usr/sbin/haproxy', ['-v']),
           nginx: version('/usr/sbin/nginx', ['-v']),
           httpProxy: httpProxyVersion(),
+          h2load: version(H2LOAD, ['--version']),
         },
         settings: {
           connections: CONNECTIONS,
@@ -537,11 +959,15 @@ async function main(): Promise<void> {
           warmup: WARMUP,
           runs: RUNS,
           clones: useNginx ? 'nginx' : 'node',
+          h2StreamsPerConnection: H2_STREAMS,
+          slowUploads: SLOW_UPLOADS,
         },
         rows,
         ratios,
+        engines,
         runs: Object.fromEntries(configs.map((c) => [c.name, c.samples])),
         idle,
+        starvation,
       },
       null,
       2,
@@ -560,4 +986,5 @@ function httpProxyVersion(): string | null {
 const mode = process.argv[2];
 if (mode === 'serve') await serveBalancer(process.argv.slice(3));
 else if (mode === 'serve-http-proxy') serveHttpProxy(process.argv.slice(3));
+else if (mode === 'serve-upload-clone') serveUploadClone();
 else await main();
