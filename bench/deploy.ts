@@ -6,6 +6,11 @@
 // carry another release than the new one (stale). Writes bench/results/deploy.json.
 // Environment: BENCH_CONCURRENCY (4), BENCH_AFTER (10000), BENCH_CANARY_STEPS (10,50,100),
 // BENCH_STEP_WAIT (2s).
+//
+// `npm run bench:deploy -- --hosts 3`: the same on a fleet across 3 test hosts (network namespaces with their
+// own sshd, test/harness/hosts.ts; needs root), 2 clones each, sessions in Redis on the cache host, the
+// balancer here. It adds the bytes shipped per host: the first time (the clones install plus the release)
+// and for each deploy (one changed source file).
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -20,13 +25,22 @@ import {
   tempApp,
   touchApp,
   type Up,
+  useTestHosts,
 } from '../test/fleet/fleet-harness.ts';
+import { startTestHosts, type TestHosts } from '../test/harness/hosts.ts';
+
+const hostsFlag = process.argv.indexOf('--hosts');
+const HOSTS = hostsFlag >= 0 ? Number(process.argv[hostsFlag + 1]) : 0;
+if (hostsFlag >= 0 && !(Number.isInteger(HOSTS) && HOSTS >= 1 && HOSTS <= 20)) {
+  console.error('usage: npm run bench:deploy [-- --hosts N]  (N from 1 to 20)');
+  process.exit(2);
+}
 
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 4);
-const AFTER = Number(process.env.BENCH_AFTER ?? 10_000);
+const AFTER = Number(process.env.BENCH_AFTER ?? (HOSTS > 0 ? 3000 : 10_000));
 const CANARY_STEPS = process.env.BENCH_CANARY_STEPS ?? '10,50,100';
 const STEP_WAIT = process.env.BENCH_STEP_WAIT ?? '2s';
-const RESULTS = join(repo, 'bench', 'results', 'deploy.json');
+const RESULTS = join(repo, 'bench', 'results', HOSTS > 0 ? 'deploy-hosts.json' : 'deploy.json');
 
 const STRATEGIES = [
   { name: 'rolling', args: ['--strategy', 'rolling'] },
@@ -91,6 +105,20 @@ interface Row {
   rpsAfter: number;
   /** Of the AFTER responses sent once `deploy` returned, those not from the new release. */
   staleAfter: number;
+  /** Across hosts: bytes this deploy shipped to each host (hash list, missing blobs, manifest). */
+  bytesPerHost?: Record<string, number>;
+}
+
+/** Bytes per host in `host` events of shipping steps (NDJSON lines). */
+function shippedBytes(lines: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of lines.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const e = JSON.parse(line) as { type: string; host?: string; step?: string; bytes?: number };
+    if (e.type === 'host' && e.host && e.bytes && /^(ship|install clones)/.test(e.step ?? ''))
+      out[e.host] = (out[e.host] ?? 0) + e.bytes;
+  }
+  return out;
 }
 
 const quantile = (xs: number[], q: number) => {
@@ -106,8 +134,17 @@ async function run(): Promise<void> {
   const loadBefore = loadavg();
   const rows: Row[] = [];
   const started = Date.now();
+  let hosts: TestHosts | undefined;
+  let firstBytes: Record<string, number> = {};
   try {
-    up = await startUp(dir, ['--clones', '3', '--drain-timeout', '3s', '--ready-timeout', '15s']);
+    if (HOSTS > 0) {
+      hosts = await startTestHosts({ count: HOSTS, cache: true });
+      useTestHosts(app, hosts);
+      up = await startUp(dir, ['--json', '--drain-timeout', '3s', '--ready-timeout', '20s']);
+      firstBytes = shippedBytes(up.output());
+    } else {
+      up = await startUp(dir, ['--clones', '3', '--drain-timeout', '3s', '--ready-timeout', '15s']);
+    }
     load = traffic(up.port);
     await sleep(1500); // warm: every clone has keep-alive connections and JIT-warm paths
     for (const strategy of STRATEGIES) {
@@ -150,6 +187,7 @@ async function run(): Promise<void> {
         rpsDuringDeploy: Math.round(during.length / ((returned - t0) / 1000)),
         rpsAfter: Math.round(after.length / (Math.max(1, lastAt - returned) / 1000)),
         staleAfter: after.filter((s) => s.release !== to).length,
+        ...(HOSTS > 0 ? { bytesPerHost: shippedBytes(deploy.stdout) } : {}),
       });
       // Keep the samples array small: only what the next strategy measures.
       load.samples.length = 0;
@@ -157,12 +195,13 @@ async function run(): Promise<void> {
   } finally {
     await load?.stop();
     await up?.stop();
+    await hosts?.stop();
     cleanup();
   }
   const loadAfter = loadavg();
 
   console.log(
-    `\ndeploy benchmark: 3 clones of examples/shop, ${CONCURRENCY} keep-alive GET /up loops, ` +
+    `\ndeploy benchmark: ${HOSTS > 0 ? `${HOSTS} hosts x 2 clones` : '3 clones'} of examples/shop, ${CONCURRENCY} keep-alive GET /up loops, ` +
       `${AFTER} responses measured after each deploy returns; ${cpus().length} cores, ` +
       `load ${loadBefore[0]!.toFixed(1)} → ${loadAfter[0]!.toFixed(1)}, ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
   );
@@ -174,6 +213,20 @@ async function run(): Promise<void> {
     console.log(
       `| ${r.strategy}${r.ok ? '' : ' (FAILED)'} | ${(r.deployMs / 1000).toFixed(1)} | ${r.rolloutMs === null ? '' : (r.rolloutMs / 1000).toFixed(1)} | ${r.requestsDuringDeploy} | ${r.rpsDuringDeploy} / ${r.rpsAfter} | ${r.failed} | ${r.p99MsDuringDeploy} / ${r.maxMsDuringDeploy} | ${r.staleAfter} / ${r.responsesAfter} |`,
     );
+  }
+
+  if (HOSTS > 0) {
+    console.log(
+      `\n| bytes shipped per host | first (clones install + release) | ${rows.map((r) => r.strategy).join(' | ')} |`,
+    );
+    console.log(`|---|--:|${rows.map(() => '--:|').join('')}`);
+    for (const [h, first] of Object.entries(firstBytes)) {
+      const cells = rows.map((r) => {
+        const b = r.bytesPerHost?.[h] ?? 0;
+        return `${b} (${((100 * b) / first).toFixed(2)}%)`;
+      });
+      console.log(`| ${h} | ${first} | ${cells.join(' | ')} |`);
+    }
   }
 
   await mkdir(join(repo, 'bench', 'results'), { recursive: true });
@@ -191,7 +244,9 @@ async function run(): Promise<void> {
           loadAfter,
         },
         settings: {
-          clones: 3,
+          hosts: HOSTS,
+          clones: HOSTS > 0 ? 2 : 3,
+          firstBytesPerHost: firstBytes,
           app: 'examples/shop',
           concurrency: CONCURRENCY,
           after: AFTER,

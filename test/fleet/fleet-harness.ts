@@ -3,15 +3,32 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { removeTree } from '../../src/fleet/release.ts';
 import { freePort } from '../harness/free-port.ts';
+import type { TestHosts } from '../harness/hosts.ts';
 
 export const repo = fileURLToPath(new URL('../../', import.meta.url));
 export const bin = join(repo, 'bin/clones.js');
+
+/** How the CLI is run: the compiled dist/ (default, as users run it), or the sources (`useSources`). */
+let cliArgs: string[] = [bin];
+/** Environment every CLI process of this test file gets on top of process.env. */
+let cliEnv: NodeJS.ProcessEnv = {};
+
+/**
+ * Runs the CLI from the TypeScript sources (`--conditions=clones-source` through tsx), with `env` added:
+ * a test file that needs what dist/ may not have built yet.
+ */
+export function useSources(env: NodeJS.ProcessEnv = {}): void {
+  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+  cliArgs = ['--conditions=clones-source', '--import', tsx, bin];
+  cliEnv = env;
+}
 
 /** A temp dir holding a copy of examples/shop as `shop/`; `cleanup()` removes it (read-only releases too). */
 export function tempApp(): { dir: string; app: string; cleanup: () => void } {
@@ -50,16 +67,16 @@ export interface Up {
 /** Runs `clones up shop` in `dir` and resolves once `.clones/up.json` exists. */
 export async function startUp(dir: string, args: string[] = []): Promise<Up> {
   const port = await freePort();
-  const child = spawn(process.execPath, [bin, 'up', 'shop', '--port', String(port), ...args], {
+  const child = spawn(process.execPath, [...cliArgs, 'up', 'shop', '--port', String(port), ...args], {
     cwd: dir,
-    env: { ...process.env, CLONES_LOG_LEVEL: 'error' },
+    env: { ...process.env, ...cliEnv, CLONES_LOG_LEVEL: 'error' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
   child.stdout?.on('data', (c) => (out += c));
   child.stderr?.on('data', (c) => (out += c));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + (cliArgs.length > 1 ? 180_000 : 30_000);
   while (!existsSync(join(dir, '.clones/up.json'))) {
     if (child.exitCode !== null) throw new Error(`clones up exited early:\n${out}`);
     if (Date.now() > deadline) {
@@ -85,9 +102,9 @@ export async function startUp(dir: string, args: string[] = []): Promise<Up> {
 
 /** Runs the CLI to completion. */
 export function cli(dir: string, args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], {
+  const r = spawnSync(process.execPath, [...cliArgs, ...args], {
     cwd: dir,
-    env: { ...process.env, CLONES_LOG_LEVEL: 'error' },
+    env: { ...process.env, ...cliEnv, CLONES_LOG_LEVEL: 'error' },
     encoding: 'utf8',
     timeout: 120_000,
   });
@@ -99,9 +116,9 @@ export function cliAsync(
   dir: string,
   args: string[],
 ): Promise<{ code: number | null; stdout: string; stderr: string }> & { child: ChildProcess } {
-  const child = spawn(process.execPath, [bin, ...args], {
+  const child = spawn(process.execPath, [...cliArgs, ...args], {
     cwd: dir,
-    env: { ...process.env, CLONES_LOG_LEVEL: 'error' },
+    env: { ...process.env, ...cliEnv, CLONES_LOG_LEVEL: 'error' },
   });
   let stdout = '';
   let stderr = '';
@@ -230,4 +247,19 @@ export function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Writes the app's clones.json for a set of test hosts (2 clones each, the run's SSH identity and
+ * known_hosts) and has the CLI run from the sources with sessions in the cache host's Redis.
+ */
+export function useTestHosts(app: string, hosts: TestHosts, clones = 2): void {
+  useSources({ SESSION_STORE: hosts.cache!.redisUrl });
+  writeFileSync(
+    join(app, 'clones.json'),
+    JSON.stringify({
+      hosts: hosts.hosts.map((h) => ({ name: h.name, address: h.address, user: 'root', clones })),
+      ssh: { identity: hosts.identity, knownHosts: hosts.knownHosts },
+    }),
+  );
 }
