@@ -2,10 +2,15 @@
 // of examples/shop each, sessions in Redis on the cache host, one balancer here. One set of hosts for the
 // whole file: each test leaves the fleet serving for the next.
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fleetPaths } from '../../src/fleet/fleet-paths.ts';
+import { setupHost, shipRelease } from '../../src/fleet/host-setup.ts';
+import { stageInstall } from '../../src/fleet/install-tree.ts';
+import { listReleases } from '../../src/fleet/release.ts';
+import { SshTransport } from '../../src/fleet/ssh-transport.ts';
 import { startTestHosts, type TestHosts } from '../harness/hosts.ts';
 import {
   cli,
@@ -237,6 +242,89 @@ test('a deploy while a host is unreachable fails naming it; --skip-unreachable g
     traffic.samples.some((s) => s.clone.startsWith('h3:')),
     'h3 serves again',
   );
+});
+
+test('the control process killed mid-deploy: clones keep serving; the next up converges every host', async () => {
+  const old = fleetStatus().release;
+  touchApp(app, 'interrupted');
+  const deploy = cliAsync(dir, ['deploy', 'shop', '--json']);
+  await until(
+    'the deploy started replacing clones',
+    () => fleetStatus().clones.some((c) => c.release !== old),
+    120_000,
+  );
+  up.child.kill('SIGKILL');
+  await deploy;
+  // The hosts still serve: straight to a clone of h1, no balancer in between.
+  const h1 = hosts.hosts[0]!;
+  const agentClones = JSON.parse(readFileSync(join(h1.dir, 'clones/agent-clones.json'), 'utf8')) as {
+    port: number;
+  }[];
+  const direct = await fetch(`http://${h1.address}:${agentClones[0]!.port}/up`);
+  assert.equal(direct.status, 200);
+  rmSync(join(dir, '.clones/up.json'));
+  up = await startUp(dir, ['--drain-timeout', '2s', '--ready-timeout', '20s']);
+  const s = fleetStatus();
+  assert.notEqual(s.release, old);
+  assert.equal(s.clones.length, 6);
+  assert.ok(s.clones.every((c) => c.release === s.release && c.health === 'healthy'));
+  for (const h of s.hosts) assert.equal(h.release, s.release);
+  const traffic = load(up.port, '/up', 4);
+  touchApp(app, 'after-interrupted');
+  const next = await cliAsync(dir, ['deploy', 'shop']);
+  await traffic.stop();
+  assert.equal(next.code, 0, next.stderr);
+  assert.deepEqual(traffic.failures, []);
+});
+
+test('a 4th host started later from an older image converges before it serves: 0 old-release responses', async () => {
+  const paths = fleetPaths(join(dir, '.clones'));
+  const current = fleetStatus().release;
+  const oldest = listReleases(paths).at(-1)!.digest;
+  assert.notEqual(oldest, current);
+  const h4 = await hosts.addHost();
+  // The "machine image": h4 boots 2 clones of an old release before it joins.
+  const ssh = new SshTransport({ knownHosts: hosts.knownHosts });
+  try {
+    const spec = {
+      name: h4.name,
+      user: 'root',
+      address: h4.address,
+      port: 22,
+      identity: hosts.identity,
+      dir: 'clones',
+      clones: 2,
+      bind: h4.address,
+      agentPort: 7077,
+    };
+    const done = await setupHost(ssh, spec, { paths, installDir: stageInstall(paths), emit: () => {} });
+    await shipRelease(ssh, spec, done.root, paths, oldest);
+    await done.agent.setDesired({
+      release: oldest,
+      epoch: 1,
+      clones: 2,
+      converge: true,
+      env: { SESSION_STORE: hosts.cache!.redisUrl, SESSION_SECRET: 'x'.repeat(44) },
+    });
+    assert.equal((await done.agent.status()).clones.filter((c) => c.release === oldest).length, 2);
+  } finally {
+    await ssh.close();
+  }
+  const traffic = load(up.port, '/up', 4);
+  const added = await cliAsync(dir, ['hosts', 'add', `root@${h4.address}`, '--json']);
+  assert.equal(added.code, 0, added.stderr);
+  await until('h4 serves', () => traffic.samples.some((s) => s.clone.startsWith(`${h4.address}:`)), 30_000);
+  await traffic.stop();
+  assert.deepEqual(traffic.failures, []);
+  assert.equal(
+    traffic.samples.filter((s) => s.release === oldest).length,
+    0,
+    'no response from the old image',
+  );
+  const s = fleetStatus();
+  const mine = s.clones.filter((c) => c.host === h4.address);
+  assert.equal(mine.length, 2);
+  assert.ok(mine.every((c) => c.release === current));
 });
 
 test('a changed host key is refused; an unreachable host is reported with its name and the step', async () => {
