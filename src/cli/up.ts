@@ -1,8 +1,10 @@
 import { STICKY_DURATION } from '../balancer/index.ts';
 import { startFleet } from '../fleet/index.ts';
+import { logOutput } from '../logger.ts';
 import { duration, durationWithin, envFlags, int, oneOf, parse, positionals, printEvent } from './args.ts';
 import type { Verb } from './main.ts';
 import { report } from './main.ts';
+import { upEventPrinter } from './up-events.ts';
 
 const HELP = `Usage: clones up [app-dir] [options]
 
@@ -26,8 +28,12 @@ Options:
                         "hosts"); with hosts, --clones is per host and the first up sets them up
   --accept-new-host-keys  record the key of a host known_hosts does not name yet (a changed key
                         is always refused)
+  --admin-port P        port of the admin API and the dashboard on 127.0.0.1 (default: any free
+                        port; a fixed one keeps an open dashboard working across restarts)
+  --log-format FORMAT   human or json: progress lines and log records (default: human progress;
+                        log records human on a terminal, JSON lines otherwise)
   --home DIR            the fleet's directory (default ./.clones)
-  --json                progress as NDJSON events`;
+  --json                progress as NDJSON events (implies --log-format json)`;
 
 export const up: Verb = {
   help: HELP,
@@ -46,9 +52,15 @@ export const up: Verb = {
       env: { type: 'string', multiple: true },
       host: { type: 'string', multiple: true },
       'accept-new-host-keys': { type: 'boolean' },
+      'admin-port': { type: 'string' },
+      'log-format': { type: 'string' },
     });
     const [appDir = '.'] = positionals(args, 1, 'clones up [app-dir]');
-    const json = values.json ?? false;
+    const format =
+      values['log-format'] && oneOf('--log-format', values['log-format'], ['human', 'json'] as const);
+    const json = (values.json ?? false) || format === 'json';
+    // Log records: human on a terminal, JSON otherwise, unless the flags say which.
+    if (format || json) logOutput.format = json ? 'json' : 'human';
     const sticky = durationWithin('--sticky', values.sticky, STICKY_DURATION.min, STICKY_DURATION.max);
     const releaseEnv = envFlags(values.env);
     const supervisor = {
@@ -76,11 +88,16 @@ export const up: Verb = {
       onEvent: (event) => printEvent(event, json),
       hosts: values.host,
       acceptNewHostKeys: values['accept-new-host-keys'] ?? false,
+      adminPort: int('--admin-port', values['admin-port'], 0, 65_535),
     });
+    running.fleet.watch(upEventPrinter(running.fleet.paths.logs, json));
     const { address, runtime } = running;
     const url = `${values['tls-cert'] ? 'https' : 'http'}://${address.address}:${address.port}`;
-    if (json) printEvent({ type: 'up', url, ...runtime }, true);
-    else console.log(`clones up: ${url}  release ${runtime.release.slice(0, 12)}  (Ctrl-C to stop)`);
+    if (json) printEvent({ type: 'up', url, dashboard: running.dashboardUrl, ...runtime }, true);
+    else {
+      console.log(`clones up: ${url}  release ${runtime.release.slice(0, 12)}  (Ctrl-C to stop)`);
+      console.log(`dashboard: ${running.dashboardUrl}`);
+    }
 
     return await new Promise<number>((resolve) => {
       let stopping = false;

@@ -1,8 +1,9 @@
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { bearerCheck, readJsonObject, sendJson } from '../admin-http.ts';
 import { isStickyDuration } from '../balancer/index.ts';
 import { adminNotFound, badTargetSpec, ClonesError } from '../errors.ts';
+import { fleetMetrics } from './dashboard/fleet-metrics.ts';
 import type { Fleet } from './fleet.ts';
 import type { FleetEvent } from './fleet-event.ts';
 
@@ -14,6 +15,8 @@ type Job = (emit: (event: FleetEvent) => void, signal: AbortSignal) => Promise<u
  *
  *   GET  /status                     the fleet status (JSON)
  *   GET  /releases                   releases on disk (JSON)
+ *   GET  /metrics                    the fleet's and the balancer's metrics (Prometheus text)
+ *   GET  /dashboard/...              the web dashboard (its own login; see docs/dashboard.md)
  *   POST /deploy   { release, strategy?, steps?, stepWait?, canaryClones?, canaryMargin?, sticky? }
  *                                                                                          NDJSON events
  *   POST /rollback { release? }                                                            NDJSON events
@@ -28,15 +31,25 @@ type Job = (emit: (event: FleetEvent) => void, signal: AbortSignal) => Promise<u
  * @example
  *   createFleetApi(fleet, token, logger).listen(0, '127.0.0.1');
  */
-export function createFleetApi(fleet: Fleet, token: string, logger: Logger): Server {
+export function createFleetApi(
+  fleet: Fleet,
+  token: string,
+  logger: Logger,
+  /** Answers the requests it owns first (the dashboard, which has its own login). */
+  before?: (req: IncomingMessage, res: ServerResponse) => boolean,
+): Server {
   const checkToken = bearerCheck(token);
   return createServer(async (req, res) => {
     try {
+      if (before?.(req, res)) return;
       checkToken(req);
       const route = `${req.method} ${new URL(req.url ?? '/', 'http://fleet').pathname}`;
       switch (route) {
         case 'GET /status':
           return sendJson(res, 200, fleet.status());
+        case 'GET /metrics':
+          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+          return res.end(fleetMetrics(fleet));
         case 'GET /releases':
           return sendJson(res, 200, { releases: fleet.releases() });
         case 'POST /deploy': {

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { BalancerOptions } from '../balancer/index.ts';
 import { deployLocked } from '../errors.ts';
 import { logger as rootLogger } from '../logger.ts';
+import { createDashboard } from './dashboard/dashboard.ts';
 import { isAlive, readLock } from './deploy-lock.ts';
 import { appendHistory, DesiredStateFile, writeJsonAtomic } from './desired-state.ts';
 import { Fleet, fleetDefaults } from './fleet.ts';
@@ -38,12 +39,16 @@ export interface StartFleetOptions {
   hosts?: string[];
   /** Accept (and record in known_hosts) the key of a host known_hosts does not name yet. */
   acceptNewHostKeys?: boolean;
+  /** Port of the admin API and dashboard on 127.0.0.1; default 0 (any free port). */
+  adminPort?: number;
 }
 
 export interface RunningFleet {
   fleet: Fleet;
   address: AddressInfo;
   runtime: RuntimeInfo;
+  /** The dashboard's address with its one-time login token (see docs/dashboard.md). */
+  dashboardUrl: string;
   /** Graceful stop: the balancer drains in-flight requests, then clones get SIGTERM (SIGKILL after the grace). */
   stop(): Promise<void>;
 }
@@ -92,8 +97,10 @@ export async function startFleet(options: StartFleetOptions): Promise<RunningFle
     ...(remote ? { hosts: remote.hosts } : {}),
   });
   const address = await fleet.listen(options.port ?? fleetDefaults.port, options.host ?? fleetDefaults.host);
-  const api: Server = createFleetApi(fleet, token, logger);
+  const dashboard = createDashboard(fleet, token, logger);
+  const api: Server = createFleetApi(fleet, token, logger, dashboard.handle);
   const stop = async () => {
+    dashboard.close();
     api.close();
     api.closeAllConnections();
     await fleet.close();
@@ -125,7 +132,7 @@ export async function startFleet(options: StartFleetOptions): Promise<RunningFle
     appendHistory(paths.history, { ...state, at: new Date().toISOString(), action: 'up', outcome: 'ok' });
     await new Promise<void>((resolve, reject) => {
       api.once('error', reject);
-      api.listen(0, '127.0.0.1', () => resolve());
+      api.listen(options.adminPort ?? 0, '127.0.0.1', () => resolve());
     });
   } catch (err) {
     await stop();
@@ -141,7 +148,8 @@ export async function startFleet(options: StartFleetOptions): Promise<RunningFle
     startedAt: new Date().toISOString(),
   };
   writeJsonAtomic(paths.runtime, runtime, 0o600);
-  return { fleet, address, runtime, stop };
+  const dashboardUrl = `http://127.0.0.1:${runtime.api}${dashboard.loginPath()}`;
+  return { fleet, address, runtime, dashboardUrl, stop };
 }
 
 /**

@@ -1,0 +1,34 @@
+import { readFileSync } from 'node:fs';
+
+/** CPU time and resident memory of one process, as /proc reports them (Linux). */
+export interface ProcessUsage {
+  /** User + system CPU time, in seconds, since the process started. */
+  cpuSeconds: number;
+  /** Resident set size, in bytes. */
+  rss: number;
+}
+
+// USER_HZ is 100 on every Linux Node runs on; /proc/<pid>/stat counts in those ticks.
+const TICKS = 100;
+const PAGE = 4096;
+
+/**
+ * What a clone costs right now: read from /proc, so it works for any pid (a clone adopted from an earlier
+ * supervisor too). Undefined when the process is gone or /proc is not there (not Linux).
+ *
+ * @example
+ *   const u = processUsage(pid); // { cpuSeconds: 1.27, rss: 61_448_192 }
+ */
+export function processUsage(pid: number): ProcessUsage | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: count fields after its closing one.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const utime = Number(fields[11]);
+    const stime = Number(fields[12]);
+    const rssPages = Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]);
+    return { cpuSeconds: (utime + stime) / TICKS, rss: rssPages * PAGE };
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,232 @@
+// The dashboard in a real browser: Debian's chromium driven by playwright-core, against a real
+// `clones up` process and the real CLI. Screenshots go to docs/ (made here, never by hand).
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { cliAsync, repo, startUp, tempApp, touchApp, type Up, useSources } from '../fleet/fleet-harness.ts';
+import { freePort } from '../harness/free-port.ts';
+
+useSources();
+const CHROMIUM = '/usr/bin/chromium';
+const app = tempApp();
+let up: Up;
+let adminPort: number;
+let browser: Browser;
+let page: Page;
+let loginUrl: string;
+const measured: Record<string, string> = {};
+
+const adminToken = () => readFileSync(join(app.dir, '.clones/admin-token'), 'utf8').trim();
+const base = () => `http://127.0.0.1:${adminPort}`;
+
+async function dashboardUrl(u: Up): Promise<string> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const m = /dashboard: (http\S+)/.exec(u.output());
+    if (m) return m[1]!;
+    if (Date.now() > deadline) throw new Error(`no dashboard URL in:\n${u.output()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The clone rows as the page shows them. */
+function rows(p: Page) {
+  return p.$$eval('#clones tbody tr', (trs) =>
+    trs.map((tr) => ({
+      id: (tr as HTMLElement).dataset.clone,
+      state: (tr as HTMLElement).dataset.state,
+      release: (tr as HTMLElement).dataset.release,
+      restarts: tr.querySelector('.restarts')?.textContent,
+    })),
+  );
+}
+
+async function fleetStatus(): Promise<{
+  release: string;
+  clones: { id: string; pid: number; release: string }[];
+}> {
+  const res = await fetch(`${base()}/status`, { headers: { authorization: `Bearer ${adminToken()}` } });
+  return (await res.json()) as never;
+}
+
+before(async () => {
+  adminPort = await freePort();
+  up = await startUp(app.dir, ['--clones', '3', '--admin-port', String(adminPort)]);
+  loginUrl = await dashboardUrl(up);
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await up?.stop();
+  app.cleanup();
+  console.log(`dashboard measurements: ${JSON.stringify(measured)}`);
+});
+
+test('without the token: the login page and nothing else', async () => {
+  const context = await browser.newContext();
+  const p = await context.newPage();
+  const res = await p.goto(`${base()}/dashboard/`);
+  assert.equal(res?.status(), 401);
+  assert.equal(await p.locator('#clones').count(), 0, 'no fleet data on the login page');
+  assert.equal(await p.locator('form input[name=token]').count(), 1);
+  const events = await p.evaluate(async () => (await fetch('/dashboard/events')).status);
+  assert.equal(events, 401);
+  await p.fill('#token', 'not-the-token');
+  await p.click('button[type=submit]');
+  await p.waitForSelector('.error:has-text("not valid")');
+  assert.equal(await p.locator('#clones').count(), 0);
+  const scale = await p.evaluate(
+    async () => (await fetch('/scale', { method: 'POST', body: '{"clones":1}' })).status,
+  );
+  assert.equal(scale, 401, 'the fleet API refuses actions without the admin token');
+  await context.close();
+});
+
+test('the login link logs in once, and the page shows 3 serving clones', async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  page = await context.newPage();
+  await page.goto(loginUrl);
+  assert.equal(new URL(page.url()).pathname, '/dashboard/');
+  const cookies = await context.cookies();
+  assert.ok(
+    cookies.some((c) => c.name === 'clones_dashboard' && c.httpOnly),
+    'an HttpOnly session cookie',
+  );
+  await page.waitForFunction(
+    () => document.querySelectorAll('#clones tbody tr[data-state="serving"]').length === 3,
+  );
+  // First paint of a fresh load with the cookie.
+  await page.goto(`${base()}/dashboard/`);
+  await page.waitForFunction(() => document.querySelectorAll('#clones tbody tr').length === 3);
+  const fcp = await page.evaluate(
+    () => performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1,
+  );
+  measured.firstContentfulPaintMs = fcp.toFixed(0);
+  const loaded = await page.evaluate(() => {
+    const nav = performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming;
+    return nav.domContentLoadedEventEnd;
+  });
+  measured.domContentLoadedMs = loaded.toFixed(0);
+
+  const other = await browser.newContext();
+  const again = await other.newPage();
+  const res = await again.goto(loginUrl);
+  assert.equal(res?.status(), 401, 'the login link works once');
+  await other.close();
+});
+
+test('a canary deploy from the CLI shows each step while it runs, then the new release', async () => {
+  const old = (await fleetStatus()).release;
+  touchApp(join(app.dir, 'shop'), 'canary');
+  const deploy = cliAsync(app.dir, [
+    'deploy',
+    'shop',
+    '--strategy',
+    'canary',
+    '--steps',
+    '25,50,100',
+    '--step-wait',
+    '2s',
+  ]);
+  // 100 promotes the canary (no watch step): the page shows 25% and 50% while the deploy runs.
+  for (const weight of [25, 50]) {
+    await page.waitForSelector(`#deploy-steps li:has-text("canary at ${weight}%")`, { timeout: 60_000 });
+    assert.equal(deploy.child.exitCode, null, `canary at ${weight}% shows while the deploy still runs`);
+  }
+  const result = await deploy;
+  assert.equal(result.code, 0, result.stderr);
+  await page.waitForSelector('#deploy-line[data-outcome="done"]');
+  const now = (await fleetStatus()).release;
+  assert.notEqual(now, old);
+  await page.waitForFunction(
+    (release) =>
+      [...document.querySelectorAll('#clones tbody tr')].filter(
+        (tr) =>
+          (tr as HTMLElement).dataset.release === release && (tr as HTMLElement).dataset.state === 'serving',
+      ).length === 3,
+    now,
+  );
+  const latencies = await page.evaluate(
+    () => (window as unknown as { __dashboard: { latencies: number[] } }).__dashboard.latencies,
+  );
+  assert.ok(latencies.length > 5, 'fleet events reached the page live');
+  const sorted = [...latencies].sort((a, b) => a - b);
+  measured.eventLatencyMedianMs = String(sorted[Math.floor(sorted.length / 2)]);
+  measured.eventLatencyMaxMs = String(sorted.at(-1));
+  measured.eventsSeen = String(latencies.length);
+  mkdirSync(join(repo, 'docs'), { recursive: true });
+  await page.screenshot({ path: join(repo, 'docs/dashboard.png'), fullPage: true });
+  (globalThis as { oldRelease?: string }).oldRelease = old;
+});
+
+test('rollback from the page, confirmed with the admin token, converges the fleet', async () => {
+  const old = (globalThis as { oldRelease?: string }).oldRelease!;
+  await page.click('#rollback');
+  await page.fill('#admin-token', adminToken());
+  await page.click('#confirm-ok');
+  await page.waitForSelector('#action-result[data-outcome="ok"]', { timeout: 90_000 });
+  await page.waitForFunction(
+    (release) =>
+      [...document.querySelectorAll('#clones tbody tr')].filter(
+        (tr) =>
+          (tr as HTMLElement).dataset.release === release && (tr as HTMLElement).dataset.state === 'serving',
+      ).length === 3,
+    old,
+  );
+  assert.equal((await fleetStatus()).release, old);
+  assert.match((await page.textContent('#deploy-line')) ?? '', /rollback/);
+});
+
+test('a clone killed with SIGKILL shows its restart', async () => {
+  const victim = (await fleetStatus()).clones[0]!;
+  process.kill(victim.pid, 'SIGKILL');
+  await page.waitForFunction(
+    (id) => {
+      const tr = document.querySelector(`#clones tbody tr[data-clone="${id}"]`) as HTMLElement | null;
+      return tr?.dataset.state === 'serving' && tr.querySelector('.restarts')?.textContent === '1';
+    },
+    victim.id,
+    { timeout: 30_000 },
+  );
+  assert.ok(
+    (await page.textContent('#events'))?.includes(`${victim.id}`),
+    'the exit and restart are in the event list',
+  );
+});
+
+test('the page survives a restart of the fleet without a reload', async () => {
+  const snapshots = await page.evaluate(
+    () => (window as unknown as { __dashboard: { snapshots: number } }).__dashboard.snapshots,
+  );
+  await up.stop();
+  await page.waitForSelector('#live.off', { timeout: 15_000 });
+  up = await startUp(app.dir, ['--clones', '3', '--admin-port', String(adminPort)]);
+  await page.waitForFunction(
+    (n) => (window as unknown as { __dashboard: { snapshots: number } }).__dashboard.snapshots > n,
+    snapshots,
+    { timeout: 30_000 },
+  );
+  await page.waitForSelector('#live.on');
+  await page.waitForFunction(
+    () => document.querySelectorAll('#clones tbody tr[data-state="serving"]').length === 3,
+    undefined,
+    { timeout: 30_000 },
+  );
+  assert.deepEqual((await rows(page)).length, 3);
+});
