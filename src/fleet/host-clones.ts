@@ -62,13 +62,6 @@ export class HostClones implements CloneDriver {
   }
 
   async start(release: string): Promise<HostCloneInfo> {
-    this.#o.emit({
-      type: 'clone',
-      host: this.host.name,
-      clone: this.targetId('new'),
-      release,
-      state: 'starting',
-    });
     const info = await this.agent.startClone(release, this.#o.readyTimeout + 30_000);
     this.#clones.set(info.id, info);
     await this.#register(info, true);
@@ -158,15 +151,16 @@ export class HostClones implements CloneDriver {
   }
 
   async #register(c: CloneInfo, wait: boolean): Promise<void> {
-    if (this.#registered.has(c.id)) return;
     const id = this.targetId(c.id);
-    this.#balancer.addTarget({
-      id,
-      url: `http://${this.host.bind}:${c.port}`,
-      group: groupOf(c.release),
-      release: c.release,
-    });
-    this.#registered.set(c.id, c.port);
+    if (!this.#registered.has(c.id)) {
+      this.#balancer.addTarget({
+        id,
+        url: `http://${this.host.bind}:${c.port}`,
+        group: groupOf(c.release),
+        release: c.release,
+      });
+      this.#registered.set(c.id, c.port);
+    }
     if (!wait) return;
     // The balancer runs its own checks across the network; callers rely on the clone counting as healthy.
     const deadline = Date.now() + this.#o.readyTimeout;
