@@ -5,7 +5,16 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { type Browser, chromium, type Page } from 'playwright-core';
-import { cliAsync, repo, startUp, tempApp, touchApp, type Up, useSources } from '../fleet/fleet-harness.ts';
+import {
+  cliAsync,
+  load,
+  repo,
+  startUp,
+  tempApp,
+  touchApp,
+  type Up,
+  useSources,
+} from '../fleet/fleet-harness.ts';
 import { freePort } from '../harness/free-port.ts';
 
 useSources();
@@ -134,6 +143,8 @@ test('the login link logs in once, and the page shows 3 serving clones', async (
 test('a canary deploy from the CLI shows each step while it runs, then the new release', async () => {
   const old = (await fleetStatus()).release;
   touchApp(join(app.dir, 'shop'), 'canary');
+  // A little traffic (bounded: 2 loops, stopped below) so the charts and per-clone figures have data.
+  const traffic = load(up.port, '/', 2);
   const deploy = cliAsync(app.dir, [
     'deploy',
     'shop',
@@ -150,6 +161,8 @@ test('a canary deploy from the CLI shows each step while it runs, then the new r
     assert.equal(deploy.child.exitCode, null, `canary at ${weight}% shows while the deploy still runs`);
   }
   const result = await deploy;
+  await new Promise((r) => setTimeout(r, 1500));
+  await traffic.stop();
   assert.equal(result.code, 0, result.stderr);
   await page.waitForSelector('#deploy-line[data-outcome="done"]');
   const now = (await fleetStatus()).release;

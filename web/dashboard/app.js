@@ -110,7 +110,7 @@ function renderDeploy() {
   }
   const where = d.from ? `${short(d.from)} → ${short(d.release)}` : short(d.release);
   const now = d.running ? 'in progress' : d.outcome;
-  line.textContent = `${d.action} ${where}${d.strategy ? ` (${d.strategy})` : ''} · ${now}${d.step !== undefined ? ` · canary at ${d.step}%` : ''}${d.reason ? ` · ${d.reason}` : ''}`;
+  line.textContent = `${d.action} ${where}${d.strategy ? ` (${d.strategy})` : ''} · ${now}${d.running && d.step !== undefined ? ` · canary at ${d.step}%` : ''}${d.reason ? ` · ${d.reason}` : ''}`;
   line.className = d.running ? 'running' : d.outcome === 'done' ? 'ok' : 'bad';
   line.dataset.outcome = d.running ? 'running' : d.outcome;
   $('deploy-steps').replaceChildren(
@@ -187,6 +187,8 @@ function addEvent(e, live) {
         c.state = e.state;
         if (e.port) c.port = e.port;
       }
+      if (e.state === 'stopped')
+        state.sample.status.clones = state.sample.status.clones.filter((x) => x !== c);
       renderClones();
     }
   }
