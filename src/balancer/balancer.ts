@@ -15,8 +15,8 @@ import {
   type TargetSpec,
 } from './options.ts';
 import { createPicker } from './pick/create-picker.ts';
+import { writeRawError } from './error-response.ts';
 import type { ProxyContext } from './proxy-context.ts';
-import { writeRawError } from './proxy-context.ts';
 import { createRequestHandler } from './proxy-request.ts';
 import { closeUpgraded, createUpgradeHandler } from './proxy-upgrade.ts';
 import { createRedirectServer } from './redirect-server.ts';

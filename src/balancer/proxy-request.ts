@@ -11,25 +11,16 @@ import {
   upstreamFailed,
   upstreamTimeout,
 } from '../errors.ts';
+import { sendError } from './error-response.ts';
 import { type ForwardContext, requestHeaders, responseHeaders } from './forward-headers.ts';
-import {
-  CONNECT_ERRORS,
-  forwardContext,
-  isSecure,
-  mayRepeat,
-  type ProxyContext,
-  RESET_ERRORS,
-  sendError,
-} from './proxy-context.ts';
+import { forwardContext, isSecure, type ProxyContext } from './proxy-context.ts';
 import { RequestBody } from './request-body.ts';
 import { checkRequest, RequestFacts } from './request-hygiene.ts';
+import { canRetry, classifyFailure, retryReason } from './retry-policy.ts';
 import type { Route, RouteState } from './router.ts';
 import type { Target } from './target.ts';
 import type { UpstreamConnection } from './upstream-pool.ts';
 
-const TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
-/** Undici refusing the request itself: nothing reached the clone, and it is not the clone's fault. */
-const REFUSED_BY_CLIENT = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'ERR_INVALID_ARG_TYPE']);
 /** Methods RFC 9110 defines, answered by the balancer to `OPTIONS *` (the clones may allow fewer). */
 const ALLOW = 'GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH';
 
@@ -312,7 +303,8 @@ class Exchange implements RouteState, Dispatcher.DispatchHandler {
       return;
     }
     const code = (err as NodeJS.ErrnoException).code ?? '';
-    if (REFUSED_BY_CLIENT.has(code)) {
+    const failure = classifyFailure(code, reused);
+    if (failure === 'refused') {
       // Hygiene should have refused this request; whatever slipped through is still the client's, never
       // counted against the clone (anonymous clients must not be able to eject clones).
       ctx.logger.warn({ code, method: this.#req.method }, 'request refused by the upstream client');
@@ -321,22 +313,25 @@ class Exchange implements RouteState, Dispatcher.DispatchHandler {
       this.#finish(400);
       return;
     }
-    const timedOut = TIMEOUTS.has(code);
-    const neverArrived = CONNECT_ERRORS.has(code) || (reused && RESET_ERRORS.has(code));
     ctx.set.recordFailure(target, Date.now());
     ctx.logger.debug({ target: target.id, code, attempt: this.#attempts }, 'upstream attempt failed');
-    const canRetry =
-      this.#attempts <= ctx.options.retries.attempts &&
-      !this.#res.headersSent &&
-      !this.#res.destroyed &&
-      (this.#body?.replayable ?? true) &&
-      (neverArrived || mayRepeat(this.#req.method, this.#facts)) &&
-      // A request that never reached a clone adds no load anywhere by going elsewhere: only repeats of
-      // delivered requests spend the budget.
-      (neverArrived || this.#retried || ctx.budget.tryAcquire(ctx.active));
-    if (canRetry) {
-      if (!neverArrived) this.#retried = true;
-      ctx.metrics.retry(neverArrived ? 'not-delivered' : timedOut ? 'timeout' : 'idempotent');
+    const again = canRetry(
+      {
+        failure,
+        attempts: this.#attempts,
+        clientWaiting: !this.#res.headersSent && !this.#res.destroyed,
+        replayable: this.#body?.replayable ?? true,
+        method: this.#req.method,
+        facts: this.#facts,
+        retried: this.#retried,
+      },
+      ctx.options.retries.attempts,
+      ctx.budget,
+      ctx.active,
+    );
+    if (again) {
+      if (failure !== 'not-delivered') this.#retried = true;
+      ctx.metrics.retry(retryReason(failure));
       // Not from inside undici's error handling: the next attempt may pick the same clone's pool.
       process.nextTick(() => {
         if (!this.#done) this.#attempt();
@@ -344,7 +339,7 @@ class Exchange implements RouteState, Dispatcher.DispatchHandler {
       return;
     }
     ctx.logger.warn({ target: target.id, code, err: err.message }, 'upstream failed, not retried');
-    this.#fail(timedOut ? upstreamTimeout(ctx.options.upstream.timeout) : upstreamFailed(err));
+    this.#fail(failure === 'timeout' ? upstreamTimeout(ctx.options.upstream.timeout) : upstreamFailed(err));
   }
 
   #fail(err: ClonesError): void {

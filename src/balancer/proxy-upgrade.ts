@@ -2,15 +2,11 @@ import { type IncomingMessage, request } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { badRequest, noTarget, tooManyHeaders, upstreamFailed } from '../errors.ts';
+import { writeRawError } from './error-response.ts';
 import { requestHeaders, responseHeaders } from './forward-headers.ts';
-import {
-  CONNECT_ERRORS,
-  forwardContext,
-  isSecure,
-  type ProxyContext,
-  writeRawError,
-} from './proxy-context.ts';
+import { forwardContext, isSecure, type ProxyContext } from './proxy-context.ts';
 import { checkRequest, RequestFacts } from './request-hygiene.ts';
+import { classifyFailure } from './retry-policy.ts';
 import type { RouteState } from './router.ts';
 import type { UpgradedPair } from './target.ts';
 import { WsFrameBoundary } from './ws-frame-boundary.ts';
@@ -69,7 +65,11 @@ export function createUpgradeHandler(
       upReq.on('error', (err: NodeJS.ErrnoException) => {
         if (socket.destroyed) return;
         ctx.set.recordFailure(target, Date.now());
-        if (CONNECT_ERRORS.has(err.code ?? '') && state.tried.length <= ctx.options.retries.attempts) {
+        // A new socket every time (agent: false): only a connect failure is certain not to have arrived.
+        if (
+          classifyFailure(err.code ?? '', false) === 'not-delivered' &&
+          state.tried.length <= ctx.options.retries.attempts
+        ) {
           ctx.metrics.retry('not-delivered');
           attempt();
           return;

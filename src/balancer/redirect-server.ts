@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { badRequest } from '../errors.ts';
-import { type ProxyContext, sendError } from './proxy-context.ts';
+import { sendError } from './error-response.ts';
+import type { ProxyContext } from './proxy-context.ts';
 
 // The host part of Host (RFC 9110 §7.2): a DNS name, an IPv4 address or a bracketed IPv6 literal, then an
 // optional port, which is replaced by the HTTPS port.

@@ -3,9 +3,10 @@ import { createSecureServer, type Http2ServerResponse, type ServerHttp2Session }
 import { createServer as createHttpsServer } from 'node:https';
 import type { Server as TlsServer } from 'node:tls';
 import { badRequest } from '../errors.ts';
+import { sendError } from './error-response.ts';
 import { H2Request } from './h2-request.ts';
 import { H2Response } from './h2-response.ts';
-import { type ProxyContext, sendError } from './proxy-context.ts';
+import type { ProxyContext } from './proxy-context.ts';
 import { guardResets } from './reset-guard.ts';
 import type { TlsStore } from './tls-store.ts';
 
