@@ -1,3 +1,4 @@
+import { processUsage } from '../fleet/dashboard/process-usage.ts';
 import { connectFleet, type FleetStatus, fleetPaths } from '../fleet/index.ts';
 import { parse, positionals } from './args.ts';
 import { durationText } from './deploy-table.ts';
@@ -39,13 +40,26 @@ export const status: Verb = {
       console.log(`sticky    a client keeps its group for ${durationText(s.groupStickiness)}`);
     console.log('');
     console.log(
-      `${'CLONE'.padEnd(6)} ${'RELEASE'.padEnd(13)} ${'STATE'.padEnd(9)} ${'HEALTH'.padEnd(10)} ${'PORT'.padEnd(6)} ${'PID'.padEnd(8)} RESTARTS  REASON`,
+      `${'CLONE'.padEnd(6)} ${'RELEASE'.padEnd(13)} ${'STATE'.padEnd(9)} ${'HEALTH'.padEnd(10)} ${'PORT'.padEnd(6)} ${'PID'.padEnd(8)} RESTARTS  ${'UPTIME'.padEnd(8)} ${'CPU'.padEnd(8)} ${'RSS'.padEnd(8)} REASON`,
     );
     for (const c of s.clones) {
       console.log(
-        `${c.id.padEnd(6)} ${short(c.release).padEnd(13)} ${c.state.padEnd(9)} ${c.health.padEnd(10)} ${String(c.port).padEnd(6)} ${String(c.pid ?? '-').padEnd(8)} ${String(c.restarts).padEnd(9)} ${c.reason ?? ''}`,
+        `${c.id.padEnd(6)} ${short(c.release).padEnd(13)} ${c.state.padEnd(9)} ${c.health.padEnd(10)} ${String(c.port).padEnd(6)} ${String(c.pid ?? '-').padEnd(8)} ${String(c.restarts).padEnd(9)} ${usageColumns(c, s.hosts === null)} ${c.reason ?? ''}`,
       );
     }
     return 0;
   },
 };
+
+/** Uptime, CPU time and RSS of a clone (like `pm2 ls`); CPU and RSS only for clones on this machine. */
+function usageColumns(c: FleetStatus['clones'][number], local: boolean): string {
+  const up = Math.max(0, Math.round((Date.now() - Date.parse(c.startedAt)) / 1000));
+  const uptime =
+    up < 3600
+      ? `${Math.floor(up / 60)}m${up % 60}s`
+      : `${Math.floor(up / 3600)}h${Math.floor((up % 3600) / 60)}m`;
+  const u = local && c.pid ? processUsage(c.pid) : undefined;
+  const cpu = u ? `${u.cpuSeconds.toFixed(1)}s` : '-';
+  const rss = u ? `${Math.round(u.rss / 1048576)}MiB` : '-';
+  return `${uptime.padEnd(8)} ${cpu.padEnd(8)} ${rss.padEnd(8)}`;
+}
