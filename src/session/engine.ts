@@ -1,4 +1,4 @@
-import { badStoreUrl, ClonesError, sessionByUserUnsupported, storeUnavailable } from '../errors.ts';
+import { badStoreUrl, sessionByUserUnsupported } from '../errors.ts';
 import { KeyLock } from './key-lock.ts';
 import { type ResolvedOptions, resolveOptions, type SessionOptions } from './options.ts';
 import type { RequestInfo } from './request-info.ts';
@@ -7,10 +7,9 @@ import { SealedSession } from './sealed-session.ts';
 import { createSealer, type Sealer } from './sealer.ts';
 import { IdSigner, storeKey } from './session-id.ts';
 import { type StoreContext, StoreSession } from './store-session.ts';
-import type { GuardedStore } from './stores/guarded-store.ts';
 import { openStore, openStoreInstance, schemeOf, storeSchemes } from './stores/open-store.ts';
+import { noCounts, type RuntimeStore, type StoreCounts } from './stores/runtime-store.ts';
 import type { SessionStore, UserSession } from './stores/store.ts';
-import type { StoreInstance } from './stores/store-instance.ts';
 import { UserEpochs } from './user-epochs.ts';
 
 /**
@@ -28,43 +27,41 @@ export class SessionEngine {
   readonly #locks = new KeyLock();
   /** Shared by every StoreSession of this engine: built once, not per request. */
   readonly #context: StoreContext;
-  #store: Promise<SessionStore> | undefined;
+  /** The server-side store (none for sealed cookies): made here, opened by its first call. */
+  readonly #store: RuntimeStore | undefined;
   /** Sealed cookies with a revocation store: the per-user epochs that make destroyByUser work. */
   readonly #epochs: UserEpochs | undefined;
-  #revocationStore: Promise<SessionStore> | undefined;
+  readonly #revocationStore: RuntimeStore | undefined;
 
   constructor(options: SessionOptions = {}) {
     this.options = resolveOptions(options);
     const scheme = schemeOf(this.options.store);
     this.#signer = new IdSigner(this.options.secrets);
-    this.#context = {
-      options: this.options,
-      store: () => this.store(),
-      signer: this.#signer,
-      locks: this.#locks,
-    };
+    const storeOptions = { timeoutMs: this.options.storeTimeout, prefix: this.options.prefix };
     const revocations = this.options.revocations;
     if (revocations) {
       const at = schemeOf(revocations.store);
       if (!at || !storeSchemes().includes(at)) {
         throw badStoreUrl(revocations.store, `revocation store: use one of ${storeSchemes().join(' ')}`);
       }
-      this.#epochs = new UserEpochs(
-        () => this.#openRevocationStore(revocations.store),
-        revocations.cacheMs,
-        this.options.absoluteTimeout,
-      );
+      this.#revocationStore = openStore(revocations.store, storeOptions);
+      this.#epochs = new UserEpochs(this.#revocationStore, revocations.cacheMs, this.options.absoluteTimeout);
     }
     if (scheme === 'cookie:') {
       this.#sealer = createSealer(this.options.secrets);
     } else if (this.options.storeInstance) {
       // An object the app gave (`store: client`): its kind was checked when the options were resolved.
-    } else if (!scheme || !storeSchemes().includes(scheme)) {
-      throw badStoreUrl(
-        this.options.store,
-        `unknown scheme; use one of ${[...storeSchemes(), 'cookie:'].join(' ')}`,
-      );
+      this.#store = openStoreInstance(this.options.storeInstance, storeOptions);
+    } else {
+      this.#store = openStore(this.options.store, storeOptions);
     }
+    // Sealed sessions never reach the store: their context's store is only there to satisfy the type.
+    this.#context = {
+      options: this.options,
+      store: this.#store as RuntimeStore,
+      signer: this.#signer,
+      locks: this.#locks,
+    };
   }
 
   /** True when sessions live in sealed cookies rather than a store. */
@@ -77,30 +74,14 @@ export class SessionEngine {
     return new StoreSession(this.#context, info);
   }
 
-  /** The store, opened on first use (no I/O until then). */
-  store(): Promise<SessionStore> {
-    this.#store ??= this.#open(this.options.storeInstance ?? this.options.store, () => {
-      this.#store = undefined;
-    });
-    return this.#store;
-  }
-
-  #openRevocationStore(url: string): Promise<SessionStore> {
-    this.#revocationStore ??= this.#open(url, () => {
-      this.#revocationStore = undefined;
-    });
-    return this.#revocationStore;
-  }
-
-  #open(from: string | StoreInstance, forget: () => void): Promise<SessionStore> {
-    const options = { timeoutMs: this.options.storeTimeout, prefix: this.options.prefix };
-    const url = typeof from === 'string' ? from : this.options.store;
-    const opening = typeof from === 'string' ? openStore(from, options) : openStoreInstance(from, options);
-    return opening.catch((err) => {
-      // A backend that failed to load (a missing native module, say) is tried again on the next request.
-      forget();
-      throw err instanceof ClonesError ? err : storeUnavailable(url, err);
-    });
+  /**
+   * The store, opened (its backend loaded and set up): rejects with the coded error a request would get.
+   * Requests do not need this; each store call opens the store when it has to.
+   */
+  async store(): Promise<SessionStore> {
+    const store = this.#store ?? openStore(this.options.store, { timeoutMs: 0, prefix: '' });
+    await store.ready();
+    return store;
   }
 
   /**
@@ -114,7 +95,7 @@ export class SessionEngine {
   async listByUser(userId: string): Promise<UserSession[]> {
     if (this.#sealer && this.#epochs) return this.#epochs.list(userId);
     const store = await this.#byUserStore();
-    return store.listByUser!(userId);
+    return store.listByUser(userId);
   }
 
   /**
@@ -133,26 +114,23 @@ export class SessionEngine {
     const exceptKey = id === undefined ? undefined : storeKey(id);
     if (this.#sealer && this.#epochs) return this.#epochs.revoke(userId, exceptKey);
     const store = await this.#byUserStore();
-    return store.destroyByUser!(userId, exceptKey, Date.now() + this.options.idleTimeout);
+    return store.destroyByUser(userId, exceptKey, Date.now() + this.options.idleTimeout);
   }
 
-  async #byUserStore(): Promise<SessionStore> {
-    if (this.#sealer) throw sessionByUserUnsupported('cookie (no revocation store)');
-    const store = await this.store();
-    if (!store.listByUser || !store.destroyByUser || !store.bindUser)
-      throw sessionByUserUnsupported(store.kind);
-    return store;
+  async #byUserStore(): Promise<RuntimeStore> {
+    if (!this.#store) throw sessionByUserUnsupported('cookie (no revocation store)');
+    await this.#store.requireByUser();
+    return this.#store;
   }
 
-  /** Store calls so far per operation (all zero while the store has not been opened). */
-  async metrics(): Promise<GuardedStore['counts']> {
-    if (!this.#store) return { get: 0, create: 0, patch: 0, touch: 0, destroy: 0, errors: 0, timeouts: 0 };
-    return { ...((await this.#store) as GuardedStore).counts };
+  /** Store calls so far per operation (all zero while the store has not been used). */
+  async metrics(): Promise<StoreCounts> {
+    return { ...(this.#store?.counts ?? noCounts()) };
   }
 
   async close(): Promise<void> {
     await this.options.migrateFrom?.close();
-    if (this.#store) await (await this.#store).close();
-    if (this.#revocationStore) await (await this.#revocationStore).close();
+    await this.#store?.close();
+    await this.#revocationStore?.close();
   }
 }

@@ -22,7 +22,8 @@ export type {
   SessionTypes,
 } from './session-proxy.ts';
 export { openStore, openStoreInstance } from './stores/open-store.ts';
-export type { SessionData, SessionStore, StoredSession } from './stores/store.ts';
+export { RuntimeStore, type StoreCounts } from './stores/runtime-store.ts';
+export type { SessionData, SessionStore, StoreBackend, StoredSession } from './stores/store.ts';
 export type {
   ExpressSessionStore,
   PgPoolLike,

@@ -1,4 +1,5 @@
-import { invalidOption, sessionByUserUnsupported, sessionGone, updateConflict } from '../errors.ts';
+import { invalidOption, sessionGone, updateConflict } from '../errors.ts';
+import { backoff } from './backoff.ts';
 import { diff } from './change-tracker.ts';
 import type { KeyLock } from './key-lock.ts';
 import { migratedId } from './legacy-sessions.ts';
@@ -6,12 +7,13 @@ import type { ResolvedOptions } from './options.ts';
 import type { RequestInfo } from './request-info.ts';
 import { RequestSession } from './request-session.ts';
 import { GENID_PATTERN, type IdSigner, newSessionId, storeKey } from './session-id.ts';
+import type { RuntimeStore } from './stores/runtime-store.ts';
 import type { SessionData, SessionStore, StoredSession } from './stores/store.ts';
 
 /** What every StoreSession of one engine shares. */
 export interface StoreContext {
   options: ResolvedOptions;
-  store: () => Promise<SessionStore>;
+  store: RuntimeStore;
   signer: IdSigner;
   locks: KeyLock;
 }
@@ -65,7 +67,7 @@ export class StoreSession extends RequestSession {
       if (sid !== null) await this.#migrate(sid);
       return this.markReady();
     }
-    const store = await this.#ctx.store();
+    const store = this.#ctx.store;
     const key = storeKey(id);
     const record = await store.get(key);
     const now = Date.now();
@@ -85,7 +87,7 @@ export class StoreSession extends RequestSession {
   protected async persist(): Promise<void> {
     if (!this.loaded && (this.tracker.dirty || this.#uninitialized())) await this.load();
     if (this.degraded) return;
-    const store = await this.#ctx.store();
+    const store = this.#ctx.store;
     const now = Date.now();
     let moved = false;
     if (this.tracker.dirty || this.#uninitialized()) {
@@ -122,7 +124,7 @@ export class StoreSession extends RequestSession {
     await this.load();
     if (this.degraded) return await fn(structuredClone(this.tracker.data));
     try {
-      const store = await this.#ctx.store();
+      const store = this.#ctx.store;
       if (this.#record === undefined) await this.#create(store, Date.now());
       const key = this.#key!;
       return await this.#ctx.locks.run(key, async (entry) => {
@@ -149,7 +151,7 @@ export class StoreSession extends RequestSession {
           // A conflict hands back the current session, so the retry is one round trip, as fast as the winner's
           // next write: waiting here would hand every race to the writer that just won. Back off only when
           // many writers keep colliding.
-          if (attempt > 10) await backoff(attempt);
+          if (attempt > 10) await backoff(attempt - 10, 10);
         }
         throw updateConflict(this.options.maxUpdateAttempts);
       });
@@ -164,7 +166,7 @@ export class StoreSession extends RequestSession {
     if (this.degraded) return;
     this.destroyed = false;
     try {
-      const store = await this.#ctx.store();
+      const store = this.#ctx.store;
       const oldKey = this.#record ? this.#key : undefined;
       const keep = this.options.regenerateKeepsData;
       const userId = keep ? this.#record?.userId : undefined;
@@ -185,8 +187,8 @@ export class StoreSession extends RequestSession {
     await this.load();
     if (this.degraded) return;
     try {
-      const store = await this.#ctx.store();
-      if (!store.bindUser) throw sessionByUserUnsupported(store.kind);
+      const store = this.#ctx.store;
+      await store.requireByUser();
       if (this.#record === undefined) await this.#create(store, Date.now());
       await this.#bind(store, userId);
     } catch (err) {
@@ -194,8 +196,7 @@ export class StoreSession extends RequestSession {
     }
   }
 
-  async #bind(store: SessionStore, userId: string): Promise<void> {
-    if (!store.bindUser) throw sessionByUserUnsupported(store.kind);
+  async #bind(store: RuntimeStore, userId: string): Promise<void> {
     const record = this.#record!;
     const bound = await store.bindUser(this.#key!, userId, record.createdAt + this.options.absoluteTimeout);
     if (!bound) {
@@ -220,7 +221,7 @@ export class StoreSession extends RequestSession {
     if (had) this.queueCookie(this.options.name, '', 0);
     if (key === undefined || this.degraded) return;
     try {
-      const store = await this.#ctx.store();
+      const store = this.#ctx.store;
       await store.destroy(key, Date.now() + this.options.idleTimeout);
     } catch (err) {
       this.storeFailed(err);
@@ -257,7 +258,7 @@ export class StoreSession extends RequestSession {
    */
   async #migrate(sid: string): Promise<void> {
     const legacy = this.options.migrateFrom!;
-    const store = await this.#ctx.store();
+    const store = this.#ctx.store;
     const id = migratedId(this.options.secrets[0]!, legacy.cookieName, sid);
     const key = storeKey(id);
     const now = Date.now();
@@ -288,7 +289,7 @@ export class StoreSession extends RequestSession {
     this.queueCookie(legacy.cookieName, '', 0);
     if (this.degraded) return;
     try {
-      const store = await this.#ctx.store();
+      const store = this.#ctx.store;
       const key = storeKey(migratedId(this.options.secrets[0]!, legacy.cookieName, sid));
       await store.destroy(key, Date.now() + this.options.idleTimeout);
       await legacy.retire(sid);
@@ -372,10 +373,4 @@ export class StoreSession extends RequestSession {
 
 function newest(a: StoredSession | undefined, b: StoredSession): StoredSession {
   return a && a.version > b.version ? a : b;
-}
-
-/** Jittered exponential backoff between compare-and-set attempts across clones. */
-function backoff(attempt: number): Promise<void> {
-  const ms = Math.random() * Math.min(10, 2 ** Math.min(attempt - 10, 4));
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -34,7 +34,7 @@ const DAY = 86_400_000;
  *
  * @example
  *   import session from 'express-session';
- *   const store = await openStore(process.env.SESSION_STORE, { timeoutMs: 2000, prefix: 'clones' });
+ *   const store = openStore(process.env.SESSION_STORE, { timeoutMs: 2000, prefix: 'clones' });
  *   app.use(session({ secret, resave: false, saveUninitialized: false,
  *     store: toExpressStore(store, session.Store) }));
  */

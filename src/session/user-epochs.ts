@@ -26,17 +26,17 @@ const MAX_ATTEMPTS = 100;
  * `cacheMs`, so a revocation reaches the other clones within that bound (and the clone that made it at once).
  *
  * @example
- *   const epochs = new UserEpochs(() => openStore('redis://127.0.0.1:6379', opts), 1000, 7 * 864e5);
+ *   const epochs = new UserEpochs(openStore('redis://127.0.0.1:6379', opts), 1000, 7 * 864e5);
  *   const { epoch } = await epochs.current('user-42');
  */
 export class UserEpochs {
-  readonly #store: () => Promise<SessionStore>;
+  readonly #store: SessionStore;
   readonly #cacheMs: number;
   /** The absolute timeout: no sealed cookie outlives it, so neither must a record that could revoke one. */
   readonly #lifetimeMs: number;
   readonly #cache = new Map<string, { record: UserRecord; at: number }>();
 
-  constructor(store: () => Promise<SessionStore>, cacheMs: number, lifetimeMs: number) {
+  constructor(store: SessionStore, cacheMs: number, lifetimeMs: number) {
     this.#store = store;
     this.#cacheMs = cacheMs;
     this.#lifetimeMs = lifetimeMs;
@@ -46,7 +46,7 @@ export class UserEpochs {
   async current(userId: string): Promise<UserRecord> {
     const hit = this.#cache.get(userId);
     if (hit && Date.now() - hit.at < this.#cacheMs) return hit.record;
-    const stored = await (await this.#store()).get(userKey(userId));
+    const stored = await this.#store.get(userKey(userId));
     const record = stored ? toRecord(stored.data) : EMPTY;
     this.#remember(userId, record);
     return record;
@@ -71,7 +71,7 @@ export class UserEpochs {
 
   /** The user's bound sessions that have not passed their absolute timeout. */
   async list(userId: string): Promise<UserSession[]> {
-    const stored = await (await this.#store()).get(userKey(userId));
+    const stored = await this.#store.get(userKey(userId));
     const now = Date.now();
     return stored ? toRecord(stored.data).sessions.filter((s) => s.expiresAt > now) : [];
   }
@@ -90,7 +90,7 @@ export class UserEpochs {
 
   /** Read, change, compare-and-set, retried on conflict: concurrent changes to one user all persist. */
   async #change(userId: string, fn: (record: UserRecord, now: number) => UserRecord): Promise<UserRecord> {
-    const store = await this.#store();
+    const store = this.#store;
     const key = userKey(userId);
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const now = Date.now();

@@ -2,11 +2,18 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { SessionData, SessionStore, StoredSession } from '../../src/session/stores/store.ts';
+import type {
+  SessionData,
+  SessionStore,
+  StoreBackend,
+  StoredSession,
+} from '../../src/session/stores/store.ts';
+import { runtime } from './runtime.ts';
 
 /** What a contract run needs: a store, and how to release it and whatever server it talks to. */
 export interface OpenedStore {
-  store: SessionStore;
+  /** A bare backend is run inside a RuntimeStore, as the engine runs it. */
+  store: StoreBackend | SessionStore;
   cleanup(): Promise<void>;
 }
 
@@ -24,12 +31,14 @@ export interface OpenedStore {
 export function storeContract(name: string, open: () => Promise<OpenedStore>): void {
   describe(`${name} store contract`, () => {
     let opened: OpenedStore | undefined;
+    let wrapped: SessionStore | undefined;
     const store = (): SessionStore => {
-      assert.ok(opened, 'the store did not open');
-      return opened.store;
+      assert.ok(opened && wrapped, 'the store did not open');
+      return wrapped;
     };
     before(async () => {
       opened = await open();
+      wrapped = runtime(opened.store);
     });
     after(async () => {
       await opened?.cleanup();

@@ -10,9 +10,16 @@ import {
   PutItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { DynamoDbStore, dynamoUrl, USER_INDEX } from '../../src/session/stores/dynamodb-store.ts';
+import type { RuntimeStore } from '../../src/session/stores/runtime-store.ts';
 import type { StoredSession } from '../../src/session/stores/store.ts';
+import { runtime } from '../conformance/runtime.ts';
 import { checkLogOutEverywhere, startByUserApp } from '../harness/by-user-app.ts';
 import { type DynaliteServer, fakeAwsCredentials, startDynalite } from '../harness/dynalite-server.ts';
+
+/** The backend as the engine runs it: inside a RuntimeStore, which creates the table on first use. */
+// DynamoDB keeps no index end, so its bindUser takes two arguments, as these tests call it.
+const dynamo = (options: ConstructorParameters<typeof DynamoDbStore>[0]) =>
+  runtime(new DynamoDbStore(options)) as RuntimeStore & Pick<DynamoDbStore, 'bindUser'>;
 
 const newKey = () => randomBytes(32).toString('hex');
 const fresh = (data: Record<string, unknown>, ttlMs = 60_000): StoredSession => {
@@ -34,7 +41,7 @@ describe('DynamoDbStore', () => {
   });
 
   it('creates the table on first use; the item carries the native TTL attribute in seconds', async () => {
-    const store = new DynamoDbStore({ url: dynalite.url('made-here'), connectTimeout: 2000, prefix: 'p' });
+    const store = dynamo({ url: dynalite.url('made-here'), connectTimeout: 2000, prefix: 'p' });
     const key = newKey();
     const session = fresh({ user: 'ada' });
     await store.create(key, session);
@@ -54,7 +61,7 @@ describe('DynamoDbStore', () => {
   });
 
   it('create=false: a missing table is a coded error, not a creation', async () => {
-    const store = new DynamoDbStore({
+    const store = dynamo({
       url: `${dynalite.url('never-made')}&create=false`,
       connectTimeout: 2000,
       prefix: 'p',
@@ -67,7 +74,7 @@ describe('DynamoDbStore', () => {
   });
 
   it('a patch too big for one expression is applied by a conditional rewrite, merge and CAS intact', async () => {
-    const store = new DynamoDbStore({ url: dynalite.url('big'), connectTimeout: 2000, prefix: 'p' });
+    const store = dynamo({ url: dynalite.url('big'), connectTimeout: 2000, prefix: 'p' });
     const key = newKey();
     await store.create(key, fresh({ keep: 1, drop: 2 }));
     const set: Record<string, number> = {};
@@ -106,7 +113,7 @@ describe('DynamoDbStore', () => {
   // The same dynalite: every test has its own table.
   describe('sessions by user', () => {
     it('the table it creates carries the sparse KEYS_ONLY index uid-index; bindUser sets uid on the item', async () => {
-      const store = new DynamoDbStore({ url: dynalite.url('with-index'), connectTimeout: 2000, prefix: 'p' });
+      const store = dynamo({ url: dynalite.url('with-index'), connectTimeout: 2000, prefix: 'p' });
       const key = newKey();
       await store.create(key, fresh({ n: 1 }));
       assert.equal(await store.bindUser(key, 'ada'), true);
@@ -136,7 +143,7 @@ describe('DynamoDbStore', () => {
           BillingMode: 'PAY_PER_REQUEST',
         }),
       );
-      const store = new DynamoDbStore({ url: dynalite.url('no-index'), connectTimeout: 2000, prefix: 'p' });
+      const store = dynamo({ url: dynalite.url('no-index'), connectTimeout: 2000, prefix: 'p' });
       const key = newKey();
       assert.deepEqual(await store.create(key, fresh({ n: 1 })), { ok: true, version: 1 });
       const missing = { code: 'CLONES_SESSION_USER_INDEX_MISSING', status: 503 };
@@ -148,7 +155,7 @@ describe('DynamoDbStore', () => {
     });
 
     it('listByUser confirms every index candidate: expired, tombstoned, rebound or foreign-prefix items are left out', async () => {
-      const store = new DynamoDbStore({ url: dynalite.url('candidates'), connectTimeout: 2000, prefix: 'p' });
+      const store = dynamo({ url: dynalite.url('candidates'), connectTimeout: 2000, prefix: 'p' });
       const live = newKey();
       await store.create(live, fresh({ n: 1 }));
       await store.bindUser(live, 'eve');

@@ -4,9 +4,9 @@ import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { ClonesError } from '../../src/errors.ts';
 import { sessions } from '../../src/session/index.ts';
-import { GuardedStore } from '../../src/session/stores/guarded-store.ts';
 import { MemcachedStore, memcachedServers } from '../../src/session/stores/memcached-store.ts';
 import type { StoredSession } from '../../src/session/stores/store.ts';
+import { runtime } from '../conformance/runtime.ts';
 import { type MemcachedServer, startMemcached } from '../harness/memcached-server.ts';
 
 const newKey = () => randomBytes(32).toString('hex');
@@ -114,7 +114,7 @@ describe('MemcachedStore', () => {
 
   it('a server that is down fails its calls fast with a coded error; the other keeps serving', async () => {
     const down = await startMemcached();
-    const mixed = new GuardedStore(
+    const mixed = runtime(
       new MemcachedStore({
         url: `memcached://${down.address},${a.address}`,
         connectTimeout: 500,

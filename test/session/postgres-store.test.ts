@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { PostgresStore } from '../../src/session/stores/postgres-store.ts';
 import type { StoredSession } from '../../src/session/stores/store.ts';
+import { runtime } from '../conformance/runtime.ts';
 import { type PostgresCluster, startPostgres } from '../harness/postgres-server.ts';
 
 const newKey = () => randomBytes(32).toString('hex');
@@ -14,8 +15,10 @@ const fresh = (data: Record<string, unknown>, ttlMs = 60_000): StoredSession => 
 
 describe('PostgresStore', () => {
   let cluster: PostgresCluster;
-  const open = (prefix: string) =>
-    new PostgresStore({ url: cluster.primaryUrl, connectTimeout: 2000, prefix });
+  const open = (prefix: string) => {
+    const backend = new PostgresStore({ url: cluster.primaryUrl, connectTimeout: 2000, prefix });
+    return Object.assign(runtime(backend), { sweep: () => backend.sweep() });
+  };
   before(async () => {
     cluster = await startPostgres({ replicas: 0 });
   });

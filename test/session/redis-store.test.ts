@@ -4,9 +4,10 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { ClonesError } from '../../src/errors.ts';
-import { GuardedStore } from '../../src/session/stores/guarded-store.ts';
-import { RedisStore, redisConnection } from '../../src/session/stores/redis-store.ts';
+import { RedisStore } from '../../src/session/stores/redis-store.ts';
+import { redisConnection } from '../../src/session/stores/redis-topology.ts';
 import type { SessionStore, StoredSession } from '../../src/session/stores/store.ts';
+import { runtime } from '../conformance/runtime.ts';
 import { type RedisServer, startRedis } from '../harness/redis-server.ts';
 
 const CONNECT_TIMEOUT = 1000;
@@ -19,7 +20,7 @@ const fresh = (data: Record<string, unknown>, ttlMs = 60_000): StoredSession => 
   return { data, version: 1, createdAt: now, expiresAt: now + ttlMs };
 };
 const open = (url: string, prefix = 'test') =>
-  new RedisStore({ url, connectTimeout: CONNECT_TIMEOUT, prefix });
+  runtime(new RedisStore({ url, connectTimeout: CONNECT_TIMEOUT, prefix }));
 
 /** Resolves with how long `call` took to reject; fails the test if it resolves. */
 async function rejectsWithin(call: () => Promise<unknown>): Promise<{ ms: number; err: unknown }> {
@@ -56,7 +57,7 @@ describe('RedisStore outage and recovery', () => {
 
   it('rejects within connectTimeout while redis is down, and recovers by itself when it is back', async () => {
     const store = open(redis.url);
-    const guarded: SessionStore = new GuardedStore(open(redis.url), CONNECT_TIMEOUT);
+    const guarded: SessionStore = runtime(open(redis.url), CONNECT_TIMEOUT);
     try {
       const key = newKey();
       await store.create(key, fresh({ before: true }));

@@ -17,11 +17,12 @@ import {
 import { badStoreUrl, invalidOption, storeUnavailable, userIndexMissing } from '../../errors.ts';
 import { logger } from '../../logger.ts';
 import { CONFLICT, GONE, setOwn } from './apply-patch.ts';
+import { destroyListed } from './destroy-listed.ts';
 import type {
   PatchOptions,
   SessionData,
   SessionPatch,
-  SessionStore,
+  StoreBackend,
   StoredSession,
   StoreOpenOptions,
   UserSession,
@@ -81,15 +82,13 @@ interface DynamoUrl {
  *   const store = new DynamoDbStore({ url: 'dynamodb://sessions?region=eu-west-1', connectTimeout: 2000,
  *     prefix: 'clones' });
  */
-export class DynamoDbStore implements SessionStore {
+export class DynamoDbStore implements StoreBackend {
   readonly kind = 'dynamodb';
   readonly table: string;
   readonly #db: DynamoDBClient;
   readonly #prefix: string;
   readonly #create: boolean;
-  #ready: Promise<void> | undefined;
   #userIndex: UserIndexState | undefined;
-  #closed = false;
 
   constructor(options: StoreOpenOptions) {
     const parsed = dynamoUrl(options.url);
@@ -107,7 +106,6 @@ export class DynamoDbStore implements SessionStore {
   }
 
   async get(key: string): Promise<StoredSession | null> {
-    await this.#tableReady();
     const { Item: item } = await this.#db.send(
       new GetItemCommand({ TableName: this.table, Key: this.#key(key), ConsistentRead: true }),
     );
@@ -115,7 +113,6 @@ export class DynamoDbStore implements SessionStore {
   }
 
   async create(key: string, session: StoredSession): Promise<WriteResult> {
-    await this.#tableReady();
     const item: Item = {
       ...this.#key(key),
       v: num(session.version),
@@ -143,7 +140,6 @@ export class DynamoDbStore implements SessionStore {
   }
 
   async patch(key: string, patch: SessionPatch, options: PatchOptions = {}): Promise<WriteResult> {
-    await this.#tableReady();
     const set = encodeData(JSON.parse(JSON.stringify(patch.set)) as SessionData);
     // A key both deleted and set ends set (applyPatch order); a key set to undefined disappears, as in JSON.
     const del = [...patch.del, ...Object.keys(patch.set).filter((k) => !Object.hasOwn(set, k))].filter(
@@ -198,7 +194,6 @@ export class DynamoDbStore implements SessionStore {
   }
 
   async touch(key: string, expiresAt: number): Promise<boolean> {
-    await this.#tableReady();
     // TTL-only: two attributes, never the data.
     const result = await this.#conditional(
       new UpdateItemCommand({
@@ -218,7 +213,6 @@ export class DynamoDbStore implements SessionStore {
   }
 
   async destroy(key: string, tombstoneUntil: number): Promise<void> {
-    await this.#tableReady();
     // biome-ignore lint/suspicious/noExplicitAny: either command type goes through the same send
     await this.#db.send(this.#tombstone(key, tombstoneUntil) as any);
   }
@@ -261,22 +255,17 @@ export class DynamoDbStore implements SessionStore {
     exceptKey: string | undefined,
     tombstoneUntil: number,
   ): Promise<number> {
-    const targets = (await this.listByUser(userId)).filter((s) => s.key !== exceptKey);
-    let destroyed = 0;
-    for (let i = 0; i < targets.length; i += DESTROY_CONCURRENCY) {
-      const done = await Promise.all(
-        targets
-          .slice(i, i + DESTROY_CONCURRENCY)
-          .map((s) => this.#destroyBound(s.key, userId, tombstoneUntil)),
-      );
-      destroyed += done.filter(Boolean).length;
-    }
-    return destroyed;
+    const listed = await this.listByUser(userId);
+    const destroy = (s: UserSession) => this.#destroyBound(s.key, userId, tombstoneUntil);
+    return (await destroyListed(listed, exceptKey, destroy, DESTROY_CONCURRENCY)).length;
+  }
+
+  /** Checks the table, and creates it when missing and allowed (run once by the RuntimeStore). */
+  init(): Promise<void> {
+    return ensureTable(this.#db, this.table, this.#create);
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
     this.#db.destroy();
   }
 
@@ -399,7 +388,6 @@ export class DynamoDbStore implements SessionStore {
    * most every INDEX_RECHECK_MS, so adding it to a live table needs no restart of the clones.
    */
   async #userIndexReady(): Promise<void> {
-    await this.#tableReady();
     const state = this.#userIndex;
     if (state?.ok) return;
     if (!state || Date.now() - state.checkedAt >= INDEX_RECHECK_MS) {
@@ -483,15 +471,6 @@ export class DynamoDbStore implements SessionStore {
 
   #key(key: string): Item {
     return { [KEY]: { S: `${this.#prefix}#${key}` } };
-  }
-
-  #tableReady(): Promise<void> {
-    if (this.#closed) return Promise.reject(storeUnavailable(this.kind, new Error('the store was closed')));
-    this.#ready ??= ensureTable(this.#db, this.table, this.#create).catch((err) => {
-      this.#ready = undefined; // tried again on the next call (the table may be created meanwhile)
-      throw err;
-    });
-    return this.#ready;
   }
 }
 

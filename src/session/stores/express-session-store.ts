@@ -3,7 +3,7 @@ import { applyPatch, CONFLICT, GONE } from './apply-patch.ts';
 import type {
   PatchOptions,
   SessionPatch,
-  SessionStore,
+  StoreBackend,
   StoredSession,
   StoreOpenOptions,
   WriteResult,
@@ -29,7 +29,7 @@ interface Held {
  * @example
  *   sessions({ secret, store: new RedisStore({ client }) }); // connect-redis's store, unchanged
  */
-export class ExpressSessionBackedStore implements SessionStore {
+export class ExpressSessionBackedStore implements StoreBackend {
   readonly kind = 'express-session store';
   readonly #store: ExpressSessionStore;
   readonly #locks = new KeyLock();

@@ -1,12 +1,13 @@
 import { badStoreUrl, storeUnavailable } from '../../errors.ts';
 import { logger } from '../../logger.ts';
+import { backoff } from '../backoff.ts';
 import { applyPatch, CONFLICT, GONE } from './apply-patch.ts';
 import { MemcachedClient, type MemcachedValue } from './memcached-client.ts';
 import type {
   PatchOptions,
   SessionData,
   SessionPatch,
-  SessionStore,
+  StoreBackend,
   StoredSession,
   StoreOpenOptions,
   WriteResult,
@@ -45,13 +46,12 @@ type Item = { kind: 'live'; session: Live; cas?: string } | { kind: 'dead'; unti
  *   const store = new MemcachedStore({ url: 'memcached://10.0.0.1:11211,10.0.0.2:11211', connectTimeout: 2000,
  *     prefix: 'clones' });
  */
-export class MemcachedStore implements SessionStore {
+export class MemcachedStore implements StoreBackend {
   readonly kind = 'memcached';
   /** The servers, as `host:port`, in URL order. */
   readonly servers: readonly string[];
   readonly #mc: MemcachedClient;
   readonly #prefix: string;
-  #closed = false;
 
   constructor(options: StoreOpenOptions) {
     const { servers, poolSize } = memcachedServers(options.url);
@@ -72,7 +72,6 @@ export class MemcachedStore implements SessionStore {
   }
 
   async get(key: string): Promise<StoredSession | null> {
-    this.#open();
     const items = await this.#mc.get(key, [this.#s(key), this.#e(key)]);
     const item = decode(items.get(this.#s(key)));
     if (item?.kind !== 'live') return null;
@@ -83,7 +82,6 @@ export class MemcachedStore implements SessionStore {
   }
 
   async create(key: string, session: StoredSession): Promise<WriteResult> {
-    this.#open();
     const live: Live = { v: session.version, c: session.createdAt, e: session.expiresAt, d: session.data };
     const value = Buffer.from(JSON.stringify(live));
     for (let attempt = 1; attempt <= MAX_CAS_ATTEMPTS; attempt++) {
@@ -101,13 +99,12 @@ export class MemcachedStore implements SessionStore {
         return CONFLICT;
       const replaced = await this.#mc.store('cas', key, this.#s(key), value, exptime, item.cas);
       if (replaced === 'STORED') return { ok: true, version: session.version };
-      await backoff(attempt);
+      if (attempt >= 3) await backoff(attempt, 20);
     }
     throw storeUnavailable(this.kind, new Error(`create kept racing after ${MAX_CAS_ATTEMPTS} attempts`));
   }
 
   async patch(key: string, patch: SessionPatch, options: PatchOptions = {}): Promise<WriteResult> {
-    this.#open();
     // Through JSON once, as the whole object would be: undefined values disappear, dates become strings.
     const set = JSON.parse(JSON.stringify(patch.set)) as SessionData;
     const dropped = Object.keys(patch.set).filter((k) => !Object.hasOwn(set, k));
@@ -133,13 +130,12 @@ export class MemcachedStore implements SessionStore {
       const stored = await this.#mc.store('cas', key, this.#s(key), value, this.#mc.expiry(next.e), item.cas);
       if (stored === 'STORED') return { ok: true, version: next.v };
       if (stored === 'NOT_FOUND') return GONE;
-      await backoff(attempt);
+      if (attempt >= 3) await backoff(attempt, 20);
     }
     throw storeUnavailable(this.kind, new Error(`patch kept racing after ${MAX_CAS_ATTEMPTS} attempts`));
   }
 
   async touch(key: string, expiresAt: number): Promise<boolean> {
-    this.#open();
     const items = await this.#mc.get(key, [this.#s(key), this.#e(key)]);
     const item = decode(items.get(this.#s(key)));
     if (item?.kind !== 'live') return false;
@@ -153,7 +149,6 @@ export class MemcachedStore implements SessionStore {
   }
 
   async destroy(key: string, tombstoneUntil: number): Promise<void> {
-    this.#open();
     if (tombstoneUntil <= Date.now()) {
       await this.#mc.delete(key, this.#s(key));
       return;
@@ -164,13 +159,7 @@ export class MemcachedStore implements SessionStore {
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
     this.#mc.close();
-  }
-
-  #open(): void {
-    if (this.#closed) throw storeUnavailable(this.kind, new Error('the store was closed'));
   }
 
   #s(key: string): string {
@@ -202,12 +191,6 @@ function effectiveExpiry(session: Live, record: MemcachedValue | undefined): num
   if (!record) return session.e;
   const [v, c, e] = record.value.toString('latin1').split(' ').map(Number);
   return v === session.v && c === session.c && Number.isFinite(e) ? (e as number) : session.e;
-}
-
-function backoff(attempt: number): Promise<void> | undefined {
-  if (attempt < 3) return undefined;
-  const ms = Math.random() * Math.min(20, 2 ** Math.min(attempt, 5));
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /**

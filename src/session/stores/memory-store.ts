@@ -1,12 +1,14 @@
 import { applyPatch } from './apply-patch.ts';
+import { destroyListed } from './destroy-listed.ts';
 import type {
   PatchOptions,
   SessionPatch,
-  SessionStore,
+  StoreBackend,
   StoredSession,
   UserSession,
   WriteResult,
 } from './store.ts';
+import { storedSession } from './stored-session.ts';
 
 /**
  * Sessions in this process's memory: for tests only (a clone must not keep user data; the URL switch refuses
@@ -15,7 +17,7 @@ import type {
  * @example
  *   const store = new MemoryStore();
  */
-export class MemoryStore implements SessionStore {
+export class MemoryStore implements StoreBackend {
   readonly kind = 'memory';
   readonly #rows = new Map<
     string,
@@ -26,14 +28,7 @@ export class MemoryStore implements SessionStore {
   async get(key: string): Promise<StoredSession | null> {
     const row = this.#live(key);
     if (!row) return null;
-    const session: StoredSession = {
-      data: JSON.parse(row.json),
-      version: row.version,
-      createdAt: row.createdAt,
-      expiresAt: row.expiresAt,
-    };
-    if (row.userId !== undefined) session.userId = row.userId;
-    return session;
+    return storedSession(JSON.parse(row.json), row.version, row.createdAt, row.expiresAt, row.userId);
   }
 
   async create(key: string, session: StoredSession): Promise<WriteResult> {
@@ -102,13 +97,11 @@ export class MemoryStore implements SessionStore {
     exceptKey: string | undefined,
     tombstoneUntil: number,
   ): Promise<number> {
-    let n = 0;
-    for (const { key } of await this.listByUser(userId)) {
-      if (key === exceptKey) continue;
+    const destroy = async ({ key }: UserSession) => {
       await this.destroy(key, tombstoneUntil);
-      n += 1;
-    }
-    return n;
+      return true;
+    };
+    return (await destroyListed(await this.listByUser(userId), exceptKey, destroy, 1)).length;
   }
 
   async close(): Promise<void> {}

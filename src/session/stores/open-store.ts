@@ -1,10 +1,10 @@
 import { badStoreUrl } from '../../errors.ts';
 import { type DriverPackage, driverLoadFailed } from '../../require-driver.ts';
-import { GuardedStore } from './guarded-store.ts';
-import type { SessionStore, StoreOpenOptions } from './store.ts';
+import { RuntimeStore } from './runtime-store.ts';
+import type { StoreBackend, StoreOpenOptions } from './store.ts';
 import { type StoreInstance, storeInstanceKind } from './store-instance.ts';
 
-type StoreClass = new (options: StoreOpenOptions) => SessionStore;
+type StoreClass = new (options: StoreOpenOptions) => StoreBackend;
 
 /**
  * Each scheme loads its backend only when asked for, so SQLite users never load a Redis client, and an app
@@ -43,7 +43,15 @@ async function withDriver(pkg: DriverPackage, scheme: string, load: () => Promis
   }
 }
 
-const memoryStores = new Map<string, SessionStore>();
+const memoryStores = new Map<string, StoreBackend>();
+
+/** Each scheme's name in messages and metrics until its backend is made (the backend's own wins after). */
+const KINDS: Record<string, string> = {
+  'redis+sentinel:': 'redis sentinel',
+  'redis+cluster:': 'redis cluster',
+  'rediss:': 'redis',
+  'postgresql:': 'postgres',
+};
 
 /** The URL schemes `SESSION_STORE` accepts for server-side stores (`cookie:` is handled by the engine). */
 export const storeSchemes = (): string[] => Object.keys(BACKENDS);
@@ -53,56 +61,56 @@ export const schemeOf = (url: string): string | undefined =>
   /^[a-z][a-z0-9+.-]*:/i.exec(url)?.[0]?.toLowerCase();
 
 /**
- * Opens the store a URL names, wrapped with timeouts and coded errors. Connections are made lazily by the
- * backends, so opening does no I/O for network stores.
+ * The store a URL names, inside its RuntimeStore (timeouts, coded errors, counts, lazy set-up). Answers at
+ * once: the backend's module is loaded, and its connection made, on the first call.
  *
  * @example
- *   const store = await openStore('redis://127.0.0.1:6379/0', { timeoutMs: 2000, prefix: 'clones' });
+ *   const store = openStore('redis://127.0.0.1:6379/0', { timeoutMs: 2000, prefix: 'clones' });
  */
-export async function openStore(
-  url: string,
-  options: { timeoutMs: number; prefix: string },
-): Promise<GuardedStore> {
+export function openStore(url: string, options: { timeoutMs: number; prefix: string }): RuntimeStore {
   const scheme = schemeOf(url);
   const load = scheme ? BACKENDS[scheme] : undefined;
-  if (!load) throw badStoreUrl(url, `unknown scheme; use one of ${[...storeSchemes(), 'cookie:'].join(' ')}`);
-  const Backend = await load();
-  if (scheme === 'memory:') {
-    // One process-wide store per memory: URL, so several engines in one test process see the same sessions.
-    const shared =
-      memoryStores.get(url) ??
-      new Backend({ url, connectTimeout: options.timeoutMs, prefix: options.prefix });
-    memoryStores.set(url, shared);
-    return new GuardedStore(shared, options.timeoutMs);
+  if (!scheme || !load) {
+    throw badStoreUrl(url, `unknown scheme; use one of ${[...storeSchemes(), 'cookie:'].join(' ')}`);
   }
-  const store = new Backend({ url, connectTimeout: options.timeoutMs, prefix: options.prefix });
-  return new GuardedStore(store, options.timeoutMs);
+  const open = async (): Promise<StoreBackend> => {
+    const Backend = await load();
+    const made = () => new Backend({ url, connectTimeout: options.timeoutMs, prefix: options.prefix });
+    if (scheme !== 'memory:') return made();
+    // One process-wide store per memory: URL, so several engines in one test process see the same sessions.
+    const shared = memoryStores.get(url) ?? made();
+    memoryStores.set(url, shared);
+    return shared;
+  };
+  return new RuntimeStore(open, { kind: KINDS[scheme] ?? scheme.slice(0, -1), timeoutMs: options.timeoutMs });
 }
 
 /**
- * Opens a store on an object the app already has (`store: client`): an ioredis client (the Redis store, on
- * that client), a pg Pool (the PostgreSQL store, on that pool) or an express-session Store. The object stays
- * the app's: closing the session store does not close it.
+ * A store on an object the app already has (`store: client`): an ioredis client (the Redis store, on that
+ * client), a pg Pool (the PostgreSQL store, on that pool) or an express-session Store. The object stays the
+ * app's: closing the session store does not close it.
  *
  * @example
- *   const store = await openStoreInstance(new Redis(), { timeoutMs: 2000, prefix: 'clones' });
+ *   const store = openStoreInstance(new Redis(), { timeoutMs: 2000, prefix: 'clones' });
  */
-export async function openStoreInstance(
+export function openStoreInstance(
   client: StoreInstance,
   options: { timeoutMs: number; prefix: string },
-): Promise<GuardedStore> {
+): RuntimeStore {
   const kind = storeInstanceKind(client);
-  const Backend: StoreClass =
-    kind === 'redis'
-      ? await BACKENDS['redis:']!()
-      : kind === 'postgres'
-        ? await BACKENDS['postgres:']!()
-        : (await import('./express-session-store.ts')).ExpressSessionBackedStore;
-  const store = new Backend({
-    url: `${kind}:`,
-    connectTimeout: options.timeoutMs,
-    prefix: options.prefix,
-    client,
-  });
-  return new GuardedStore(store, options.timeoutMs);
+  const open = async (): Promise<StoreBackend> => {
+    const Backend: StoreClass =
+      kind === 'redis'
+        ? await BACKENDS['redis:']!()
+        : kind === 'postgres'
+          ? await BACKENDS['postgres:']!()
+          : (await import('./express-session-store.ts')).ExpressSessionBackedStore;
+    return new Backend({
+      url: `${kind}:`,
+      connectTimeout: options.timeoutMs,
+      prefix: options.prefix,
+      client,
+    });
+  };
+  return new RuntimeStore(open, { kind, timeoutMs: options.timeoutMs });
 }

@@ -1,17 +1,18 @@
 import pg from 'pg';
-import { badStoreUrl, storeSchemaTooNew, storeUnavailable } from '../../errors.ts';
+import { badStoreUrl, storeSchemaTooNew } from '../../errors.ts';
 import { logger } from '../../logger.ts';
 import { CONFLICT, GONE } from './apply-patch.ts';
 import type {
   PatchOptions,
   SessionData,
   SessionPatch,
-  SessionStore,
+  StoreBackend,
   StoredSession,
   StoreOpenOptions,
   UserSession,
   WriteResult,
 } from './store.ts';
+import { storedSession } from './stored-session.ts';
 
 // Layout (docs/session-format.md): one row per session in `<prefix>_sessions`: key (hex SHA-256 of the id),
 // data (jsonb), version, created_at and expires_at (ms since the epoch), dead_until (set on a tombstone, whose
@@ -44,14 +45,12 @@ interface Row {
  * @example
  *   const store = new PostgresStore({ url: 'postgres://app@db:5432/app', connectTimeout: 2000, prefix: 'clones' });
  */
-export class PostgresStore implements SessionStore {
+export class PostgresStore implements StoreBackend {
   readonly kind = 'postgres';
   readonly table: string;
   readonly #pool: pg.Pool;
   readonly #sql: ReturnType<typeof statements>;
-  #ready: Promise<void> | undefined;
   #sweeper: NodeJS.Timeout | undefined;
-  #closed = false;
   /** True when the pool was the app's (`store: pool`): the app closes it, not the store. */
   readonly #borrowed: boolean;
 
@@ -80,13 +79,11 @@ export class PostgresStore implements SessionStore {
   }
 
   async get(key: string): Promise<StoredSession | null> {
-    await this.#migrated();
     const { rows } = await this.#pool.query<Row>(this.#sql.get, [key, Date.now()]);
     return rows[0] ? session(rows[0]) : null;
   }
 
   async create(key: string, s: StoredSession): Promise<WriteResult> {
-    await this.#migrated();
     const now = Date.now();
     const { rows } = await this.#pool.query(this.#sql.create, [
       key,
@@ -103,7 +100,6 @@ export class PostgresStore implements SessionStore {
   }
 
   async patch(key: string, patch: SessionPatch, options: PatchOptions = {}): Promise<WriteResult> {
-    await this.#migrated();
     const setJson = JSON.stringify(patch.set);
     const set = JSON.parse(setJson) as SessionData;
     // A key set to undefined disappears, as in JSON.stringify of the whole object.
@@ -124,25 +120,21 @@ export class PostgresStore implements SessionStore {
   }
 
   async touch(key: string, expiresAt: number): Promise<boolean> {
-    await this.#migrated();
     const { rowCount } = await this.#pool.query(this.#sql.touch, [key, expiresAt, Date.now()]);
     return rowCount === 1;
   }
 
   async destroy(key: string, tombstoneUntil: number): Promise<void> {
-    await this.#migrated();
     if (tombstoneUntil <= Date.now()) await this.#pool.query(this.#sql.delete, [key]);
     else await this.#pool.query(this.#sql.destroy, [key, tombstoneUntil]);
   }
 
   async bindUser(key: string, userId: string): Promise<boolean> {
-    await this.#migrated();
     const { rowCount } = await this.#pool.query(this.#sql.bindUser, [key, userId, Date.now()]);
     return rowCount === 1;
   }
 
   async listByUser(userId: string): Promise<UserSession[]> {
-    await this.#migrated();
     const { rows } = await this.#pool.query<{ key: string; created_at: string; expires_at: string }>(
       this.#sql.listByUser,
       [userId, Date.now()],
@@ -160,7 +152,6 @@ export class PostgresStore implements SessionStore {
     exceptKey: string | undefined,
     tombstoneUntil: number,
   ): Promise<number> {
-    await this.#migrated();
     const args = [userId, Date.now(), tombstoneUntil, exceptKey ?? null];
     const { rowCount } = await this.#pool.query(this.#sql.destroyByUser, args);
     return rowCount ?? 0;
@@ -171,7 +162,6 @@ export class PostgresStore implements SessionStore {
    * now; answers how many rows it deleted (0 when another clone holds the lock).
    */
   async sweep(now = Date.now()): Promise<number> {
-    await this.#migrated();
     let total = 0;
     for (;;) {
       const client = await this.#pool.connect();
@@ -196,28 +186,18 @@ export class PostgresStore implements SessionStore {
     }
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    clearInterval(this.#sweeper);
-    if (!this.#borrowed) await this.#pool.end();
+  /** Creates or migrates the table (the RuntimeStore runs this once before the first call), then sweeps. */
+  async init(): Promise<void> {
+    await migrate(this.#pool, this.table);
+    this.#sweeper = setInterval(() => {
+      this.sweep().catch((err) => log.debug({ err: err.message }, 'session sweep skipped'));
+    }, SWEEP_EVERY_MS);
+    this.#sweeper.unref();
   }
 
-  #migrated(): Promise<void> {
-    if (this.#closed) return Promise.reject(storeUnavailable(this.kind, new Error('the store was closed')));
-    this.#ready ??= migrate(this.#pool, this.table).then(
-      () => {
-        this.#sweeper = setInterval(() => {
-          this.sweep().catch((err) => log.debug({ err: err.message }, 'session sweep skipped'));
-        }, SWEEP_EVERY_MS);
-        this.#sweeper.unref();
-      },
-      (err) => {
-        this.#ready = undefined; // the next call tries again (the server may be back)
-        throw err;
-      },
-    );
-    return this.#ready;
+  async close(): Promise<void> {
+    clearInterval(this.#sweeper);
+    if (!this.#borrowed) await this.#pool.end();
   }
 }
 
@@ -308,14 +288,7 @@ function statements(t: string) {
 }
 
 function session(row: Row): StoredSession {
-  const s: StoredSession = {
-    data: row.data,
-    version: row.version,
-    createdAt: Number(row.created_at),
-    expiresAt: Number(row.expires_at),
-  };
-  if (row.user_id !== null) s.userId = row.user_id;
-  return s;
+  return storedSession(row.data, row.version, Number(row.created_at), Number(row.expires_at), row.user_id);
 }
 
 /** `prefix` as a safe SQL identifier: lower-case letters, digits and underscores, then `_sessions`. */

@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { badStoreUrl } from '../../errors.ts';
+import type { StoreOpenOptions } from './store.ts';
 
 /** One `host:port` of a multi-host Redis URL. */
 export interface RedisNode {
@@ -91,4 +94,125 @@ function parseNodes(url: string, list: string, defaultPort: number): RedisNode[]
     nodes.push({ host, port });
   }
   return nodes;
+}
+
+/**
+ * The ioredis client a store URL asks for -- one server, Sentinel or Cluster -- or the app's own client, with
+ * the settings the session store relies on; and the store's name for messages (`redis cluster` ...).
+ *
+ * @example
+ *   const { client, kind, cluster } = redisClient({ url: 'redis+cluster://a:7000', connectTimeout: 2000, prefix: 'p' });
+ */
+export function redisClient(options: StoreOpenOptions): {
+  client: Redis | Cluster;
+  kind: string;
+  cluster: boolean;
+} {
+  let kind = 'redis';
+  const perConnection = {
+    connectTimeout: options.connectTimeout,
+    // A write in flight when the connection drops may or may not have run: resending it could apply a
+    // compare-and-set patch twice (it would then report a conflict and update(fn) would run fn again).
+    // So in-flight calls fail at the first disconnect (maxRetriesPerRequest 0) and are never resent.
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    // A connection that stops answering (a failover behind a virtual IP, a dropped NAT entry) would hold
+    // every call until the kernel gives up, minutes later: drop it and reconnect instead.
+    socketTimeout: Math.max(options.connectTimeout, 1000),
+  };
+  const retry = (attempt: number) => Math.min(100 * attempt, 2000);
+  const topology = /^redis\+/i.test(options.url) ? redisTopology(options.url) : undefined;
+  let client: Redis | Cluster;
+  if (options.client !== undefined) {
+    // The app's own client, with its own retry and queue settings: a command it resends after a reconnect
+    // could apply a compare-and-set twice (update(fn) then runs fn again, still without a lost update).
+    client = options.client as Redis | Cluster;
+    if (client instanceof Cluster) kind = 'redis cluster';
+  } else if (topology?.mode === 'cluster') {
+    kind = 'redis cluster';
+    const { nodes, mode: _, ...auth } = topology;
+    client = new Cluster(nodes, {
+      redisOptions: { ...perConnection, ...auth },
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      enableAutoPipelining: true,
+      clusterRetryStrategy: retry,
+      // MOVED, ASK, TRYAGAIN and CLUSTERDOWN mean the command did not run, so the client follows them; a
+      // closed connection does not say, and a resent write could apply twice (see maxRetriesPerRequest).
+      retryDelayOnFailover: 0,
+    });
+  } else {
+    if (topology?.mode === 'sentinel') kind = 'redis sentinel';
+    const connection: RedisOptions =
+      topology?.mode === 'sentinel'
+        ? {
+            sentinels: topology.sentinels,
+            name: topology.name,
+            db: topology.db,
+            ...(topology.username ? { username: topology.username } : {}),
+            ...(topology.password ? { password: topology.password } : {}),
+            ...(topology.sentinelPassword ? { sentinelPassword: topology.sentinelPassword } : {}),
+            // Learn of a failover from the sentinels at once, even when the old master stays reachable.
+            failoverDetector: true,
+          }
+        : redisConnection(options.url);
+    client = new Redis({
+      ...connection,
+      ...perConnection,
+      lazyConnect: true,
+      // A call never waits in an unbounded offline queue: RedisStore.init waits for 'ready' with a deadline,
+      // so nothing is sent late after its caller has already been told it failed.
+      enableOfflineQueue: false,
+      enableAutoPipelining: true,
+      retryStrategy: retry,
+    });
+  }
+  return { client, kind, cluster: topology?.mode === 'cluster' || client instanceof Cluster };
+}
+
+/** The PEM of a private CA (`rediss://...?ca=/path/ca.pem`), read once when the store is opened. */
+function readCa(url: string, path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw badStoreUrl(url, `cannot read the CA file: ${(err as Error).message}`);
+  }
+}
+
+/** Host, port, credentials, db and TLS from a `redis://` or `rediss://` URL, validated once. */
+export function redisConnection(url: string): RedisOptions {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw badStoreUrl(url, 'not a URL; expected redis://[user:password@]host:port[/db]');
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:')
+    throw badStoreUrl(url, 'expected redis:// or rediss://');
+  const db = u.pathname === '' || u.pathname === '/' ? 0 : Number(u.pathname.slice(1));
+  if (!Number.isInteger(db) || db < 0)
+    throw badStoreUrl(url, `"${u.pathname.slice(1)}" is not a database number`);
+  const port = u.port === '' ? 6379 : Number(u.port);
+  const insecure = u.searchParams.get('tls_insecure');
+  const ca = u.searchParams.get('ca');
+  for (const name of u.searchParams.keys()) {
+    if (name !== 'tls_insecure' && name !== 'ca') {
+      throw badStoreUrl(url, `unknown parameter "${name}"; known: tls_insecure, ca`);
+    }
+  }
+  if ((insecure !== null || ca !== null) && u.protocol !== 'rediss:') {
+    throw badStoreUrl(url, 'tls_insecure and ca need rediss://');
+  }
+  const options: RedisOptions = {
+    host: u.hostname.replace(/^\[(.*)\]$/, '$1') || '127.0.0.1',
+    port,
+    db,
+  };
+  if (u.username) options.username = decodeURIComponent(u.username);
+  if (u.password) options.password = decodeURIComponent(u.password);
+  if (u.protocol === 'rediss:') {
+    options.tls = insecure === '1' || insecure === 'true' ? { rejectUnauthorized: false } : {};
+    if (ca) options.tls.ca = readCa(url, ca);
+  }
+  return options;
 }

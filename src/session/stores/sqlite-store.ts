@@ -6,12 +6,13 @@ import { applyPatch } from './apply-patch.ts';
 import type {
   PatchOptions,
   SessionPatch,
-  SessionStore,
+  StoreBackend,
   StoredSession,
   StoreOpenOptions,
   UserSession,
   WriteResult,
 } from './store.ts';
+import { storedSession } from './stored-session.ts';
 
 /** The schema this code writes; `PRAGMA user_version` records it so later versions know what to migrate. */
 const SCHEMA_VERSION = 1;
@@ -32,7 +33,7 @@ const SWEEP_BATCH = 1000;
  *   const store = new SqliteStore({ url: 'sqlite:.clones/sessions.db', connectTimeout: 2000, prefix: 'clones' });
  *   await store.create(key, { data: {}, version: 1, createdAt: now, expiresAt: now + 86_400_000 });
  */
-export class SqliteStore implements SessionStore {
+export class SqliteStore implements StoreBackend {
   readonly kind = 'sqlite';
   /** The file in use, resolved to an absolute path. */
   readonly path: string;
@@ -42,7 +43,6 @@ export class SqliteStore implements SessionStore {
   readonly #patchTx: (key: string, patch: SessionPatch, options: PatchOptions, now: number) => WriteResult;
   readonly #destroyByUserTx: (userId: string, except: string, until: number, now: number) => number;
   #sweeper: NodeJS.Timeout | undefined;
-  #closed = false;
 
   constructor(options: StoreOpenOptions) {
     this.path = sqlitePath(options.url);
@@ -83,14 +83,7 @@ export class SqliteStore implements SessionStore {
   async get(key: string): Promise<StoredSession | null> {
     const row = this.#sql.get.get(key, Date.now()) as LiveRow | undefined;
     if (!row) return null;
-    const session: StoredSession = {
-      data: JSON.parse(row.data),
-      version: row.version,
-      createdAt: row.created_at,
-      expiresAt: row.expires_at,
-    };
-    if (row.user_id !== null) session.userId = row.user_id;
-    return session;
+    return storedSession(JSON.parse(row.data), row.version, row.created_at, row.expires_at, row.user_id);
   }
 
   async create(key: string, session: StoredSession): Promise<WriteResult> {
@@ -141,8 +134,6 @@ export class SqliteStore implements SessionStore {
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
     clearInterval(this.#sweeper);
     this.#sweeper = undefined;
     this.#db.close();

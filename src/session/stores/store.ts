@@ -46,6 +46,27 @@ export interface SessionStore {
   destroyByUser?(userId: string, exceptKey: string | undefined, tombstoneUntil: number): Promise<number>;
 }
 
+/**
+ * What a backend implements: its operations and, when it needs set-up before the first call (a connection, a
+ * table, a migration), `init`. Everything else -- running `init` once and again after it failed, the closed
+ * check, closing once, timeouts, coded errors and counts -- is the RuntimeStore's, for every backend alike.
+ * `connected` is for a backend whose client can drop its connection and reconnect by itself (Redis): while it
+ * is false the wrapper runs `init` again before the next call, so that call waits for the connection.
+ *
+ * @example
+ *   class MyStore implements StoreBackend {
+ *     readonly kind = 'mine';
+ *     async init() { await this.#client.connect(); }
+ *     async get(key: string) { return this.#client.read(key); }
+ *     // create, patch, touch, destroy ...
+ *   }
+ */
+export type StoreBackend = Omit<SessionStore, 'close'> & {
+  init?(): Promise<void>;
+  readonly connected?: boolean;
+  close?(): Promise<void>;
+};
+
 /** One live session of a user, as `listByUser` answers it: its store key (never the id) and its times. */
 export interface UserSession {
   key: string;
