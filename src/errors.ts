@@ -32,6 +32,16 @@ export class ClonesError extends Error {
   }
 }
 
+/**
+ * Something that is not a ClonesError reached an HTTP edge (an adapter, an admin API): answered as 500
+ * `CLONES_INTERNAL` with `message` (the details stay in `cause`, for the log). The one place that wraps.
+ *
+ * @example
+ *   const e = err instanceof ClonesError ? err : internalError(err);
+ */
+export const internalError = (cause: unknown, message = 'internal error'): ClonesError =>
+  new ClonesError('CLONES_INTERNAL', message, { cause });
+
 /** An option or URL was wrong at start-up; the message names the option. */
 export const invalidOption = (option: string, message: string): ClonesError =>
   new ClonesError('CLONES_INVALID_OPTION', `${option}: ${message}`);
