@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { bearerCheck, readJsonObject, sendJson } from '../admin-http.ts';
-import { adminNotFound, badTargetSpec, ClonesError } from '../errors.ts';
-import type { Balancer } from './balancer.ts';
+import { adminNotFound, badTargetSpec, ClonesError, internalError } from '../errors.ts';
+import type { Balancer } from './balancer-contract.ts';
 import type { ResolvedOptions, TargetSpec } from './options.ts';
 
 /**
@@ -77,10 +77,7 @@ export function createAdminServer(balancer: Balancer, options: ResolvedOptions):
           throw adminNotFound(req.method ?? '', url.pathname);
       }
     } catch (err) {
-      const e =
-        err instanceof ClonesError
-          ? err
-          : new ClonesError('CLONES_INTERNAL', 'internal error', { cause: err });
+      const e = err instanceof ClonesError ? err : internalError(err);
       if (e.status >= 500) logger.error({ err }, 'admin API error');
       sendJson(res, e.status, e.toJSON());
     }

@@ -4,18 +4,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Server as TlsServer } from 'node:tls';
 import { badRequest, headersTooLarge, invalidOption, requestTimeout, tlsOff } from '../errors.ts';
 import { createAdminServer } from './admin-server.ts';
+import type { Balancer, DrainOptions } from './balancer-contract.ts';
 import { createHaproxyBalancer } from './engines/haproxy/haproxy-balancer.ts';
+import { writeRawError } from './error-response.ts';
 import { HealthChecker } from './health-checker.ts';
 import { Metrics } from './metrics.ts';
-import {
-  type BalancerOptions,
-  isStickyDuration,
-  type ResolvedOptions,
-  resolveOptions,
-  type TargetSpec,
-} from './options.ts';
+import { type BalancerOptions, isStickyDuration, resolveOptions } from './options.ts';
 import { createPicker } from './pick/create-picker.ts';
-import { writeRawError } from './error-response.ts';
 import type { ProxyContext } from './proxy-context.ts';
 import { createRequestHandler } from './proxy-request.ts';
 import { closeUpgraded, createUpgradeHandler } from './proxy-upgrade.ts';
@@ -24,82 +19,7 @@ import { RetryBudget } from './retry-budget.ts';
 import { Router } from './router.ts';
 import { createSecureListener } from './secure-listener.ts';
 import { TargetSet } from './target-set.ts';
-import type { CertificateInfo } from './tls-material.ts';
 import { TlsStore } from './tls-store.ts';
-
-export interface GroupState {
-  name: string;
-  weight: number;
-  targets: number;
-  healthy: number;
-  /** Fewer than `panicThreshold`% healthy: requests go to every target of the group. */
-  panic: boolean;
-}
-
-/** What the admin API and `clones status` show. */
-export interface BalancerState {
-  algorithm: string;
-  /** The version guard: releases that may get new requests, or null when any may. */
-  releases: string[] | null;
-  /** Group stickiness as it applies now (a deploy may have set its own duration). */
-  groupStickiness: { enabled: boolean; cookie: string; duration: number };
-  inFlight: number;
-  retriesInFlight: number;
-  groups: GroupState[];
-  targets: Record<string, unknown>[];
-}
-
-export interface DrainOptions {
-  /** Milliseconds to wait for in-flight requests before cutting them; default `drain.deadline`. */
-  deadline?: number;
-}
-
-/**
- * A running L7 load balancer. Create it with `createBalancer`, then `listen`.
- */
-export interface Balancer {
-  readonly options: ResolvedOptions;
-  /** Starts the proxy (and the admin API when `admin.port` is set); resolves with the bound address. */
-  listen(port?: number, host?: string): Promise<AddressInfo>;
-  /** The admin API's address once listening, else undefined. */
-  adminAddress(): AddressInfo | undefined;
-  /** The HTTP-to-HTTPS redirect listener's address (`redirect.port`), else undefined. */
-  redirectAddress(): AddressInfo | undefined;
-  /**
-   * Reads the TLS files again; new connections get the new certificates, open ones keep theirs. Rejects with
-   * a `CLONES_TLS_*` error (and keeps the old certificates) when a file is bad, `CLONES_TLS_OFF` without TLS.
-   */
-  reloadTls(): Promise<CertificateInfo[]>;
-  /** Stops accepting, lets in-flight requests finish (up to `drain.deadline`), then closes everything. */
-  close(): Promise<void>;
-  addTarget(spec: TargetSpec): Record<string, unknown>;
-  /** Drains the target, then forgets it. */
-  removeTarget(id: string, options?: DrainOptions): Promise<void>;
-  /** No new requests for the target; resolves when its in-flight requests are done or the deadline passed. */
-  drain(id: string, options?: DrainOptions): Promise<void>;
-  /** Sets weights (0-1000) of named groups; a group at 0 gets no new clients. */
-  setGroupWeights(weights: Record<string, number>): void;
-  /**
-   * The version guard: only targets of these releases get new requests (`undefined` lifts the guard).
-   * In-flight requests to other targets finish; drain and remove those targets to stop them for good.
-   */
-  setReleases(releases: readonly string[] | undefined): void;
-  /**
-   * How long a client keeps the group it was given (1 s to 7 days, ms), from now on; `undefined` goes back
-   * to the `groupStickiness.duration` option. A deploy sets it for its canary or blue-green phase.
-   */
-  setGroupStickiness(duration: number | undefined): void;
-  /** Runs one active health check on a target now. */
-  checkNow(id: string): Promise<boolean>;
-  state(): BalancerState;
-  /** Prometheus text exposition of the balancer's metrics. */
-  metrics(): string;
-  /**
-   * Resolves when every change made so far is live. The built-in engine applies changes at once (no method);
-   * the haproxy engine applies them through its runtime API or a reload, in order.
-   */
-  settled?(): Promise<void>;
-}
 
 /**
  * Creates an L7 load balancer for clones. Options are validated here, once; see docs/balancer.md.
@@ -177,8 +97,7 @@ export function createBalancer(input: BalancerOptions = {}): Balancer {
     const target = set.get(id);
     const running = drains.get(id);
     if (running) return running;
-    target.draining = true;
-    set.changed();
+    target.drain();
     logger.info({ target: id }, 'draining target');
     const deadline = Date.now() + (drainOptions.deadline ?? options.drain.deadline);
     const done = (async () => {
@@ -282,19 +201,6 @@ export function createBalancer(input: BalancerOptions = {}): Balancer {
     },
     state() {
       const now = Date.now();
-      const groups: GroupState[] = [];
-      for (const [name, weight] of set.groupWeights) {
-        let targets = 0;
-        let healthy = 0;
-        for (const t of set.targets.values()) {
-          if (t.group !== name || t.draining) continue;
-          if (set.allowedReleases !== undefined && !set.allowedReleases.has(t.release)) continue;
-          targets++;
-          if (t.health === 'healthy' && !t.isEjected(now)) healthy++;
-        }
-        const panic = options.panic && healthy * 100 < targets * options.panicThreshold;
-        groups.push({ name, weight, targets, healthy, panic });
-      }
       return {
         algorithm: options.algorithm,
         releases: set.allowedReleases === undefined ? null : [...set.allowedReleases],
@@ -305,9 +211,12 @@ export function createBalancer(input: BalancerOptions = {}): Balancer {
         },
         inFlight: ctx.active,
         retriesInFlight: ctx.budget.inFlight,
-        groups,
+        groups: set.groupStates(now),
         targets: [...set.targets.values()].map((t) => t.toJSON(now)),
       };
+    },
+    target(id) {
+      return set.targets.get(id)?.toJSON();
     },
     metrics() {
       return metrics.render(set.targets.values());

@@ -1,4 +1,4 @@
-import { request } from 'node:http';
+import { healthProbe } from './health-probe.ts';
 import type { ResolvedOptions } from './options.ts';
 import type { Target } from './target.ts';
 import type { TargetSet } from './target-set.ts';
@@ -40,41 +40,7 @@ export class HealthChecker {
 
   /** Runs one check now and resolves with whether it passed (tests and the admin API use this). */
   check(target: Target): Promise<boolean> {
-    const hc = this.#options.healthCheck;
-    return new Promise((resolve) => {
-      let done = false;
-      const finish = (passed: boolean) => {
-        if (done) return;
-        done = true;
-        req.destroy();
-        resolve(passed);
-      };
-      const req = request(
-        {
-          host: target.host,
-          port: target.port,
-          path: hc.path,
-          method: 'GET',
-          agent: false,
-          timeout: hc.timeout,
-          headers: {
-            host: `${target.host}:${target.port}`,
-            'user-agent': 'clones-balancer-health',
-            connection: 'close',
-          },
-        },
-        (res) => {
-          res.resume();
-          finish(hc.matcher(res.statusCode ?? 0));
-        },
-      );
-      req.on('timeout', () => finish(false));
-      req.on('error', () => finish(false));
-      const deadline = setTimeout(() => finish(false), hc.timeout);
-      deadline.unref();
-      req.on('close', () => clearTimeout(deadline));
-      req.end();
-    });
+    return healthProbe(target, this.#options.healthCheck);
   }
 
   #schedule(target: Target, delay: number): void {

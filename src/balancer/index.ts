@@ -6,13 +6,15 @@
  *   const lb = createBalancer({ targets: [{ id: 'c1', url: 'http://127.0.0.1:3001' }] });
  *   await lb.listen(8080);
  */
-export {
-  type Balancer,
-  type BalancerState,
-  createBalancer,
-  type DrainOptions,
-  type GroupState,
-} from './balancer.ts';
+export { createBalancer } from './balancer.ts';
+export type {
+  Balancer,
+  BalancerState,
+  DrainOptions,
+  GroupState,
+  Health,
+  TargetState,
+} from './balancer-contract.ts';
 export {
   type BalancerOptions,
   balancerDefaults,

@@ -152,8 +152,7 @@ class Exchange implements RouteState, Dispatcher.DispatchHandler {
     this.#route = route;
     this.tried.push(target);
     this.#attempts++;
-    target.outstanding++;
-    target.requests++;
+    target.started();
     this.#target = target;
     const upload = this.#body !== undefined && !this.#body.complete;
     const conn = target.pool.acquire(upload);
@@ -237,7 +236,7 @@ class Exchange implements RouteState, Dispatcher.DispatchHandler {
     const target = this.#target;
     if (target === undefined) return;
     this.#target = undefined;
-    target.outstanding--;
+    target.finished();
     const conn = this.#conn;
     if (conn !== undefined) {
       this.#conn = undefined;
@@ -257,9 +256,9 @@ class Exchange implements RouteState, Dispatcher.DispatchHandler {
     if (status < 200 || this.#done) return true;
     const ctx = this.#ctx;
     const target = this.#target!;
-    if (status >= 500) target.errors++;
+    target.responded(status);
     if (status === 502 || status === 503 || status === 504) ctx.set.recordFailure(target, Date.now());
-    else if (target.consecutiveFailures !== 0) ctx.set.recordSuccess(target);
+    else if (target.consecutiveFailures !== 0) target.recordSuccess();
     this.#responded = true;
     this.#status = status;
     this.#resume = resume;

@@ -87,7 +87,7 @@ export function createUpgradeHandler(
         upRes.pipe(socket);
       });
       upReq.on('upgrade', (upRes, upSocket, upHead) => {
-        ctx.set.recordSuccess(target);
+        target.recordSuccess();
         if (socket.destroyed) {
           upSocket.destroy();
           return;

@@ -1,5 +1,8 @@
 import type { Logger } from 'pino';
-import { badTargetSpec, duplicateTarget, unknownTarget } from '../errors.ts';
+import { duplicateTarget, unknownTarget } from '../errors.ts';
+import type { GroupState } from './balancer-contract.ts';
+import { checkGroupWeights } from './check-group-weights.ts';
+import { groupStates } from './group-states.ts';
 import type { Metrics } from './metrics.ts';
 import type { ResolvedOptions, TargetSpec } from './options.ts';
 import { roundRobin } from './pick/round-robin.ts';
@@ -28,7 +31,7 @@ export class TargetSet {
 
   set allowedReleases(releases: ReadonlySet<string> | undefined) {
     this.#allowedReleases = releases;
-    this.changed();
+    this.#onChange();
   }
 
   #allowedReleases: ReadonlySet<string> | undefined;
@@ -37,11 +40,15 @@ export class TargetSet {
   readonly #logger: Logger;
   readonly #groupPicker = roundRobin();
   /**
-   * Candidates per group, reused until a target changes state (`changed()`) or an ejection runs out, so the
+   * Candidates per group, reused until a target changes state (its transitions call `#onChange`) or an ejection runs out, so the
    * hot path does not rebuild the list on every request.
    */
   readonly #cache = new Map<string, { version: number; until: number; list: Target[] }>();
   #version = 0;
+  /** Handed to every target: its transitions invalidate the candidate lists. */
+  readonly #onChange = (): void => {
+    this.#version++;
+  };
 
   constructor(options: ResolvedOptions, metrics: Metrics, logger: Logger) {
     this.#options = options;
@@ -53,20 +60,21 @@ export class TargetSet {
   add(spec: TargetSpec): Target {
     if (spec && typeof spec.id === 'string' && this.targets.has(spec.id)) throw duplicateTarget(spec.id);
     const u = this.#options.upstream;
-    const target = new Target(spec, {
+    const pool = {
       idleTimeout: u.idleTimeout,
       maxSockets: u.maxSockets,
       maxFreeSockets: u.maxFreeSockets,
       maxUploadSockets: u.maxUploadSockets,
       timeout: u.timeout,
-    });
+    };
+    const target = new Target(spec, pool, this.#onChange);
     if (!this.groupWeights.has(target.group)) {
       // A new group gets no new clients until it is given a weight, so adding a canary never shifts traffic.
       this.groupWeights.set(target.group, this.groupWeights.size === 0 ? this.#options.firstGroupWeight : 0);
     }
     if (!this.#options.healthCheck.enabled) this.#enter(target, 'healthy', Date.now());
     this.targets.set(target.id, target);
-    this.changed();
+    this.#onChange();
     return target;
   }
 
@@ -77,9 +85,8 @@ export class TargetSet {
   }
 
   delete(target: Target): void {
-    target.removed = true;
     this.targets.delete(target.id);
-    this.changed();
+    target.remove();
     target.pool.destroy();
     let used = false;
     for (const t of this.targets.values()) if (t.group === target.group) used = true;
@@ -87,18 +94,9 @@ export class TargetSet {
   }
 
   setGroupWeights(weights: Record<string, number>): void {
-    for (const [name, weight] of Object.entries(weights)) {
-      if (!Number.isInteger(weight) || weight < 0 || weight > 1000) {
-        throw badTargetSpec(`groups.${name}`, `weight must be a whole number 0-1000; got ${String(weight)}`);
-      }
-    }
+    checkGroupWeights(weights);
     for (const [name, weight] of Object.entries(weights)) this.groupWeights.set(name, weight);
     this.#logger.info({ weights }, 'group weights set');
-  }
-
-  /** Call after changing a target's routing state (draining, health, ejection) from outside this class. */
-  changed(): void {
-    this.#version++;
   }
 
   /**
@@ -114,7 +112,8 @@ export class TargetSet {
       this.#cache.set(group, entry);
     }
     const chosen = entry.list;
-    if (this.#options.slowStart > 0) for (const t of chosen) t.weight = this.#rampedWeight(t, now);
+    const slowStart = this.#options.slowStart;
+    if (slowStart > 0) for (const t of chosen) t.ramp(now, slowStart);
     return chosen;
   }
 
@@ -134,6 +133,21 @@ export class TargetSet {
     return this.#options.panic && healthy.length * 100 < all.length * this.#options.panicThreshold
       ? all
       : healthy;
+  }
+
+  /**
+   * Each group's size and health as `state()` reports them: its targets that are not draining and pass the
+   * version guard, how many of those are healthy and not ejected, and whether the group is in panic.
+   */
+  groupStates(now: number): GroupState[] {
+    const o = this.#options;
+    return groupStates(
+      this.groupWeights,
+      this.targets.values(),
+      this.#allowedReleases,
+      (t) => t.health === 'healthy' && !t.isEjected(now),
+      (healthy, targets) => o.panic && healthy * 100 < targets * o.panicThreshold,
+    );
   }
 
   /** Chooses a group for a new client by smooth weighted round-robin over groups that can serve. */
@@ -164,29 +178,15 @@ export class TargetSet {
   /** Feeds one active health-check result; returns true when the target changed state. */
   checkResult(target: Target, passed: boolean, now: number): boolean {
     const hc = this.#options.healthCheck;
-    if (passed) {
-      target.fails = 0;
-      if (target.health === 'healthy') return false;
-      target.passes++;
-      if (target.passes >= hc.healthyThreshold) return this.#enter(target, 'healthy', now);
-      return false;
-    }
-    target.passes = 0;
-    if (target.health === 'unhealthy') return false;
-    target.fails++;
-    // An unknown target that fails its first check is unhealthy at once: it never served anyone.
-    if (target.health === 'unknown' || target.fails >= hc.unhealthyThreshold) {
-      return this.#enter(target, 'unhealthy', now);
-    }
-    return false;
+    const to = target.checkResult(passed, hc.healthyThreshold, hc.unhealthyThreshold);
+    return to !== undefined && this.#enter(target, to, now);
   }
 
   /** Passive health: a connect error or 502/503/504 from the target. */
   recordFailure(target: Target, now: number): void {
     const p = this.#options.passive;
     if (!p.enabled || target.isEjected(now)) return;
-    target.consecutiveFailures++;
-    if (target.consecutiveFailures < p.consecutiveFailures) return;
+    if (target.recordFailure() < p.consecutiveFailures) return;
     let size = 0;
     let ejected = 0;
     for (const t of this.targets.values()) {
@@ -195,12 +195,7 @@ export class TargetSet {
       if (t.isEjected(now)) ejected++;
     }
     if ((ejected + 1) * 100 > size * p.maxEjectedPercent) return;
-    target.ejections = now - target.lastEjectionEnd > p.maxEjection ? 1 : target.ejections + 1;
-    const duration = Math.min(p.baseEjection * target.ejections, p.maxEjection);
-    target.ejectedUntil = now + duration;
-    this.changed();
-    target.lastEjectionEnd = target.ejectedUntil;
-    target.consecutiveFailures = 0;
+    const duration = target.eject(now, p);
     this.#metrics.ejection(target.id);
     this.#logger.warn(
       { target: target.id, ms: duration, n: target.ejections },
@@ -208,33 +203,16 @@ export class TargetSet {
     );
   }
 
-  recordSuccess(target: Target): void {
-    target.consecutiveFailures = 0;
-  }
-
   #enter(target: Target, health: Health, now: number): boolean {
-    const from = target.health;
-    target.health = health;
-    this.changed();
-    target.passes = 0;
-    target.fails = 0;
+    // Slow start skips targets that arrive in a group with nothing healthy: there is nobody to protect.
+    let others = false;
     if (health === 'healthy') {
-      // Slow start skips targets that arrive in a group with nothing healthy: there is nobody to protect.
-      let others = false;
       for (const t of this.targets.values())
         if (t !== target && t.group === target.group && t.health === 'healthy') others = true;
-      target.healthySince = others ? now : 0;
-      target.ejectedUntil = 0;
-      target.consecutiveFailures = 0;
     }
+    const from = target.enter(health, now, others);
     this.#metrics.transition(target.id, health);
     this.#logger.info({ target: target.id, from, to: health }, 'target health changed');
     return true;
-  }
-
-  #rampedWeight(target: Target, now: number): number {
-    const elapsed = now - target.healthySince;
-    if (elapsed >= this.#options.slowStart) return target.baseWeight;
-    return Math.max(target.baseWeight * 0.1, (target.baseWeight * elapsed) / this.#options.slowStart);
   }
 }

@@ -1,56 +1,22 @@
 import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
-import { type AddressInfo, createServer as createNetServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  badTargetSpec,
-  duplicateTarget,
-  haproxyFailed,
-  invalidOption,
-  tlsOff,
-  unknownTarget,
-} from '../../../errors.ts';
+import { invalidOption, tlsOff, unknownTarget } from '../../../errors.ts';
 import { createAdminServer } from '../../admin-server.ts';
-import type { Balancer, BalancerState, DrainOptions, GroupState } from '../../balancer.ts';
+import type { Balancer, BalancerState, DrainOptions } from '../../balancer-contract.ts';
+import { checkGroupWeights } from '../../check-group-weights.ts';
+import { healthProbe } from '../../health-probe.ts';
 import { isStickyDuration, type ResolvedOptions } from '../../options.ts';
-import { parseTargetSpec } from '../../target.ts';
 import { type CertificateInfo, loadTlsMaterial } from '../../tls-material.ts';
-import {
-  backendOf,
-  haproxyFiles,
-  haproxyWeight,
-  renderHaproxyConfig,
-  type ServerLine,
-} from './haproxy-config.ts';
+import { writeErrorPages } from './error-pages.ts';
+import { freePort } from './free-port.ts';
+import { backendOf, haproxyFiles, renderHaproxyConfig } from './haproxy-config.ts';
+import { type HaproxyEntry as Entry, HaproxyModel } from './haproxy-model.ts';
 import { HaproxyProcess } from './haproxy-process.ts';
 import { parseStat, runtimeChange, runtimeCommand } from './runtime-api.ts';
-
-type Health = 'unknown' | 'healthy' | 'unhealthy';
-
-/** One target as the engine models it; HAProxy's view is read back into `health` and `inFlight`. */
-interface Entry {
-  id: string;
-  url: string;
-  host: string;
-  port: number;
-  group: string;
-  release: string;
-  weight: number;
-  /** Its first health checks passed (F6: HAProxy counts a new server UP before checking it). */
-  admitted: boolean;
-  draining: boolean;
-  health: Health;
-  inFlight: number;
-  /** The admin state HAProxy was last told: 'ready' or 'maint'. */
-  applied: 'ready' | 'maint' | undefined;
-}
-
-const JSON_ERROR = (status: number, reason: string, code: string, message: string) => {
-  const body = JSON.stringify({ error: { code, message } });
-  return `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncache-control: no-cache\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
-};
+import { scrapeMetrics } from './scrape-metrics.ts';
 
 /**
  * The balancer contract on HAProxy: the same options, methods and admin API as the built-in engine, with
@@ -68,10 +34,8 @@ const JSON_ERROR = (status: number, reason: string, code: string, message: strin
  */
 export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
   const logger = options.logger.child({ engine: 'haproxy' });
-  const entries = new Map<string, Entry>();
-  const groupWeights = new Map<string, number>(Object.entries(options.groups));
-  let allowed: ReadonlySet<string> | undefined;
-  let groupDuration = options.groupStickiness.duration;
+  const model = new HaproxyModel(options);
+  const { entries, groupWeights } = model;
   const drains = new Map<string, Promise<void>>();
   let queue: Promise<unknown> = Promise.resolve();
   let dir = '';
@@ -90,28 +54,9 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
   let configGroups: string[] = [];
   const secret = options.secret.toString('base64');
 
-  const add = (spec: Parameters<Balancer['addTarget']>[0]): Entry => {
-    const parsed = parseTargetSpec(spec);
-    if (entries.has(parsed.id)) throw duplicateTarget(parsed.id);
-    if (!groupWeights.has(parsed.group))
-      groupWeights.set(parsed.group, groupWeights.size === 0 ? options.firstGroupWeight : 0);
-    const entry: Entry = {
-      ...parsed,
-      admitted: !options.healthCheck.enabled,
-      draining: false,
-      health: options.healthCheck.enabled ? 'unknown' : 'healthy',
-      inFlight: 0,
-      applied: undefined,
-    };
-    entries.set(entry.id, entry);
-    return entry;
-  };
   // Targets given at start serve at once, as the built-in engine's panic mode lets them: HAProxy's own checks
   // take out the ones that fail. Targets added later wait for their checks (F6).
-  for (const spec of options.targets) add(spec).admitted = true;
-
-  const wanted = (e: Entry): 'ready' | 'maint' =>
-    e.admitted && !e.draining && (allowed === undefined || allowed.has(e.release)) ? 'ready' : 'maint';
+  for (const spec of options.targets) model.add(spec).admitted = true;
 
   /** Runs `job` after every change queued before it; a failed job is logged and does not stop the queue. */
   const enqueue = <T>(job: () => Promise<T>): Promise<T> => {
@@ -120,34 +65,17 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
     return run;
   };
 
-  const mapsText = () => {
-    const groups = [...groupWeights].map(([name, weight]) => `${name} ${weight}`);
-    return `${[...groups, `@duration ${Math.floor(groupDuration / 1000)}`].join('\n')}\n`;
-  };
-
   const writeFiles = async (): Promise<void> => {
     configGroups = [...groupWeights.keys()];
-    const servers: ServerLine[] = [...entries.values()].map((e) => ({
-      id: e.id,
-      host: e.host,
-      port: e.port,
-      group: e.group,
-      weight: haproxyWeight(e.weight),
-      disabled: wanted(e) === 'maint',
-    }));
-    writeFileSync(files.groups, mapsText(), { mode: 0o600 });
-    writeFileSync(
-      files.releases,
-      `${[...entries.values()].map((e) => `${e.id} ${e.release}`).join('\n')}\n`,
-      { mode: 0o600 },
-    );
+    writeFileSync(files.groups, model.groupsMap(), { mode: 0o600 });
+    writeFileSync(files.releases, model.releasesMap(), { mode: 0o600 });
     const config = renderHaproxyConfig({
       options,
       dir,
       listen: listenAt!,
       admin,
       groups: configGroups,
-      servers,
+      servers: model.servers(),
       certDir: options.tls === undefined ? undefined : join(dir, 'certs'),
       secret,
       redirectPort,
@@ -155,7 +83,7 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
     writeFileSync(files.next, config, { mode: 0o600 });
     await proc!.check(files.next);
     renameSync(files.next, files.config);
-    for (const e of entries.values()) e.applied = wanted(e);
+    for (const e of entries.values()) e.applied = model.wanted(e);
   };
 
   /** Keeps HAProxy's view of each surviving server (health, weight, drain) across the reload, and nothing else (F7). */
@@ -182,7 +110,7 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
   };
 
   const setState = async (e: Entry): Promise<void> => {
-    const want = wanted(e);
+    const want = model.wanted(e);
     if (e.applied === want || !entries.has(e.id) || proc === undefined) return;
     await runtimeChange(files.stats, `set server ${backendOf(e.group)}/${e.id} state ${want}`);
     e.applied = want;
@@ -213,25 +141,7 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
     }
   };
 
-  const probe = (e: Entry): Promise<boolean> =>
-    new Promise((resolve) => {
-      const req = request(
-        {
-          host: e.host,
-          port: e.port,
-          path: options.healthCheck.path,
-          agent: false,
-          timeout: options.healthCheck.timeout,
-        },
-        (res) => {
-          res.resume();
-          resolve(options.healthCheck.matcher(res.statusCode ?? 0));
-        },
-      );
-      req.on('timeout', () => req.destroy());
-      req.on('error', () => resolve(false));
-      req.end();
-    });
+  const probe = (e: Entry): Promise<boolean> => healthProbe(e, options.healthCheck);
 
   /** Reads health and in-flight requests back from `show stat`. */
   const poll = async (): Promise<void> => {
@@ -289,16 +199,6 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
     return done;
   };
 
-  const freePort = (host: string): Promise<number> =>
-    new Promise((resolve, reject) => {
-      const server = createNetServer();
-      server.once('error', reject);
-      server.listen(0, host, () => {
-        const { port } = server.address() as AddressInfo;
-        server.close(() => resolve(port));
-      });
-    });
-
   const writeCertificates = async (): Promise<CertificateInfo[]> => {
     const material = await loadTlsMaterial(options.tls!, logger);
     const certDir = join(dir, 'certs');
@@ -316,28 +216,7 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       chmodSync(dir, 0o700);
       files = haproxyFiles(dir);
-      writeFileSync(
-        join(dir, 'no-target.http'),
-        JSON_ERROR(503, 'Service Unavailable', 'CLONES_BALANCER_NO_TARGET', 'no clone can take this request'),
-      );
-      writeFileSync(
-        join(dir, 'upstream.http'),
-        JSON_ERROR(
-          502,
-          'Bad Gateway',
-          'CLONES_BALANCER_UPSTREAM_ERROR',
-          'the clone failed and the request could not be retried',
-        ),
-      );
-      writeFileSync(
-        join(dir, 'timeout.http'),
-        JSON_ERROR(
-          504,
-          'Gateway Timeout',
-          'CLONES_BALANCER_UPSTREAM_TIMEOUT',
-          'the clone did not answer in time',
-        ),
-      );
+      writeErrorPages(dir);
       writeFileSync(files.state, '');
       if (options.tls !== undefined) await writeCertificates();
       listenAt = { host, port: port === 0 ? await freePort(host) : port };
@@ -419,7 +298,7 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
       if (ownDir && dir !== '') rmSync(dir, { recursive: true, force: true });
     },
     addTarget(spec) {
-      const e = add(spec);
+      const e = model.add(spec);
       logger.info({ target: e.id, url: e.url, group: e.group, release: e.release }, 'target added');
       if (proc !== undefined) {
         enqueue(reload).then(
@@ -427,29 +306,20 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
           () => {},
         );
       }
-      return toJSON(e);
+      return model.targetState(e);
     },
     async removeTarget(id, drainOptions) {
       const e = entries.get(id);
       if (e === undefined) throw unknownTarget(id);
       await drain(id, drainOptions);
-      entries.delete(id);
+      model.delete(e);
       drains.delete(id);
-      let used = false;
-      for (const t of entries.values()) if (t.group === e.group) used = true;
-      if (!used && !(e.group in options.groups)) groupWeights.delete(e.group);
       await enqueue(reload);
       logger.info({ target: id }, 'target removed');
     },
     drain,
     setGroupWeights(weights) {
-      for (const [name, weight] of Object.entries(weights)) {
-        if (!Number.isInteger(weight) || weight < 0 || weight > 1000)
-          throw badTargetSpec(
-            `groups.${name}`,
-            `weight must be a whole number 0-1000; got ${String(weight)}`,
-          );
-      }
+      checkGroupWeights(weights);
       const before = [...groupWeights.keys()].join(',');
       for (const [name, weight] of Object.entries(weights)) groupWeights.set(name, weight);
       logger.info({ weights }, 'group weights set');
@@ -460,26 +330,26 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
       }
       // A canary step: the map changes in the running worker (and on disk, for the next reload), no reload.
       enqueue(async () => {
-        writeFileSync(files.groups, mapsText(), { mode: 0o600 });
+        writeFileSync(files.groups, model.groupsMap(), { mode: 0o600 });
         for (const [name, weight] of Object.entries(weights))
           await runtimeChange(files.stats, `set map ${files.groups} ${name} ${weight}`);
       }).catch(() => {});
     },
     setReleases(releases) {
-      allowed = releases === undefined ? undefined : new Set(releases);
+      model.allowed = releases === undefined ? undefined : new Set(releases);
       logger.info({ releases }, 'release guard set');
       if (proc !== undefined) applyAll().catch(() => {});
     },
     setGroupStickiness(duration) {
       if (duration !== undefined && !isStickyDuration(duration))
         throw invalidOption('groupStickiness.duration', `must be 1 s to 7 days in ms; got ${duration}`);
-      groupDuration = duration ?? options.groupStickiness.duration;
+      model.groupDuration = duration ?? options.groupStickiness.duration;
       if (proc === undefined) return;
       enqueue(async () => {
-        writeFileSync(files.groups, mapsText(), { mode: 0o600 });
+        writeFileSync(files.groups, model.groupsMap(), { mode: 0o600 });
         await runtimeChange(
           files.stats,
-          `set map ${files.groups} @duration ${Math.floor(groupDuration / 1000)}`,
+          `set map ${files.groups} @duration ${Math.floor(model.groupDuration / 1000)}`,
         );
       }).catch(() => {});
     },
@@ -489,41 +359,31 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
       return probe(e);
     },
     state(): BalancerState {
-      const groups: GroupState[] = [];
-      for (const [name, weight] of groupWeights) {
-        let targets = 0;
-        let healthy = 0;
-        for (const e of entries.values()) {
-          if (e.group !== name || e.draining) continue;
-          if (allowed !== undefined && !allowed.has(e.release)) continue;
-          targets++;
-          if (e.admitted && e.health === 'healthy') healthy++;
-        }
-        groups.push({ name, weight, targets, healthy, panic: false });
-      }
-      let inFlight = 0;
-      for (const e of entries.values()) inFlight += e.inFlight;
       return {
         algorithm: options.algorithm,
-        releases: allowed === undefined ? null : [...allowed],
+        releases: model.allowed === undefined ? null : [...model.allowed],
         groupStickiness: {
           enabled: options.groupStickiness.enabled,
           cookie: options.groupStickiness.cookie,
-          duration: groupDuration,
+          duration: model.groupDuration,
         },
-        inFlight,
+        inFlight: model.inFlight(),
         retriesInFlight: 0,
-        groups,
-        targets: [...entries.values()].map(toJSON),
+        groups: model.groupStates(),
+        targets: [...entries.values()].map((e) => model.targetState(e)),
         engine: { name: 'haproxy', pid: proc?.pid ?? null, restarts, dir },
       } as BalancerState;
+    },
+    target(id) {
+      const e = entries.get(id);
+      return e === undefined ? undefined : model.targetState(e);
     },
     metrics() {
       // HAProxy's Prometheus exporter answers on a unix socket; the text is refreshed in the background, so
       // this is at most a second old (the admin listener's /metrics is served by HAProxy itself, live).
       if (Date.now() - metricsAt > 1000 && proc !== undefined && !closed) {
         metricsAt = Date.now();
-        scrape(files.promex).then(
+        scrapeMetrics(files.promex).then(
           (text) => {
             metricsText = text;
           },
@@ -537,35 +397,4 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
     },
   };
   return balancer;
-
-  function toJSON(e: Entry): Record<string, unknown> {
-    return {
-      id: e.id,
-      url: e.url,
-      group: e.group,
-      release: e.release,
-      weight: e.weight,
-      health: e.admitted ? e.health : e.health === 'unhealthy' ? 'unhealthy' : 'unknown',
-      ejected: false,
-      ejectedUntil: null,
-      draining: e.draining,
-      inFlight: e.inFlight,
-      websockets: 0,
-    };
-  }
-}
-
-/** GET /metrics from HAProxy's Prometheus exporter on its unix socket. */
-function scrape(socketPath: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path: '/metrics', timeout: 5000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve(Buffer.concat(chunks).toString()));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(haproxyFailed('metrics', 'no answer in 5 s')));
-    req.on('error', reject);
-    req.end();
-  });
 }
