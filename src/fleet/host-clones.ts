@@ -36,6 +36,8 @@ export class HostClones implements CloneDriver {
   #registered = new Map<string, number>();
   /** Clones being stopped: a sync must not add them back while they drain. */
   #stopping = new Set<string>();
+  /** Clones stopped here that an agent answer may still list; forgotten once the agent no longer does. */
+  #gone = new Set<string>();
 
   constructor(
     host: FleetHost,
@@ -92,6 +94,7 @@ export class HostClones implements CloneDriver {
       await this.#unregister(local, drainTimeout);
       await this.agent.stopClone(local);
       this.#clones.delete(local);
+      this.#gone.add(local);
     } finally {
       this.#stopping.delete(local);
     }
@@ -122,7 +125,13 @@ export class HostClones implements CloneDriver {
       return false;
     }
     this.reachable = true;
-    this.#clones = new Map(status.clones.map((c) => [c.id, c]));
+    // A clone this side stopped (or is stopping) may still be listed by an answer sent before it went.
+    const listed = status.clones.filter(
+      (c) =>
+        c.state !== 'draining' && c.state !== 'stopped' && !this.#stopping.has(c.id) && !this.#gone.has(c.id),
+    );
+    for (const id of this.#gone) if (!status.clones.some((c) => c.id === id)) this.#gone.delete(id);
+    this.#clones = new Map(listed.map((c) => [c.id, c]));
     for (const [id, port] of this.#registered) {
       const c = this.#clones.get(id);
       if (!c || c.port !== port || c.state !== 'serving' || !this.inService) await this.#unregister(id, 0);

@@ -72,13 +72,15 @@ export function runtimePackages(root: string): Set<string> {
  * is refused). Made once per content; shipTree then sends a host only the blobs it lacks.
  *
  * @example
- *   const dir = stageInstall(paths);
+ *   const dir = stageInstall(paths); // .clones/ship/install-<random>
  *   await shipTree(ssh, host, dir, `${root}/installs/${digest}`);
  */
 export function stageInstall(paths: FleetPaths): string {
   const root = clonesRoot.replace(/\/$/, '');
-  const dir = join(paths.home, 'ship', 'install');
-  const tmp = `${dir}.tmp-${randomBytes(4).toString('hex')}`;
+  // A new directory each time: a staging is hashed once and shipped as it was, whatever comes after it.
+  const ship = join(paths.home, 'ship');
+  const dir = join(ship, `install-${randomBytes(4).toString('hex')}`);
+  const tmp = `${dir}.tmp`;
   // The package's own files are copied (a checkout may be edited while a host receives them); the
   // installed packages, which only npm changes, are hard-linked.
   for (const part of PACKAGE_PARTS)
@@ -87,9 +89,11 @@ export function stageInstall(paths: FleetPaths): string {
     // Nested packages are copied with their parent already; copy only each package's own files.
     linkTree(join(root, pkg), join(tmp, pkg), (name) => name !== 'node_modules');
   }
-  if (existsSync(dir)) removeTree(dir);
-  mkdirSync(dirname(dir), { recursive: true });
+  mkdirSync(ship, { recursive: true });
   renameSync(tmp, dir);
+  for (const name of readdirSync(ship)) {
+    if (name.startsWith('install-') && join(ship, name) !== dir) removeTree(join(ship, name));
+  }
   return dir;
 }
 

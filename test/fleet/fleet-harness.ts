@@ -15,7 +15,10 @@ import type { TestHosts } from '../harness/hosts.ts';
 export const repo = fileURLToPath(new URL('../../', import.meta.url));
 export const bin = join(repo, 'bin/clones.js');
 
-/** How the CLI is run: the compiled dist/ (default, as users run it), or the sources (`useSources`). */
+/**
+ * How the CLI is run: the compiled dist/ (default, as users run it), or the sources (`useSources`, or
+ * CLONES_TEST_SOURCES=1 for every test file: no build needed while working on the sources).
+ */
 let cliArgs: string[] = [bin];
 /** Environment every CLI process of this test file gets on top of process.env. */
 let cliEnv: NodeJS.ProcessEnv = {};
@@ -29,6 +32,7 @@ export function useSources(env: NodeJS.ProcessEnv = {}): void {
   cliArgs = ['--conditions=clones-source', '--import', tsx, bin];
   cliEnv = env;
 }
+if (process.env.CLONES_TEST_SOURCES === '1') useSources();
 
 /** A temp dir holding a copy of examples/shop as `shop/`; `cleanup()` removes it (read-only releases too). */
 export function tempApp(): { dir: string; app: string; cleanup: () => void } {
