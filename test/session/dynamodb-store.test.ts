@@ -9,7 +9,8 @@ import {
   GetItemCommand,
   PutItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { DynamoDbStore, dynamoUrl, USER_INDEX } from '../../src/session/stores/dynamodb-store.ts';
+import { DynamoDbStore } from '../../src/session/stores/dynamodb-store.ts';
+import { dynamoUrl, USER_INDEX } from '../../src/session/stores/dynamodb-table.ts';
 import type { RuntimeStore } from '../../src/session/stores/runtime-store.ts';
 import type { StoredSession } from '../../src/session/stores/store.ts';
 import { runtime } from '../conformance/runtime.ts';
