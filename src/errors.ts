@@ -46,6 +46,16 @@ export const internalError = (cause: unknown, message = 'internal error'): Clone
 export const invalidOption = (option: string, message: string): ClonesError =>
   new ClonesError('CLONES_INVALID_OPTION', `${option}: ${message}`);
 
+/**
+ * Several options were wrong at once: one error naming every one, a line each in the order they were checked,
+ * so a user fixes them all in one go (a single issue reads exactly as `invalidOption`).
+ *
+ * @example
+ *   throw invalidOptions([{ option: 'a', message: 'must be true or false' }, { option: 'b', message: '...' }]);
+ */
+export const invalidOptions = (issues: readonly { option: string; message: string }[]): ClonesError =>
+  new ClonesError('CLONES_INVALID_OPTION', issues.map((i) => `${i.option}: ${i.message}`).join('\n'));
+
 /** The session secret is missing or shorter than 32 bytes. */
 export const weakSecret = (message: string): ClonesError =>
   new ClonesError('CLONES_SESSION_SECRET_WEAK', message);

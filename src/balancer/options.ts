@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
 import pino, { type Logger } from 'pino';
-import { invalidOption } from '../errors.ts';
+import { OptionIssues } from './option-issues.ts';
 import type { PickerName } from './pick/picker.ts';
 import { type ListenerOptions, listenerDefaults, resolveListenerOptions } from './tls-options.ts';
 
@@ -191,7 +191,6 @@ export interface ResolvedOptions extends ListenerOptions {
 }
 
 const ALGORITHMS: readonly PickerName[] = ['least-outstanding', 'round-robin', 'power-of-two'];
-const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /**
  * Validates options once, fills in defaults and freezes the result; every message names the option.
@@ -201,6 +200,7 @@ const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
  */
 export function resolveOptions(input: BalancerOptions = {}): ResolvedOptions {
   const d = balancerDefaults;
+  const v = new OptionIssues();
   const hc = { ...d.healthCheck, ...input.healthCheck };
   const passive = { ...d.passive, ...input.passive };
   const retries = { ...d.retries, ...input.retries };
@@ -216,103 +216,102 @@ export function resolveOptions(input: BalancerOptions = {}): ResolvedOptions {
 
   const algorithm = input.algorithm ?? d.algorithm;
   if (!ALGORITHMS.includes(algorithm)) {
-    throw invalidOption('algorithm', `must be one of ${ALGORITHMS.join(', ')}; got ${String(algorithm)}`);
+    v.add('algorithm', `must be one of ${ALGORITHMS.join(', ')}; got ${String(algorithm)}`);
   }
-  bool('cloneHeaders', input.cloneHeaders ?? d.cloneHeaders);
-  bool('panic', input.panic ?? d.panic);
+  v.bool('cloneHeaders', input.cloneHeaders ?? d.cloneHeaders);
+  v.bool('panic', input.panic ?? d.panic);
   const via = input.via ?? d.via;
-  if (typeof via !== 'string' || /[^\w.-]/.test(via))
-    throw invalidOption('via', 'must be a token such as "clones"');
+  if (typeof via !== 'string' || /[^\w.-]/.test(via)) v.add('via', 'must be a token such as "clones"');
 
-  bool('healthCheck.enabled', hc.enabled);
-  if (typeof hc.path !== 'string' || !hc.path.startsWith('/'))
-    throw invalidOption('healthCheck.path', 'must start with /');
-  int('healthCheck.interval', hc.interval, 10, 3_600_000);
-  num('healthCheck.jitter', hc.jitter, 0, 0.5);
-  int('healthCheck.timeout', hc.timeout, 1, 60_000);
-  int('healthCheck.healthyThreshold', hc.healthyThreshold, 1, 100);
-  int('healthCheck.unhealthyThreshold', hc.unhealthyThreshold, 1, 100);
-  int('healthCheck.transitionInterval', hc.transitionInterval, 10, 3_600_000);
-  const matcher = parseMatcher(hc.matcher);
+  v.bool('healthCheck.enabled', hc.enabled);
+  if (typeof hc.path !== 'string' || !hc.path.startsWith('/')) v.add('healthCheck.path', 'must start with /');
+  v.int('healthCheck.interval', hc.interval, 10, 3_600_000);
+  v.num('healthCheck.jitter', hc.jitter, 0, 0.5);
+  v.int('healthCheck.timeout', hc.timeout, 1, 60_000);
+  v.int('healthCheck.healthyThreshold', hc.healthyThreshold, 1, 100);
+  v.int('healthCheck.unhealthyThreshold', hc.unhealthyThreshold, 1, 100);
+  v.int('healthCheck.transitionInterval', hc.transitionInterval, 10, 3_600_000);
+  const matcher = parseMatcher(hc.matcher, v);
 
-  bool('passive.enabled', passive.enabled);
-  int('passive.consecutiveFailures', passive.consecutiveFailures, 1, 1000);
-  int('passive.baseEjection', passive.baseEjection, 1, 86_400_000);
-  int('passive.maxEjection', passive.maxEjection, passive.baseEjection, 86_400_000);
-  int('passive.maxEjectedPercent', passive.maxEjectedPercent, 0, 100);
-  int('panicThreshold', input.panicThreshold ?? d.panicThreshold, 0, 100);
+  v.bool('passive.enabled', passive.enabled);
+  v.int('passive.consecutiveFailures', passive.consecutiveFailures, 1, 1000);
+  v.int('passive.baseEjection', passive.baseEjection, 1, 86_400_000);
+  v.int('passive.maxEjection', passive.maxEjection, passive.baseEjection, 86_400_000);
+  v.int('passive.maxEjectedPercent', passive.maxEjectedPercent, 0, 100);
+  v.int('panicThreshold', input.panicThreshold ?? d.panicThreshold, 0, 100);
 
-  int('retries.attempts', retries.attempts, 0, 10);
-  int('retries.budgetPercent', retries.budgetPercent, 0, 100);
-  int('retries.minRetryConcurrency', retries.minRetryConcurrency, 0, 10_000);
-  int('retries.bufferBytes', retries.bufferBytes, 0, 64 * 1024 * 1024);
+  v.int('retries.attempts', retries.attempts, 0, 10);
+  v.int('retries.budgetPercent', retries.budgetPercent, 0, 100);
+  v.int('retries.minRetryConcurrency', retries.minRetryConcurrency, 0, 10_000);
+  v.int('retries.bufferBytes', retries.bufferBytes, 0, 64 * 1024 * 1024);
 
-  int('upstream.timeout', upstream.timeout, 1, 3_600_000);
-  int('upstream.idleTimeout', upstream.idleTimeout, 1, 3_600_000);
-  int('upstream.maxSockets', upstream.maxSockets, 1, 1_000_000);
-  int('upstream.maxFreeSockets', upstream.maxFreeSockets, 0, 1_000_000);
-  int('upstream.maxUploadSockets', upstream.maxUploadSockets, 1, upstream.maxSockets);
-  int('upstream.queueTimeout', upstream.queueTimeout, 1, 3_600_000);
+  v.int('upstream.timeout', upstream.timeout, 1, 3_600_000);
+  v.int('upstream.idleTimeout', upstream.idleTimeout, 1, 3_600_000);
+  v.int('upstream.maxSockets', upstream.maxSockets, 1, 1_000_000);
+  v.int('upstream.maxFreeSockets', upstream.maxFreeSockets, 0, 1_000_000);
+  v.int('upstream.maxUploadSockets', upstream.maxUploadSockets, 1, upstream.maxSockets);
+  v.int('upstream.queueTimeout', upstream.queueTimeout, 1, 3_600_000);
 
-  bool('sticky.enabled', sticky.enabled);
+  v.bool('sticky.enabled', sticky.enabled);
   if (sticky.mode !== 'balancer' && sticky.mode !== 'app') {
-    throw invalidOption('sticky.mode', `must be 'balancer' or 'app'; got ${String(sticky.mode)}`);
+    v.add('sticky.mode', `must be 'balancer' or 'app'; got ${String(sticky.mode)}`);
   }
-  cookieName('sticky.cookie', sticky.cookie);
-  if (sticky.enabled && sticky.mode === 'app') cookieName('sticky.appCookie', sticky.appCookie);
-  int('sticky.duration', sticky.duration, STICKY_DURATION.min, STICKY_DURATION.max);
-  bool('groupStickiness.enabled', groupStickiness.enabled);
-  cookieName('groupStickiness.cookie', groupStickiness.cookie);
-  int('groupStickiness.duration', groupStickiness.duration, STICKY_DURATION.min, STICKY_DURATION.max);
-  let secret: Buffer;
-  if (input.sticky?.secret === undefined) secret = randomBytes(32);
-  else {
-    secret = Buffer.from(input.sticky.secret);
-    if (secret.length < 32) throw invalidOption('sticky.secret', 'must be at least 32 bytes');
+  v.cookieName('sticky.cookie', sticky.cookie);
+  if (sticky.enabled && sticky.mode === 'app') v.cookieName('sticky.appCookie', sticky.appCookie);
+  v.int('sticky.duration', sticky.duration, STICKY_DURATION.min, STICKY_DURATION.max);
+  v.bool('groupStickiness.enabled', groupStickiness.enabled);
+  v.cookieName('groupStickiness.cookie', groupStickiness.cookie);
+  v.int('groupStickiness.duration', groupStickiness.duration, STICKY_DURATION.min, STICKY_DURATION.max);
+  let secret = randomBytes(32);
+  const given: unknown = input.sticky?.secret;
+  if (given !== undefined) {
+    if (typeof given !== 'string' && !Buffer.isBuffer(given))
+      v.add('sticky.secret', 'must be a string or a Buffer');
+    else if (Buffer.byteLength(given) < 32) v.add('sticky.secret', 'must be at least 32 bytes');
+    else secret = Buffer.from(given);
   }
 
-  int('firstGroupWeight', input.firstGroupWeight ?? d.firstGroupWeight, 0, 1000);
-  int('drain.deadline', drain.deadline, 0, 3_600_000);
-  int('slowStart', input.slowStart ?? d.slowStart, 0, 3_600_000);
-  int('server.keepAliveTimeout', server.keepAliveTimeout, 0, 3_600_000);
-  int('server.headersTimeout', server.headersTimeout, 1, 3_600_000);
-  int('server.requestTimeout', server.requestTimeout, 0, 86_400_000);
-  int('server.maxHeaderSize', server.maxHeaderSize, 1024, 1024 * 1024);
-  int('server.maxHeaderCount', server.maxHeaderCount, 8, 10_000);
-  int('server.bodyTimeout', server.bodyTimeout, 1, 86_400_000);
-  int('server.bodyMinRate', server.bodyMinRate, 0, 1_000_000_000);
-  int('server.bodyIdleTimeout', server.bodyIdleTimeout, 1, 86_400_000);
+  v.int('firstGroupWeight', input.firstGroupWeight ?? d.firstGroupWeight, 0, 1000);
+  v.int('drain.deadline', drain.deadline, 0, 3_600_000);
+  v.int('slowStart', input.slowStart ?? d.slowStart, 0, 3_600_000);
+  v.int('server.keepAliveTimeout', server.keepAliveTimeout, 0, 3_600_000);
+  v.int('server.headersTimeout', server.headersTimeout, 1, 3_600_000);
+  v.int('server.requestTimeout', server.requestTimeout, 0, 86_400_000);
+  v.int('server.maxHeaderSize', server.maxHeaderSize, 1024, 1024 * 1024);
+  v.int('server.maxHeaderCount', server.maxHeaderCount, 8, 10_000);
+  v.int('server.bodyTimeout', server.bodyTimeout, 1, 86_400_000);
+  v.int('server.bodyMinRate', server.bodyMinRate, 0, 1_000_000_000);
+  v.int('server.bodyIdleTimeout', server.bodyIdleTimeout, 1, 86_400_000);
 
   if (admin.port !== undefined) {
-    int('admin.port', admin.port, 0, 65_535);
+    v.int('admin.port', admin.port, 0, 65_535);
     if (typeof admin.token !== 'string' || admin.token.length < 16) {
-      throw invalidOption('admin.token', 'the admin API needs a bearer token of at least 16 characters');
+      v.add('admin.token', 'the admin API needs a bearer token of at least 16 characters');
     }
   }
-  if (typeof admin.host !== 'string' || isIP(admin.host) === 0)
-    throw invalidOption('admin.host', 'must be an IP address');
+  if (typeof admin.host !== 'string' || isIP(admin.host) === 0) v.add('admin.host', 'must be an IP address');
 
   const engine = input.engine ?? d.engine;
   if (engine !== 'builtin' && engine !== 'haproxy')
-    throw invalidOption('engine', `must be 'builtin' or 'haproxy'; got ${String(engine)}`);
+    v.add('engine', `must be 'builtin' or 'haproxy'; got ${String(engine)}`);
   if (input.engineDir !== undefined && (typeof input.engineDir !== 'string' || input.engineDir === ''))
-    throw invalidOption('engineDir', 'must be a directory path');
+    v.add('engineDir', 'must be a directory path');
 
   const trustedProxies = new BlockList();
   const proxies = input.trustedProxies ?? d.trustedProxies;
-  if (!Array.isArray(proxies)) throw invalidOption('trustedProxies', 'must be an array of IPs or CIDRs');
-  for (const entry of proxies) addTrusted(trustedProxies, entry);
+  if (!Array.isArray(proxies)) v.add('trustedProxies', 'must be an array of IPs or CIDRs');
+  else for (const entry of proxies) addTrusted(trustedProxies, entry, v);
 
   const groups: Record<string, number> = {};
   for (const [name, weight] of Object.entries(input.groups ?? {})) {
-    int(`groups.${name}`, weight, 0, 1000);
+    v.int(`groups.${name}`, weight, 0, 1000);
     groups[name] = weight;
   }
-  if (input.targets !== undefined && !Array.isArray(input.targets))
-    throw invalidOption('targets', 'must be an array');
-  if (input.random !== undefined && typeof input.random !== 'function')
-    throw invalidOption('random', 'must be a function');
+  if (input.targets !== undefined && !Array.isArray(input.targets)) v.add('targets', 'must be an array');
+  if (input.random !== undefined && typeof input.random !== 'function') v.add('random', 'must be a function');
 
+  const listener = resolveListenerOptions(input, v);
+  v.throwIfAny();
   return Object.freeze({
     algorithm,
     cloneHeaders: input.cloneHeaders ?? d.cloneHeaders,
@@ -326,7 +325,7 @@ export function resolveOptions(input: BalancerOptions = {}): ResolvedOptions {
     upstream: Object.freeze(upstream),
     sticky: Object.freeze({
       enabled: sticky.enabled,
-      mode: sticky.mode,
+      mode: sticky.mode as 'balancer' | 'app',
       cookie: sticky.cookie,
       appCookie: sticky.appCookie,
       duration: sticky.duration,
@@ -338,9 +337,9 @@ export function resolveOptions(input: BalancerOptions = {}): ResolvedOptions {
     slowStart: input.slowStart ?? d.slowStart,
     server: Object.freeze(server),
     admin: Object.freeze(admin),
-    engine,
+    engine: engine as 'builtin' | 'haproxy',
     engineDir: input.engineDir,
-    ...resolveListenerOptions(input),
+    ...listener,
     targets: Object.freeze([...(input.targets ?? [])]),
     groups: Object.freeze(groups),
     logger: input.logger ?? pino({ name: 'clones-balancer' }),
@@ -348,58 +347,42 @@ export function resolveOptions(input: BalancerOptions = {}): ResolvedOptions {
   });
 }
 
-function bool(name: string, value: unknown): void {
-  if (typeof value !== 'boolean') throw invalidOption(name, `must be true or false; got ${String(value)}`);
-}
-
-function num(name: string, value: unknown, min: number, max: number): void {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
-    throw invalidOption(name, `must be a number from ${min} to ${max}; got ${String(value)}`);
+function addTrusted(list: BlockList, entry: unknown, v: OptionIssues): void {
+  if (typeof entry !== 'string') {
+    v.add('trustedProxies', `entries must be strings; got ${String(entry)}`);
+    return;
   }
-}
-
-function int(name: string, value: unknown, min: number, max: number): void {
-  num(name, value, min, max);
-  if (!Number.isInteger(value)) throw invalidOption(name, `must be a whole number; got ${String(value)}`);
-}
-
-function cookieName(name: string, value: unknown): void {
-  if (typeof value !== 'string' || !COOKIE_NAME.test(value))
-    throw invalidOption(name, 'must be a cookie name (a token)');
-}
-
-function addTrusted(list: BlockList, entry: unknown): void {
-  if (typeof entry !== 'string')
-    throw invalidOption('trustedProxies', `entries must be strings; got ${String(entry)}`);
   const [address = '', prefix] = entry.split('/');
   const family = isIP(address);
-  if (family === 0) throw invalidOption('trustedProxies', `"${entry}" is not an IP address or CIDR`);
+  if (family === 0) {
+    v.add('trustedProxies', `"${entry}" is not an IP address or CIDR`);
+    return;
+  }
   const type = family === 4 ? 'ipv4' : 'ipv6';
   if (prefix === undefined) {
     list.addAddress(address, type);
     return;
   }
   const bits = Number(prefix);
-  if (!Number.isInteger(bits) || bits < 0 || bits > (family === 4 ? 32 : 128)) {
-    throw invalidOption('trustedProxies', `"${entry}" has a bad prefix length`);
-  }
-  list.addSubnet(address, bits, type);
+  if (!Number.isInteger(bits) || bits < 0 || bits > (family === 4 ? 32 : 128))
+    v.add('trustedProxies', `"${entry}" has a bad prefix length`);
+  else list.addSubnet(address, bits, type);
 }
 
 /** Parses '200-399' or '200,204,300-302' into a predicate. */
-function parseMatcher(spec: unknown): (status: number) => boolean {
-  if (typeof spec !== 'string')
-    throw invalidOption('healthCheck.matcher', 'must be a string such as "200-399"');
+function parseMatcher(spec: unknown, v: OptionIssues): (status: number) => boolean {
+  if (typeof spec !== 'string') {
+    v.add('healthCheck.matcher', 'must be a string such as "200-399"');
+    return () => false;
+  }
   const ranges: [number, number][] = [];
   for (const part of spec.split(',')) {
     const m = /^\s*(\d{3})\s*(?:-\s*(\d{3}))?\s*$/.exec(part);
-    if (!m)
-      throw invalidOption('healthCheck.matcher', `"${part}" is not a status code or a range like 200-399`);
-    const lo = Number(m[1]);
-    const hi = Number(m[2] ?? m[1]);
-    if (lo < 100 || hi > 599 || lo > hi)
-      throw invalidOption('healthCheck.matcher', `"${part}" is not a valid range`);
-    ranges.push([lo, hi]);
+    const lo = Number(m?.[1]);
+    const hi = Number(m?.[2] ?? m?.[1]);
+    if (!m) v.add('healthCheck.matcher', `"${part}" is not a status code or a range like 200-399`);
+    else if (lo < 100 || hi > 599 || lo > hi) v.add('healthCheck.matcher', `"${part}" is not a valid range`);
+    else ranges.push([lo, hi]);
   }
   return (status) => ranges.some(([lo, hi]) => status >= lo && status <= hi);
 }

@@ -1,4 +1,4 @@
-import { invalidOption } from '../errors.ts';
+import { OptionIssues } from './option-issues.ts';
 
 const SECOND = 1000;
 
@@ -117,12 +117,14 @@ interface Input {
 }
 
 /**
- * Validates the listener options once (files are read later, by the TLS store) and freezes them.
+ * Validates the listener options once (files are read later, by the TLS store) and freezes them. Problems go
+ * to `issues` when given (the caller reports them with its own); else they are thrown here, all at once.
  *
  * @example
  *   const { tls, hsts } = resolveListenerOptions({ tls: { cert: 'a.pem', key: 'a.key' }, hsts: { enabled: true } });
  */
-export function resolveListenerOptions(input: Input): ListenerOptions {
+export function resolveListenerOptions(input: Input, issues?: OptionIssues): ListenerOptions {
+  const v = issues ?? new OptionIssues();
   const d = listenerDefaults;
   const tls = { ...d.tls, ...input.tls } as Record<string, unknown>;
   const http2 = { ...d.http2, ...input.http2 } as Record<string, unknown>;
@@ -131,47 +133,45 @@ export function resolveListenerOptions(input: Input): ListenerOptions {
 
   for (const name of ['cert', 'key', 'chain', 'dir'])
     if (tls[name] !== undefined && (typeof tls[name] !== 'string' || tls[name] === ''))
-      throw invalidOption(`tls.${name}`, 'must be a file path');
+      v.add(`tls.${name}`, 'must be a file path');
   const on = tls.cert !== undefined || tls.key !== undefined || tls.dir !== undefined;
   if (on && (tls.cert === undefined) !== (tls.key === undefined))
-    throw invalidOption(tls.cert === undefined ? 'tls.cert' : 'tls.key', 'tls.cert and tls.key go together');
+    v.add(tls.cert === undefined ? 'tls.cert' : 'tls.key', 'tls.cert and tls.key go together');
   if (tls.chain !== undefined && tls.cert === undefined)
-    throw invalidOption('tls.chain', 'needs tls.cert (the chain completes that certificate)');
+    v.add('tls.chain', 'needs tls.cert (the chain completes that certificate)');
   if (tls.minVersion !== 'TLSv1.2' && tls.minVersion !== 'TLSv1.3')
-    throw invalidOption('tls.minVersion', `must be 'TLSv1.2' or 'TLSv1.3'; got ${String(tls.minVersion)}`);
+    v.add('tls.minVersion', `must be 'TLSv1.2' or 'TLSv1.3'; got ${String(tls.minVersion)}`);
   for (const name of ['ciphers', 'ecdhCurve'])
     if (typeof tls[name] !== 'string' || tls[name] === '')
-      throw invalidOption(`tls.${name}`, 'must be an OpenSSL list such as the default');
-  for (const name of ['honorCipherOrder', 'watch']) flag(`tls.${name}`, tls[name]);
-  whole('tls.reloadDebounce', tls.reloadDebounce, 0, 60_000);
-  whole('tls.ticketKeyRotation', tls.ticketKeyRotation, 60 * SECOND, 7 * 86_400 * SECOND);
+      v.add(`tls.${name}`, 'must be an OpenSSL list such as the default');
+  for (const name of ['honorCipherOrder', 'watch']) v.bool(`tls.${name}`, tls[name]);
+  v.whole('tls.reloadDebounce', tls.reloadDebounce, 0, 60_000);
+  v.whole('tls.ticketKeyRotation', tls.ticketKeyRotation, 60 * SECOND, 7 * 86_400 * SECOND);
 
-  flag('http2.enabled', http2.enabled);
-  whole('http2.maxConcurrentStreams', http2.maxConcurrentStreams, 1, 10_000);
-  whole('http2.initialWindowSize', http2.initialWindowSize, 65_535, 2 ** 31 - 1);
-  whole('http2.maxSessionMemory', http2.maxSessionMemory, 1, 1024);
-  whole('http2.maxResets', http2.maxResets, 1, 1_000_000);
-  whole('http2.resetWindow', http2.resetWindow, 100, 3_600_000);
+  v.bool('http2.enabled', http2.enabled);
+  v.whole('http2.maxConcurrentStreams', http2.maxConcurrentStreams, 1, 10_000);
+  v.whole('http2.initialWindowSize', http2.initialWindowSize, 65_535, 2 ** 31 - 1);
+  v.whole('http2.maxSessionMemory', http2.maxSessionMemory, 1, 1024);
+  v.whole('http2.maxResets', http2.maxResets, 1, 1_000_000);
+  v.whole('http2.resetWindow', http2.resetWindow, 100, 3_600_000);
 
   if (redirect.port !== undefined) {
-    whole('redirect.port', redirect.port, 0, 65_535);
-    if (!on) throw invalidOption('redirect.port', 'redirects to HTTPS, so it needs tls.cert and tls.key');
+    v.whole('redirect.port', redirect.port, 0, 65_535);
+    if (!on) v.add('redirect.port', 'redirects to HTTPS, so it needs tls.cert and tls.key');
   }
   if (redirect.host !== undefined && typeof redirect.host !== 'string')
-    throw invalidOption('redirect.host', 'must be an IP address');
+    v.add('redirect.host', 'must be an IP address');
   if (![301, 302, 307, 308].includes(redirect.status as number))
-    throw invalidOption('redirect.status', `must be 301, 302, 307 or 308; got ${String(redirect.status)}`);
-  flag('redirect.acme', redirect.acme);
+    v.add('redirect.status', `must be 301, 302, 307 or 308; got ${String(redirect.status)}`);
+  v.bool('redirect.acme', redirect.acme);
 
-  for (const name of ['enabled', 'includeSubDomains', 'preload']) flag(`hsts.${name}`, hsts[name]);
-  whole('hsts.maxAge', hsts.maxAge, 0, 2 * 31_536_000);
+  for (const name of ['enabled', 'includeSubDomains', 'preload']) v.bool(`hsts.${name}`, hsts[name]);
+  v.whole('hsts.maxAge', hsts.maxAge, 0, 2 * 31_536_000);
   // hstspreload.org refuses a preload request without a year's max-age and includeSubDomains.
   if (hsts.enabled && hsts.preload && (!hsts.includeSubDomains || (hsts.maxAge as number) < 31_536_000))
-    throw invalidOption(
-      'hsts.preload',
-      'needs hsts.includeSubDomains and an hsts.maxAge of at least 31536000',
-    );
+    v.add('hsts.preload', 'needs hsts.includeSubDomains and an hsts.maxAge of at least 31536000');
 
+  if (issues === undefined) v.throwIfAny();
   return Object.freeze({
     tls: on ? (Object.freeze(tls) as unknown as ResolvedTls) : undefined,
     http2: Object.freeze(http2) as unknown as ListenerOptions['http2'],
@@ -181,13 +181,4 @@ export function resolveListenerOptions(input: Input): ListenerOptions {
         ? `max-age=${hsts.maxAge}${hsts.includeSubDomains ? '; includeSubDomains' : ''}${hsts.preload ? '; preload' : ''}`
         : undefined,
   });
-}
-
-function flag(name: string, value: unknown): void {
-  if (typeof value !== 'boolean') throw invalidOption(name, `must be true or false; got ${String(value)}`);
-}
-
-function whole(name: string, value: unknown, min: number, max: number): void {
-  if (!Number.isInteger(value) || (value as number) < min || (value as number) > max)
-    throw invalidOption(name, `must be a whole number from ${min} to ${max}; got ${String(value)}`);
 }

@@ -30,6 +30,28 @@ test('options are validated once, with messages that name the option', () => {
   }
 });
 
+test('every wrong option is reported at once, a line each, in the order they are checked', () => {
+  assert.throws(
+    () =>
+      resolveOptions({
+        logger: silent,
+        healthCheck: { interval: -1 },
+        retries: { attempts: 1.5 },
+        sticky: { secret: 12 },
+        trustedProxies: 'x',
+        tls: { cert: 'a.pem' },
+      } as never),
+    (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'CLONES_INVALID_OPTION');
+      assert.deepEqual(
+        err.message.split('\n').map((line) => line.split(':')[0]),
+        ['healthCheck.interval', 'retries.attempts', 'sticky.secret', 'trustedProxies', 'tls.key'],
+      );
+      return true;
+    },
+  );
+});
+
 test('resolved options are frozen and carry the defaults', () => {
   const o = resolveOptions({ logger: silent });
   assert.ok(Object.isFrozen(o) && Object.isFrozen(o.healthCheck) && Object.isFrozen(o.sticky));
