@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import type { BalancerOptions, Candidate, Picker, PickerName } from '../../src/balancer/index.ts';
-import { fetchText, load, startBalancer, startUpstream, waitFor } from './helpers.ts';
+import { fetchText, load, startBalancer, startUpstream, waitFor } from '../balancer/helpers.ts';
 
 interface T extends Candidate {
   id: string;
