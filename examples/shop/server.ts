@@ -43,6 +43,9 @@ async function migrate(): Promise<void> {
         await tx.query(
           'CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY, user_name TEXT NOT NULL, items TEXT NOT NULL, total_cents INTEGER NOT NULL, created_at TEXT NOT NULL)',
         );
+        await tx.query(
+          'CREATE TABLE IF NOT EXISTS profiles (user_name TEXT PRIMARY KEY, note TEXT NOT NULL)',
+        );
         for (const [id, name, price] of SEED) {
           await tx.query(
             'INSERT INTO products (id, name, price_cents, stock) VALUES ($1, $2, $3, 100) ON CONFLICT (id) DO NOTHING',
@@ -78,6 +81,20 @@ const server = createServer(
     if (route === 'GET /api/products') return send(res, 200, 'application/json', JSON.stringify(products));
     const orders = req.session.user ? await ordersOf(data, req.session.user) : [];
     if (route === 'GET /api/orders') return send(res, 200, 'application/json', JSON.stringify(orders));
+    if (route === 'GET /api/profile') {
+      // Through db.for(session): a profile just written is seen even when this read goes to a lagging replica.
+      const rows = req.session.user
+        ? await data.query<{ note: string }>('SELECT note FROM profiles WHERE user_name = $1', [
+            req.session.user,
+          ])
+        : [];
+      return send(
+        res,
+        200,
+        'application/json',
+        JSON.stringify({ user: req.session.user, note: rows[0]?.note ?? null }),
+      );
+    }
     if (req.method !== 'POST') {
       if (route !== 'GET /') return send(res, 404, 'text/plain', 'not found');
       return send(
@@ -96,6 +113,14 @@ const server = createServer(
       req.session.user = name;
     } else if (route === 'POST /logout') {
       await req.session.destroy();
+    } else if (route === 'POST /profile') {
+      const user = req.session.user;
+      if (!user)
+        return send(res, 401, 'application/json', '{"error":{"code":"SHOP_LOGIN","message":"log in first"}}');
+      await data.execute(
+        'INSERT INTO profiles (user_name, note) VALUES ($1, $2) ON CONFLICT (user_name) DO UPDATE SET note = EXCLUDED.note',
+        [user, (form.get('note') ?? '').slice(0, 200)],
+      );
     } else if (route === 'POST /counter') {
       await req.session.update((d) => {
         d.counter = (d.counter ?? 0) + 1;
