@@ -119,9 +119,16 @@ export async function startHostAgent(
       for (const c of supervisor.list()) if (c.state === 'failed') await supervisor.stop(c.id, 0);
       await rolling({ clones: supervisor, want, guard: () => {}, weigh: () => {} });
     });
-  // Boot from the release this host holds (the machine image); the control machine catches it up.
+  // Boot from the release this host holds (the machine image): only up to the wanted count. Replacing the
+  // clones of another release is the control machine's to do (it drains them in its balancer first, or
+  // catches the host up before it serves): an agent that restarts mid-deploy must not race it.
+  const boot = (want: DesiredState) =>
+    serial(async () => {
+      const live = supervisor.list().filter((c) => c.state !== 'failed').length;
+      for (let i = live; i < want.clones; i++) await supervisor.start(want.release);
+    });
   if (state && existsSync(join(paths.releases, state.release))) {
-    void converge().catch((err) => logger.error({ err }, 'booting the desired clones failed'));
+    void boot(state).catch((err) => logger.error({ err }, 'booting the desired clones failed'));
   }
 
   const check = bearerCheck(token);

@@ -266,7 +266,11 @@ test('the control process killed mid-deploy: clones keep serving; the next up co
   up = await startUp(dir, ['--drain-timeout', '2s', '--ready-timeout', '20s']);
   const s = fleetStatus();
   assert.notEqual(s.release, old);
-  assert.equal(s.clones.length, 6);
+  assert.equal(
+    s.clones.length,
+    6,
+    JSON.stringify(s.clones.map((c) => [c.id, c.release.slice(0, 8), c.state])),
+  );
   assert.ok(s.clones.every((c) => c.release === s.release && c.health === 'healthy'));
   for (const h of s.hosts) assert.equal(h.release, s.release);
   const traffic = load(up.port, '/up', 4);
