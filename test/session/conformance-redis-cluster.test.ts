@@ -3,6 +3,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Cluster } from 'ioredis';
 import { RedisStore } from '../../src/session/stores/redis-store.ts';
+import type { RuntimeStore } from '../../src/session/stores/runtime-store.ts';
+import { runtime } from '../conformance/runtime.ts';
 import { sessionConformance } from '../conformance/session-conformance.ts';
 import { storeContract } from '../conformance/store-contract.ts';
 import { checkLogOutEverywhere, startByUserApp } from '../harness/by-user-app.ts';
@@ -34,7 +36,7 @@ sessionConformance({
 
 describe('redis cluster: sessions by user across slots', () => {
   let c: RedisCluster;
-  let store: RedisStore;
+  let store: RuntimeStore;
   let raw: Cluster;
   const prefix = 'byuser';
   const sessionKey = (key: string) => `${prefix}:s:{${key}}`;
@@ -43,7 +45,7 @@ describe('redis cluster: sessions by user across slots', () => {
   const fresh = () => ({ data: { n: 1 }, version: 1, createdAt: Date.now(), expiresAt: Date.now() + 60_000 });
   before(async () => {
     c = await cluster.acquire();
-    store = new RedisStore({ url: c.url, connectTimeout: 2000, prefix });
+    store = runtime(new RedisStore({ url: c.url, connectTimeout: 2000, prefix }));
     raw = new Cluster(c.nodes.map((n) => ({ host: '127.0.0.1', port: n.port })));
   });
   after(async () => {
