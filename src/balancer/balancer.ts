@@ -2,14 +2,14 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Server as TlsServer } from 'node:tls';
-import { badRequest, headersTooLarge, invalidOption, requestTimeout, tlsOff } from '../errors.ts';
+import { badRequest, headersTooLarge, requestTimeout, tlsOff } from '../errors.ts';
 import { createAdminServer } from './admin-server.ts';
 import type { Balancer, DrainOptions } from './balancer-contract.ts';
 import { createHaproxyBalancer } from './engines/haproxy/haproxy-balancer.ts';
 import { writeRawError } from './error-response.ts';
 import { HealthChecker } from './health-checker.ts';
 import { Metrics } from './metrics.ts';
-import { type BalancerOptions, isStickyDuration, resolveOptions } from './options.ts';
+import { type BalancerOptions, resolveOptions } from './options.ts';
 import { createPicker } from './pick/create-picker.ts';
 import type { ProxyContext } from './proxy-context.ts';
 import { createRequestHandler } from './proxy-request.ts';
@@ -18,6 +18,7 @@ import { createRedirectServer } from './redirect-server.ts';
 import { RetryBudget } from './retry-budget.ts';
 import { Router } from './router.ts';
 import { createSecureListener } from './secure-listener.ts';
+import { checkGroupStickiness } from './sticky-duration.ts';
 import { TargetSet } from './target-set.ts';
 import { TlsStore } from './tls-store.ts';
 
@@ -191,8 +192,7 @@ export function createBalancer(input: BalancerOptions = {}): Balancer {
       logger.info({ releases }, 'release guard set');
     },
     setGroupStickiness(duration) {
-      if (duration !== undefined && !isStickyDuration(duration))
-        throw invalidOption('groupStickiness.duration', `must be 1 s to 7 days in ms; got ${duration}`);
+      checkGroupStickiness(duration);
       router.groupStickinessDuration = duration;
       logger.info({ duration: router.groupStickinessDuration }, 'group stickiness set');
     },

@@ -18,10 +18,9 @@ export type {
 export {
   type BalancerOptions,
   balancerDefaults,
-  isStickyDuration,
   resolveOptions,
-  STICKY_DURATION,
   type TargetSpec,
 } from './options.ts';
 export { createPicker } from './pick/create-picker.ts';
 export type { Candidate, Picker, PickerName } from './pick/picker.ts';
+export { isStickyDuration, STICKY_DURATION } from './sticky-duration.ts';

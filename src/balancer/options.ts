@@ -3,17 +3,11 @@ import { BlockList, isIP } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { OptionIssues } from './option-issues.ts';
 import type { PickerName } from './pick/picker.ts';
+import { STICKY_DURATION } from './sticky-duration.ts';
 import { type ListenerOptions, listenerDefaults, resolveListenerOptions } from './tls-options.ts';
 
 const SECOND = 1000;
 const DAY = 86_400 * SECOND;
-
-/** How long a sticky or group-sticky client may be held, in ms: the bounds every entry point checks. */
-export const STICKY_DURATION = Object.freeze({ min: SECOND, max: 7 * DAY });
-
-/** True for a whole number of ms within STICKY_DURATION. */
-export const isStickyDuration = (ms: unknown): ms is number =>
-  Number.isInteger(ms) && (ms as number) >= STICKY_DURATION.min && (ms as number) <= STICKY_DURATION.max;
 
 /**
  * Every balancer default, in one place; the CLI reuses these as its flag defaults.

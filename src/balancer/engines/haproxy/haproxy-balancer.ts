@@ -3,12 +3,13 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { invalidOption, tlsOff, unknownTarget } from '../../../errors.ts';
+import { tlsOff, unknownTarget } from '../../../errors.ts';
 import { createAdminServer } from '../../admin-server.ts';
 import type { Balancer, BalancerState, DrainOptions } from '../../balancer-contract.ts';
 import { checkGroupWeights } from '../../check-group-weights.ts';
 import { healthProbe } from '../../health-probe.ts';
-import { isStickyDuration, type ResolvedOptions } from '../../options.ts';
+import type { ResolvedOptions } from '../../options.ts';
+import { checkGroupStickiness } from '../../sticky-duration.ts';
 import { type CertificateInfo, loadTlsMaterial } from '../../tls-material.ts';
 import { writeErrorPages } from './error-pages.ts';
 import { freePort } from './free-port.ts';
@@ -341,8 +342,7 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
       if (proc !== undefined) applyAll().catch(() => {});
     },
     setGroupStickiness(duration) {
-      if (duration !== undefined && !isStickyDuration(duration))
-        throw invalidOption('groupStickiness.duration', `must be 1 s to 7 days in ms; got ${duration}`);
+      checkGroupStickiness(duration);
       model.groupDuration = duration ?? options.groupStickiness.duration;
       if (proc === undefined) return;
       enqueue(async () => {
