@@ -159,7 +159,9 @@ export function noOldRelease(history: History): CheckResult {
         returned = d.end;
       }
     }
-    const running = history.deploys.filter((d) => d.start <= op.end && d.end >= op.start).map((d) => d.release);
+    const running = history.deploys
+      .filter((d) => d.start <= op.end && d.end >= op.start)
+      .map((d) => d.release);
     if (op.release !== current && !running.includes(op.release)) {
       violations.push({
         op: op.id,
