@@ -52,7 +52,7 @@ export function noLostUpdate(history: History): CheckResult {
       checked++;
       // Adds to the same session, acknowledged before this read began.
       const acked = ops.filter(
-        (o) => o.kind === 'cart-add' && o.sid === read.sid && ok(o) && o.end < read.start && o.item,
+        (o) => o.kind === 'cart-add' && o.sid === read.sid && ok(o) && o.end <= read.start && o.item,
       );
       const have = new Map<string, number>();
       for (const item of read.cart) have.set(item, (have.get(item) ?? 0) + 1);
@@ -91,7 +91,7 @@ export function readYourWrites(history: History): CheckResult {
       checked++;
       let last: Op | undefined;
       for (const w of ops) {
-        if (w.kind !== 'profile-write' || !ok(w) || w.end >= read.start) continue;
+        if (w.kind !== 'profile-write' || !ok(w) || w.end > read.start) continue;
         if (!last || (w.value ?? 0) > (last.value ?? 0)) last = w;
       }
       if (last && (read.value === null || read.value < (last.value ?? 0))) {
@@ -124,7 +124,7 @@ export function noResurrectedSession(history: History): CheckResult {
   let checked = 0;
   for (const op of history.ops) {
     const out = op.sid === undefined ? undefined : loggedOut.get(op.sid);
-    if (!out || op.start <= out.end || op.authedAs === undefined || !ok(op)) continue;
+    if (!out || op.start < out.end || op.id === out.id || op.authedAs === undefined || !ok(op)) continue;
     checked++;
     if (op.authedAs !== null) {
       violations.push({
@@ -154,7 +154,7 @@ export function noOldRelease(history: History): CheckResult {
     let current = history.initialRelease;
     let returned: number | undefined;
     for (const d of deploys) {
-      if (d.end < op.start && d.ok) {
+      if (d.end <= op.start && d.ok) {
         current = d.release;
         returned = d.end;
       }

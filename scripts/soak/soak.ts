@@ -55,13 +55,15 @@ try {
     failovers: [],
   };
   const t0 = Date.now();
+  // The users keep going until the last fault is undone and 15 s more, so every recovery is seen.
+  const until = { at: t0 + durationMs };
   log(`workload: ${users} users through 127.0.0.1:${system.port} for ${minutes} min`);
   const workload = runWorkload(
     {
       port: system.port,
       users,
       timeoutMs: history.timeoutMs,
-      until: t0 + durationMs,
+      until,
       maxOps: 2_000_000,
       random: seeded(seed + 1),
     },
@@ -92,6 +94,7 @@ try {
           `  +${((start - t0) / 1000).toFixed(1).padStart(6)} s  ${f.kind}: could not inject: ${(err as Error).message}`,
         );
       }
+      until.at = Math.max(until.at, Date.now() + 15_000);
     }
   })();
   await Promise.all([workload, faults]);

@@ -14,8 +14,8 @@ export interface WorkloadOptions {
   users: number;
   /** The client's bound for one request. */
   timeoutMs: number;
-  /** Stop sending at this time (client clock), or after `maxOps` requests. */
-  until: number;
+  /** Stop sending at `until.at` (client clock; it may move while the users run), or after `maxOps` requests. */
+  until: { at: number };
   maxOps: number;
   random: () => number;
 }
@@ -24,12 +24,12 @@ export interface WorkloadOptions {
  * Runs the users until `until` (or `maxOps`) and resolves with every op, in the order they ended.
  *
  * @example
- *   const ops = await runWorkload({ port, users: 6, timeoutMs: 10_000, until: Date.now() + 60_000, maxOps: 1e5, random });
+ *   const ops = await runWorkload({ port, users: 6, timeoutMs: 10_000, until: { at: Date.now() + 60_000 }, maxOps: 1e5, random });
  */
 export async function runWorkload(options: WorkloadOptions, ops: Op[] = []): Promise<Op[]> {
   const agent = new Agent({ keepAlive: true, maxSockets: options.users * 2 });
   let next = 0;
-  const done = () => Date.now() >= options.until || next >= options.maxOps;
+  const done = () => Date.now() >= options.until.at || next >= options.maxOps;
   const profiles = new Map<string, number>();
 
   const send = async (
