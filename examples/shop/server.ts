@@ -10,10 +10,9 @@ import { createServer, type ServerResponse } from 'node:http';
 import { dirname, join } from 'node:path';
 import { database, type Reader } from 'clones/data';
 import { sessions } from 'clones/session';
+import { type Order, type Product, page } from './page.ts';
 
 type Shop = { user: string; counter: number; cart: string[] };
-type Product = { id: string; name: string; price_cents: number; stock: number };
-type Order = { id: string; items: string; total_cents: number; created_at: string };
 
 const clone = process.env.CLONES_CLONE_ID ?? 'solo';
 const release = process.env.CLONES_RELEASE ?? 'dev';
@@ -101,7 +100,7 @@ const server = createServer(
         res,
         200,
         'text/html; charset=utf-8',
-        page(req.session.user, req.session.counter, req.session.cart, products, orders),
+        page({ clone, release, ...pick(req.session), products, orders }),
       );
     }
     const form = new URLSearchParams(await body(req));
@@ -179,8 +178,6 @@ async function body(req: AsyncIterable<Buffer>): Promise<string> {
   return text;
 }
 
-const escapeHtml = (v: string) => v.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-
 function ordersOf(data: { query: Reader['query'] }, user: string): Promise<Order[]> {
   return data.query<Order>(
     'SELECT id, items, total_cents, created_at FROM orders WHERE user_name = $1 ORDER BY created_at DESC LIMIT 10',
@@ -188,35 +185,8 @@ function ordersOf(data: { query: Reader['query'] }, user: string): Promise<Order
   );
 }
 
-const money = (cents: number) => `$${(cents / 100).toFixed(2)}`;
-
-function page(
-  user: string | undefined,
-  counter: number | undefined,
-  cart: string[] | undefined,
-  products: Product[],
-  orders: Order[],
-): string {
-  const items = (cart ?? []).map((i) => `<li>${escapeHtml(i)}</li>`).join('');
-  const buttons = products
-    .map(
-      (p) =>
-        `<form method="post" action="/cart"><button name="item" value="${escapeHtml(p.id)}">add ${escapeHtml(p.name)} (${money(p.price_cents)}, ${p.stock} left)</button></form>`,
-    )
-    .join('');
-  const history = orders
-    .map((o) => `<li>${escapeHtml(o.created_at)}: ${escapeHtml(o.items)} — ${money(o.total_cents)}</li>`)
-    .join('');
-  const who = user
-    ? `<p>Signed in as <b>${escapeHtml(user)}</b></p><form method="post" action="/logout"><button>log out</button></form>`
-    : `<form method="post" action="/login"><input name="name" placeholder="your name"><button>log in</button></form>`;
-  return `<!doctype html><title>clones shop</title><h1>clones shop</h1>
-<p>Served by clone <b>${escapeHtml(clone)}</b>, release <code>${escapeHtml(release)}</code></p>${who}
-<form method="post" action="/counter"><button>count: ${counter ?? 0}</button></form>
-<h2>Cart</h2><ul>${items}</ul>${buttons}
-<form method="post" action="/checkout"><button>check out</button></form>
-<h2>Your orders</h2><ul>${history}</ul>`;
-}
+/** The page's view of the session. */
+const pick = ({ user, counter, cart }: Partial<Shop>) => ({ user, counter, cart });
 
 await migrate();
 server.listen(Number(process.env.PORT ?? 3000), process.env.HOST ?? '127.0.0.1');

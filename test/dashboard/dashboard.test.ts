@@ -140,6 +140,35 @@ test('the login link logs in once, and the page shows 3 serving clones', async (
   await other.close();
 });
 
+test('the example shop: the status bar names the clone and release that served it; empty cart and orders say so', async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const shop = await context.newPage();
+  const res = await shop.goto(`http://127.0.0.1:${up.port}/`);
+  assert.equal(res?.status(), 200);
+  const headers = res!.headers();
+  assert.equal(await shop.textContent('#served-clone'), headers['x-clones-clone']);
+  assert.equal(await shop.textContent('#served-release'), headers['x-clones-release']!.slice(0, 12));
+  assert.equal(await shop.getAttribute('#served-release', 'title'), headers['x-clones-release']);
+  assert.match((await shop.textContent('#cart')) ?? '', /Your cart is empty/);
+  assert.match((await shop.textContent('#orders')) ?? '', /Log in to see your orders/);
+  // Keyboard only: the name field has a label, Enter logs in.
+  await shop.getByLabel('Your name').fill('ada');
+  await shop.keyboard.press('Enter');
+  await shop.waitForSelector('text=Signed in as');
+  assert.match((await shop.textContent('#orders')) ?? '', /No orders yet/);
+  for (const item of ['cheese', 'apple', 'apple']) {
+    await shop.click(`button[value=${item}]`);
+  }
+  assert.equal(await shop.textContent('#cart .total'), '$8.00');
+  await shop.click('#cart button:has-text("Check out")');
+  assert.match((await shop.textContent('#cart')) ?? '', /Your cart is empty/);
+  assert.match((await shop.textContent('#orders')) ?? '', /Cheese, Apple, Apple\s*\$8\.00/);
+  await shop.click('button[value=bread]');
+  mkdirSync(join(repo, 'docs'), { recursive: true });
+  await shop.screenshot({ path: join(repo, 'docs/shop.png'), fullPage: true });
+  await context.close();
+});
+
 test('a canary deploy from the CLI shows each step while it runs, then the new release', async () => {
   const old = (await fleetStatus()).release;
   touchApp(join(app.dir, 'shop'), 'canary');
