@@ -25,15 +25,19 @@ const TYPES: Record<string, string> = {
 /**
  * The dashboard's page, read once from `web/dashboard/`: hand-written HTML, CSS and JS, no build step and no
  * CDN. Assets get hashed URLs (served `immutable`); `index.html` and `login.html` get their links rewritten
- * to those URLs.
+ * to those URLs. A `<link rel="stylesheet" href="{{style.css}}" data-inline>` becomes a `<style>` with the
+ * file's text (a stylesheet is render-blocking: inlined, the first paint waits for no request, not even a
+ * cache lookup); `inlineHashes` are the CSP hashes
+ * (`'sha256-...'`) of what was inlined, for `style-src`.
  *
  * @example
- *   const { pages, assets } = loadDashboardAssets();
+ *   const { pages, assets, inlineHashes } = loadDashboardAssets();
  *   res.end(pages.index);
  */
 export function loadDashboardAssets(dir = WEB): {
   pages: Record<string, string>;
   assets: Map<string, Asset>;
+  inlineHashes: string[];
 } {
   const assets = new Map<string, Asset>();
   const byName = new Map<string, string>();
@@ -47,11 +51,18 @@ export function loadDashboardAssets(dir = WEB): {
     byName.set(name, url);
   }
   const pages: Record<string, string> = {};
+  const inlineHashes = new Set<string>();
+  const inline = (file: string) => {
+    const text = readFileSync(`${dir}${file}`, 'utf8');
+    inlineHashes.add(`'sha256-${createHash('sha256').update(text).digest('base64')}'`);
+    return text;
+  };
   for (const name of readdirSync(dir).filter((n) => n.endsWith('.html'))) {
-    pages[name.slice(0, -5)] = readFileSync(`${dir}${name}`, 'utf8').replace(
-      /\{\{([\w.-]+)\}\}/g,
-      (all, file: string) => byName.get(file) ?? all,
-    );
+    pages[name.slice(0, -5)] = readFileSync(`${dir}${name}`, 'utf8')
+      .replace(/<link rel="stylesheet" href="\{\{([\w.-]+\.css)\}\}" data-inline>/g, (all, file: string) =>
+        byName.has(file) ? `<style>${inline(file)}</style>` : all,
+      )
+      .replace(/\{\{([\w.-]+)\}\}/g, (all, file: string) => byName.get(file) ?? all);
   }
-  return { pages, assets };
+  return { pages, assets, inlineHashes: [...inlineHashes] };
 }

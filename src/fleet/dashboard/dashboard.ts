@@ -20,13 +20,13 @@ export interface Dashboard {
   close(): void;
 }
 
-const SECURITY_HEADERS = {
-  'content-security-policy':
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+/** The page's headers; `inlineHashes` allow its inlined stylesheet and nothing else inline. */
+const securityHeaders = (inlineHashes: string[]) => ({
+  'content-security-policy': `default-src 'none'; script-src 'self'; style-src 'self' ${inlineHashes.join(' ')}; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
   'x-frame-options': 'DENY',
-};
+});
 
 /**
  * The fleet's web dashboard, served on its admin listener. Reading needs a login: the one-time token in
@@ -42,7 +42,8 @@ const SECURITY_HEADERS = {
  */
 export function createDashboard(fleet: Fleet, adminToken: string, logger: Logger): Dashboard {
   const session = new DashboardSession(keyFile(join(fleet.paths.home, 'dashboard-key')));
-  const { pages, assets } = loadDashboardAssets();
+  const { pages, assets, inlineHashes } = loadDashboardAssets();
+  const SECURITY_HEADERS = securityHeaders(inlineHashes);
   const log = new EventLog(1000);
   const streams = new Set<ServerResponse>();
   const unwatch = fleet.watch((event: FleetEvent) => {
