@@ -34,7 +34,7 @@ Commands:
   balancer            a standalone load balancer from flags or a config file
   setup [app-dir]     prepare every host over SSH: checks, install clones, start the host agent
   hosts [add|remove]  the fleet's hosts with their state, release and clones
-  logs [clone]        the last lines of the clones' logs, on every host
+  logs [clone|release] the clones' logs (-f to follow, --since 10m), on every host
   agent               the host agent (run on each host by setup)
 
 Run "clones <command> --help" for a command's options. Docs: docs/fleet.md`;

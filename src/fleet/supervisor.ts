@@ -17,6 +17,7 @@ import type { Balancer } from '../balancer/index.ts';
 import { cloneFailed } from '../errors.ts';
 import type { CloneEvent } from './fleet-event.ts';
 import type { FleetPaths } from './fleet-paths.ts';
+import { startLogRotation } from './log-rotation.ts';
 import { readRelease } from './release.ts';
 import { targetStates } from './target-state.ts';
 import { tsxLoader } from './tsx-loader.ts';
@@ -211,6 +212,8 @@ export class Supervisor {
   readonly #clones = new Map<string, Clone>();
   #next = 1;
   #closed = false;
+  /** Stops the size-based rotation of the clones' logs (copy and truncate, see log-rotation.ts). */
+  readonly #stopRotation: () => void;
 
   constructor(options: SupervisorOptions) {
     this.#o = {
@@ -220,6 +223,7 @@ export class Supervisor {
       detached: options.detached ?? false,
     };
     mkdirSync(options.paths.logs, { recursive: true });
+    this.#stopRotation = startLogRotation(options.paths.logs);
   }
 
   list(): CloneInfo[] {
@@ -286,6 +290,7 @@ export class Supervisor {
   /** Stops every clone (in parallel) and restarts none. */
   async stopAll(drainTimeout = this.#o.drainTimeout): Promise<void> {
     this.#closed = true;
+    this.#stopRotation();
     await Promise.all([...this.#clones.keys()].map((id) => this.stop(id, drainTimeout)));
   }
 
