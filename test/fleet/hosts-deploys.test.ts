@@ -47,9 +47,12 @@ test("a user's session follows them across hosts (Redis on the cache host)", asy
   assert.equal(login.status, 303);
   const cookie = String(login.headers['set-cookie']).split(';')[0]!;
   const seen = new Set<string>();
+  // Each clone connects to Redis on its first session request; on a loaded machine that first connect can
+  // take longer than the store timeout (a 503, CLONES_SESSION_STORE_TIMEOUT, by design). Warm every clone.
+  for (let i = 0; i < 12; i++) await get(f.up.port, '/api/session', { cookie });
   await Promise.all(
-    Array.from({ length: 6 }, async () => {
-      for (let i = 0; i < 8; i++) {
+    Array.from({ length: 3 }, async () => {
+      for (let i = 0; i < 12; i++) {
         const r = await get(f.up.port, '/api/session', { cookie });
         assert.equal(r.status, 200, r.body);
         assert.equal(JSON.parse(r.body).user, 'ann');
