@@ -16,7 +16,7 @@ import { freePort } from './free-port.ts';
 import { backendOf, haproxyFiles, renderHaproxyConfig } from './haproxy-config.ts';
 import { type HaproxyEntry as Entry, HaproxyModel } from './haproxy-model.ts';
 import { HaproxyProcess } from './haproxy-process.ts';
-import { parseStat, runtimeChange, runtimeCommand } from './runtime-api.ts';
+import { parseStat, runtimeChange, runtimeCommand, runtimeQuery } from './runtime-api.ts';
 import { scrapeMetrics } from './scrape-metrics.ts';
 
 /**
@@ -147,7 +147,7 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
   /** Reads health and in-flight requests back from `show stat`. */
   const poll = async (): Promise<void> => {
     if (proc?.pid === undefined) return;
-    const rows = parseStat(await runtimeCommand(files.stats, 'show stat', 3000));
+    const rows = parseStat(await runtimeQuery(files.stats, 'show stat', 3000));
     for (const row of rows) {
       const e = entries.get(row.svname ?? '');
       if (e === undefined || backendOf(e.group) !== row.pxname) continue;

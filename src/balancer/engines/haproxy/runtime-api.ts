@@ -37,6 +37,24 @@ export function runtimeCommand(socketPath: string, command: string, timeoutMs = 
 }
 
 /**
+ * A read-only command (`show stat`, `show info`), tried again for up to a second while the socket refuses or
+ * drops the connection: right after a reload the new worker's stats socket can lag the old one's exit.
+ *
+ * @example
+ *   const rows = parseStat(await runtimeQuery(files.stats, 'show stat', 3000));
+ */
+export async function runtimeQuery(socketPath: string, command: string, timeoutMs = 5000): Promise<string> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await runtimeCommand(socketPath, command, timeoutMs);
+    } catch (err) {
+      if (attempt >= 20 || /no answer in/.test((err as Error).message)) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
+
+/**
  * Runs a command whose success HAProxy reports only in words: an answer that is not empty and does not look
  * like success ("Success!", "Done.", "New ...") is an error.
  *
