@@ -9,7 +9,15 @@ import { startUp, status, tempApp, type Up, useTestHosts } from './fleet-harness
 /** `clones status --json` of a fleet across hosts. */
 export type HostsStatus = Omit<ReturnType<typeof status>, 'clones'> & {
   hosts: { name: string; reachable: boolean; inService: boolean; release: string | null; clones: number }[];
-  clones: { id: string; host: string; release: string; pid: number; state: string; health: string }[];
+  clones: {
+    id: string;
+    host: string;
+    release: string;
+    pid: number;
+    port: number;
+    state: string;
+    health: string;
+  }[];
 };
 
 export const hostsStatus = (dir: string) => status(dir) as unknown as HostsStatus;
