@@ -11,6 +11,7 @@ import {
 } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { type Balancer, type BalancerOptions, createBalancer } from '../../src/balancer/index.ts';
@@ -249,3 +250,26 @@ export async function startWebSocketUpstream(id: string, onOpen: (socket: Duplex
 export const webSocketUpgrade = (path = '/') =>
   `GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
   'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+
+/**
+ * Two in-process clones 'a' and 'b' behind a balancer with `options`, all closed when the calling suite ends.
+ */
+export async function startPair(
+  options: BalancerOptions = {},
+): Promise<Running & { a: Upstream; b: Upstream }> {
+  const a = await startUpstream('a');
+  const b = await startUpstream('b');
+  const running = await startBalancer({
+    ...options,
+    targets: [
+      { id: 'a', url: a.url },
+      { id: 'b', url: b.url },
+    ],
+  });
+  after(async () => {
+    await running.lb.close();
+    await a.close();
+    await b.close();
+  });
+  return { ...running, a, b };
+}

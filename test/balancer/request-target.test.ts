@@ -1,23 +1,11 @@
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
-import { rawRequest, startBalancer, startUpstream } from './helpers.ts';
+import { describe, test } from 'node:test';
+import { rawRequest, startPair } from './helpers.ts';
 
 // Odd request-targets used to be handed to undici unchecked: its refusal counted as a clone failure, was
 // retried on the other clones, and after a dozen such requests a healthy clone was ejected.
 describe('balancer: request-targets never count against a clone', async () => {
-  const a = await startUpstream('a');
-  const b = await startUpstream('b');
-  const { lb, port } = await startBalancer({
-    targets: [
-      { id: 'a', url: a.url },
-      { id: 'b', url: b.url },
-    ],
-  });
-  after(async () => {
-    await lb.close();
-    await a.close();
-    await b.close();
-  });
+  const { a, b, lb, port } = await startPair();
 
   const odd = [
     'OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n',

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
-import { fetchText, sleep, startBalancer, startUpstream, waitFor } from './helpers.ts';
+import { fetchText, sleep, startBalancer, startPair, startUpstream, waitFor } from './helpers.ts';
 
 /** A POST that announces `length` bytes and sends one every `everyMs`; resolves with what came back. */
 function slowUpload(port: number, length: number, everyMs: number, stopAfter = Number.POSITIVE_INFINITY) {
@@ -36,20 +36,9 @@ function slowUpload(port: number, length: number, everyMs: number, stopAfter = N
 const status = (text: string) => Number(/^HTTP\/1\.1 (\d{3}) /.exec(text)?.[1] ?? 0);
 
 describe('balancer: slow request bodies', async () => {
-  const a = await startUpstream('a');
-  const b = await startUpstream('b');
-  const { lb, port, url } = await startBalancer({
+  const { lb, port, url } = await startPair({
     server: { bodyTimeout: 1000, bodyMinRate: 500, bodyIdleTimeout: 800 },
     upstream: { maxSockets: 8, maxUploadSockets: 4, queueTimeout: 500 },
-    targets: [
-      { id: 'a', url: a.url },
-      { id: 'b', url: b.url },
-    ],
-  });
-  after(async () => {
-    await lb.close();
-    await a.close();
-    await b.close();
   });
 
   test('30 slow uploads take no more than their share: every GET is served at once', async () => {
