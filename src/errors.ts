@@ -322,6 +322,14 @@ export const unknownRelease = (release: string): ClonesError =>
     status: 404,
   });
 
+/** A release prefix that names more than one release; the message lists them. */
+export const ambiguousRelease = (prefix: string, matches: string[]): ClonesError =>
+  new ClonesError(
+    'CLONES_FLEET_AMBIGUOUS_RELEASE',
+    `"${prefix}" names ${matches.length} releases (${matches.map((m) => m.slice(0, 12)).join(', ')}): give more characters`,
+    { status: 409 },
+  );
+
 /** `clones rollback` with no earlier release to go back to. */
 export const noPreviousRelease = (): ClonesError =>
   new ClonesError('CLONES_FLEET_NO_PREVIOUS', 'there is no previous release to roll back to', {

@@ -16,7 +16,7 @@ import {
 } from 'node:fs';
 import { dirname, join, posix, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { badAppDir, unknownRelease } from '../errors.ts';
+import { ambiguousRelease, badAppDir, unknownRelease } from '../errors.ts';
 import { appEnv } from './app-env.ts';
 import { devPackages, inPackages } from './dev-packages.ts';
 import type { FleetPaths } from './fleet-paths.ts';
@@ -154,15 +154,18 @@ export function buildRelease(
 }
 
 /**
- * Reads a built release by digest (or a unique prefix of at least 6 characters).
+ * Reads a built release by digest, or by a prefix of at least 4 characters that names one release (as git
+ * takes short ids): `clones rollback cf94` works when `releases` lists `cf94bac57a8b`. An ambiguous prefix
+ * says which releases it matches.
  *
  * @example
- *   const { dir, manifest } = readRelease(fleetPaths(), '3f2a9c');
+ *   const { dir, manifest } = readRelease(fleetPaths(), '3f2a');
  */
 export function readRelease(paths: FleetPaths, id: string): Release {
   let digest = id;
   if (!/^[0-9a-f]{64}$/.test(id)) {
-    const matches = /^[0-9a-f]{6,63}$/.test(id) ? listDigests(paths).filter((d) => d.startsWith(id)) : [];
+    const matches = /^[0-9a-f]{4,63}$/.test(id) ? listDigests(paths).filter((d) => d.startsWith(id)) : [];
+    if (matches.length > 1) throw ambiguousRelease(id, matches);
     if (matches.length !== 1) throw unknownRelease(id);
     digest = matches[0]!;
   }

@@ -52,6 +52,25 @@ test('a release is read-only, names its entry, and resolves clones/session from 
   assert.ok(existsSync(join(release.dir, 'node_modules/clones/src/session/index.ts')));
 });
 
+test('a release answers to its shortest unique prefix of 4+ characters; an ambiguous one says so', () => {
+  const paths = fleetPaths(join(dir, 'home1'));
+  const digest = listReleases(paths).at(-1)!.digest;
+  assert.equal(readRelease(paths, digest.slice(0, 4)).digest, digest);
+  assert.throws(() => readRelease(paths, digest.slice(0, 3)), { code: 'CLONES_FLEET_UNKNOWN_RELEASE' });
+  // Two releases sharing a prefix (directories named like digests, as the release store keeps them).
+  const home = fleetPaths(join(dir, 'home-ambiguous'));
+  for (const tail of ['1', '2'])
+    mkdirSync(join(home.releases, `abcd${tail.repeat(60)}`), { recursive: true });
+  assert.throws(
+    () => readRelease(home, 'abcd'),
+    (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'CLONES_FLEET_AMBIGUOUS_RELEASE');
+      assert.match(err.message, /abcd11111111, abcd22222222/);
+      return true;
+    },
+  );
+});
+
 test('bad app directories are refused with CLONES_FLEET_APP_DIR', () => {
   const paths = fleetPaths(join(dir, 'home3'));
   assert.throws(() => buildRelease(join(dir, 'missing'), paths), { code: 'CLONES_FLEET_APP_DIR' });
