@@ -199,6 +199,16 @@ export const tooManyHeaders = (limit: number): ClonesError =>
     status: 431,
   });
 
+/** The balancer's port is taken (EADDRINUSE) or needs privileges (EACCES): the message says how to pick another. */
+export const portUnavailable = (host: string, port: number, cause: NodeJS.ErrnoException): ClonesError =>
+  new ClonesError(
+    'CLONES_PORT_UNAVAILABLE',
+    cause.code === 'EACCES'
+      ? `port ${port} on ${host} needs privileges this process lacks: choose a port above 1023 with --port`
+      : `port ${port} on ${host} is already in use (another clones up or server?): stop it, or choose another with --port`,
+    { status: 500, cause },
+  );
+
 /** The request breaks RFC 9112 framing or header rules (a request-smuggling vector); the connection closes. */
 export const badRequest = (reason: string, status = 400): ClonesError =>
   new ClonesError('CLONES_BALANCER_BAD_REQUEST', `rejected request: ${reason}`, { status });

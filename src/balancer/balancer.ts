@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Server as TlsServer } from 'node:tls';
-import { badRequest, headersTooLarge, requestTimeout, tlsOff } from '../errors.ts';
+import { badRequest, headersTooLarge, portUnavailable, requestTimeout, tlsOff } from '../errors.ts';
 import { createAdminServer } from './admin-server.ts';
 import type { Balancer, DrainOptions } from './balancer-contract.ts';
 import { createHaproxyBalancer } from './engines/haproxy/haproxy-balancer.ts';
@@ -226,9 +226,11 @@ export function createBalancer(input: BalancerOptions = {}): Balancer {
 
 function listenOn(server: Server, port: number, host: string): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const fail = (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'EADDRINUSE' || err.code === 'EACCES' ? portUnavailable(host, port, err) : err);
+    server.once('error', fail);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', fail);
       resolve();
     });
   });
