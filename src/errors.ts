@@ -332,6 +332,14 @@ export const unknownRelease = (release: string): ClonesError =>
     status: 404,
   });
 
+/** The app holds a symbolic link that leaves its directory; a release would ship what it points at. */
+export const linkOutsideApp = (app: string, path: string, link: string): ClonesError =>
+  new ClonesError(
+    'CLONES_FLEET_LINK_OUTSIDE_APP',
+    `${app}: ${path} -> ${link} points outside the app directory; copy what it needs into the app, or link inside it`,
+    { status: 400 },
+  );
+
 /** A release prefix that names more than one release; the message lists them. */
 export const ambiguousRelease = (prefix: string, matches: string[]): ClonesError =>
   new ClonesError(

@@ -16,7 +16,7 @@ import {
 } from 'node:fs';
 import { dirname, join, posix, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ambiguousRelease, badAppDir, unknownRelease } from '../errors.ts';
+import { ambiguousRelease, badAppDir, linkOutsideApp, unknownRelease } from '../errors.ts';
 import { appEnv } from './app-env.ts';
 import { devPackages, inPackages } from './dev-packages.ts';
 import type { FleetPaths } from './fleet-paths.ts';
@@ -97,13 +97,17 @@ export function buildRelease(
   const entry = findEntry(source);
   const env = appEnv(source, options.env);
   const hash = createHash('sha256');
-  hash.update(`clones-release v2\nnode ${process.version}\nclones ${clonesVersion()}\nentry ${entry}\n`);
+  hash.update(`clones-release v3\nnode ${process.version}\nclones ${clonesVersion()}\nentry ${entry}\n`);
   for (const [name, value] of Object.entries(env)) hash.update(`env ${name}=${JSON.stringify(value)}\n`);
   for (const file of files) {
     const full = join(source, file);
     const st = lstatSync(full);
-    if (st.isSymbolicLink()) hash.update(`l ${file} ${readlinkSync(full)}\n`);
-    else {
+    if (st.isSymbolicLink()) {
+      // The link stays a link, and the digest covers what it points to (inside the app, checked above).
+      const target = statSync(full, { throwIfNoEntry: false });
+      const sum = target?.isFile() ? createHash('sha256').update(readFileSync(full)).digest('hex') : '-';
+      hash.update(`l ${file} ${readlinkSync(full)} ${sum}\n`);
+    } else {
       const sum = createHash('sha256').update(readFileSync(full)).digest('hex');
       hash.update(`f ${st.mode & 0o111 ? 'x' : '-'} ${sum} ${file}\n`);
     }
@@ -281,7 +285,12 @@ function listFiles(root: string, dev: ReadonlySet<string>): { files: string[]; p
       const st = lstatSync(join(root, path));
       if (st.isDirectory()) walk(path);
       else if (st.isSymbolicLink()) {
-        const target = posix.normalize(posix.join(rel, readlinkSync(join(root, path))));
+        const link = readlinkSync(join(root, path));
+        const target = posix.normalize(posix.join(rel, link));
+        // A link out of the app would ship whatever it points at on the building machine (the fleet's own
+        // secrets, say), and the digest would cover only the link's text.
+        if (posix.isAbsolute(link) || target === '..' || target.startsWith('../'))
+          throw linkOutsideApp(root, path, link);
         if (!inPackages(target, dev)) out.push(path);
       } else if (st.isFile()) out.push(path);
     }

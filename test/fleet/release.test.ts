@@ -5,6 +5,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  rmSync,
   statSync,
   symlinkSync,
   writeFileSync,
@@ -69,6 +70,32 @@ test('a release answers to its shortest unique prefix of 4+ characters; an ambig
       return true;
     },
   );
+});
+
+test('a link out of the app is refused; a link inside is kept and the digest covers what it points to', () => {
+  const paths = fleetPaths(join(dir, 'home-links'));
+  const app = join(dir, 'links-app');
+  cpSync(join(repo, 'examples/shop'), app, { recursive: true });
+  writeFileSync(join(dir, 'secret'), 'the fleet admin token');
+  symlinkSync('../secret', join(app, 'link'));
+  assert.throws(
+    () => buildRelease(app, paths),
+    (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'CLONES_FLEET_LINK_OUTSIDE_APP');
+      assert.match(err.message, /link -> \.\.\/secret points outside the app/);
+      return true;
+    },
+  );
+  rmSync(join(app, 'link'));
+  symlinkSync('/etc/hostname', join(app, 'abs'));
+  assert.throws(() => buildRelease(app, paths), { code: 'CLONES_FLEET_LINK_OUTSIDE_APP' });
+  rmSync(join(app, 'abs'));
+  writeFileSync(join(app, 'data.txt'), 'one');
+  symlinkSync('data.txt', join(app, 'inside'));
+  const first = buildRelease(app, paths);
+  assert.equal(readFileSync(join(first.dir, 'inside'), 'utf8'), 'one');
+  writeFileSync(join(app, 'data.txt'), 'two');
+  assert.notEqual(buildRelease(app, paths).digest, first.digest);
 });
 
 test('bad app directories are refused with CLONES_FLEET_APP_DIR', () => {
