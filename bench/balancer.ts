@@ -60,7 +60,9 @@ async function serveBalancer(urls: string[]): Promise<void> {
   const { port } = await lb.listen(0, '127.0.0.1');
   process.stdout.write(`ready ${port} ${lb.adminAddress()!.port}\n`);
   // A clean exit, so that `node --cpu-prof` writes its profile.
-  process.on('SIGINT', () => process.exit(0));
+  // SIGTERM (how the bench stops its children) too: exiting runs the haproxy engine's exit hook, so its
+  // haproxy does not outlive the run.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(0));
 }
 
 /** The clone of the starvation row: GETs answered at once, uploads read to their end first, as apps do. */
