@@ -304,6 +304,6 @@ function makeReadOnly(path: string): void {
   if (st.isSymbolicLink()) return;
   if (st.isDirectory()) {
     for (const name of readdirSync(path)) makeReadOnly(join(path, name));
-    chmodSync(path, 0o500);
-  } else chmodSync(path, st.mode & 0o111 ? 0o500 : 0o400);
+    chmodSync(path, 0o555);
+  } else chmodSync(path, st.mode & 0o111 ? 0o555 : 0o444);
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -65,8 +65,6 @@ export async function startFleet(options: StartFleetOptions): Promise<RunningFle
   const paths = fleetPaths(options.home);
   const logger = options.logger ?? rootLogger.child({ part: 'fleet' });
   mkdirSync(paths.home, { recursive: true, mode: 0o700 });
-  // Private whatever it was before: it holds the admin token, the session secret and the sessions.
-  chmodSync(paths.home, 0o700);
   if (existsSync(paths.runtime)) {
     const running = JSON.parse(readFileSync(paths.runtime, 'utf8')) as RuntimeInfo;
     if (isAlive(running.pid) && running.pid !== process.pid)
