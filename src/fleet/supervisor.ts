@@ -262,13 +262,7 @@ export class Supervisor {
     if (n >= this.#next) this.#next = n + 1;
     void proc.exited.then(() => this.#onExit(clone, proc, null, null));
     await this.#register(clone, Date.now() + this.#o.readyTimeout);
-    this.#emit({
-      type: 'clone',
-      clone: clone.id,
-      release: clone.release,
-      state: 'serving',
-      port: clone.port,
-    });
+    this.#emitServing(clone);
     return true;
   }
 
@@ -327,6 +321,10 @@ export class Supervisor {
     await this.#register(clone, deadline);
     clone.state = 'serving';
     clone.readyMs = Date.now() - clone.startedAt;
+    this.#emitServing(clone);
+  }
+
+  #emitServing(clone: Clone): void {
     this.#emit({
       type: 'clone',
       clone: clone.id,
