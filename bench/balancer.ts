@@ -224,11 +224,27 @@ async function startNginxClone(dir: string, id: string): Promise<Proc> {
   return startNative('/usr/sbin/nginx', ['-p', prefix, '-c', conf, '-e', join(prefix, 'error.log')], port);
 }
 
-async function startNginxProxy(dir: string, clonePorts: number[]): Promise<Proc> {
+/** nginx as the proxy peer; with `tls` (leaf and key files) it terminates HTTPS and h2 with the same chain. */
+async function startNginxProxy(
+  dir: string,
+  clonePorts: number[],
+  tls?: { cert: string; key: string },
+): Promise<Proc> {
   const port = await freePort();
-  const prefix = join(dir, 'nginx-proxy');
+  const name = tls ? 'nginx-tls' : 'nginx-proxy';
+  const prefix = join(dir, name);
   await mkdir(prefix, { recursive: true });
-  const conf = join(dir, 'nginx-proxy.conf');
+  const conf = join(dir, `${name}.conf`);
+  const listen = tls
+    ? `listen 127.0.0.1:${port} ssl http2;
+    ssl_certificate ${tls.cert};
+    ssl_certificate_key ${tls.key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers ${INTERMEDIATE};
+    ssl_prefer_server_ciphers off;
+    ssl_session_cache shared:SSL:10m;
+    http2_max_concurrent_streams 100;`
+    : `listen 127.0.0.1:${port};`;
   writeFileSync(
     conf,
     nginxConfig(
@@ -239,7 +255,7 @@ ${clonePorts.map((p) => `    server 127.0.0.1:${p} max_fails=5 fail_timeout=30s;
     keepalive 128;
   }
   server {
-    listen 127.0.0.1:${port};
+    ${listen}
     location / {
       proxy_pass http://clones;
       proxy_http_version 1.1;
@@ -392,44 +408,6 @@ ${clonePorts.map((p, i) => `  server c${i + 1} 127.0.0.1:${p} check inter 5s`).j
 `,
   );
   return startNative('/usr/sbin/haproxy', ['-f', conf, '-db'], port);
-}
-
-async function startNginxTls(dir: string, clonePorts: number[], cert: string, key: string): Promise<Proc> {
-  const port = await freePort();
-  const prefix = join(dir, 'nginx-tls');
-  await mkdir(prefix, { recursive: true });
-  const conf = join(dir, 'nginx-tls.conf');
-  writeFileSync(
-    conf,
-    nginxConfig(
-      prefix,
-      `  upstream clones {
-    least_conn;
-${clonePorts.map((p) => `    server 127.0.0.1:${p} max_fails=5 fail_timeout=30s;`).join('\n')}
-    keepalive 128;
-  }
-  server {
-    listen 127.0.0.1:${port} ssl http2;
-    ssl_certificate ${cert};
-    ssl_certificate_key ${key};
-    ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_ciphers ${INTERMEDIATE};
-    ssl_prefer_server_ciphers off;
-    ssl_session_cache shared:SSL:10m;
-    http2_max_concurrent_streams 100;
-    location / {
-      proxy_pass http://clones;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $remote_addr;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_next_upstream error timeout http_502 http_503 http_504;
-    }
-  }`,
-    ),
-  );
-  return startNative('/usr/sbin/nginx', ['-p', prefix, '-c', conf, '-e', join(prefix, 'error.log')], port);
 }
 
 interface Sample {
@@ -769,7 +747,7 @@ async function main(): Promise<void> {
     });
     const haTls = found('/usr/sbin/haproxy') ? await startHaproxyTls(dir, ports, pem) : undefined;
     const ngTls = found('/usr/sbin/nginx')
-      ? await startNginxTls(dir, ports, leaf.fullchainFile, leaf.keyFile)
+      ? await startNginxProxy(dir, ports, { cert: leaf.fullchainFile, key: leaf.keyFile })
       : undefined;
     const h2 = found(H2LOAD);
     for (const [kind, label] of [
