@@ -8,6 +8,7 @@ import { adminNotFound, agentBadRequest, ClonesError } from '../errors.ts';
 import { logger as rootLogger } from '../logger.ts';
 import { type DesiredState, DesiredStateFile, writeJsonAtomic } from './desired-state.ts';
 import { fleetPaths } from './fleet-paths.ts';
+import { JobGate } from './job-gate.ts';
 import { readRelease } from './release.ts';
 import { rolling } from './rollout/rolling.ts';
 import { type CloneInfo, Supervisor, type SupervisorTimings } from './supervisor.ts';
@@ -106,14 +107,9 @@ export async function startHostAgent(
   }
   persist();
 
-  let queue: Promise<unknown> = Promise.resolve();
-  const serial = <T>(job: () => Promise<T>): Promise<T> => {
-    const run = queue.then(job);
-    queue = run.catch(() => {});
-    return run;
-  };
+  const gate = new JobGate();
   const converge = () =>
-    serial(async () => {
+    gate.alone(async () => {
       if (!state) return;
       const want = new Map([[state.release, state.clones]]);
       for (const c of supervisor.list()) if (c.state === 'failed') await supervisor.stop(c.id, 0);
@@ -123,7 +119,7 @@ export async function startHostAgent(
   // clones of another release is the control machine's to do (it drains them in its balancer first, or
   // catches the host up before it serves): an agent that restarts mid-deploy must not race it.
   const boot = (want: DesiredState) =>
-    serial(async () => {
+    gate.alone(async () => {
       const live = supervisor.list().filter((c) => c.state !== 'failed').length;
       for (let i = live; i < want.clones; i++) await supervisor.start(want.release);
     });
@@ -171,12 +167,12 @@ export async function startHostAgent(
           const body = await readJsonObject(req);
           if (typeof body.release !== 'string') throw agentBadRequest('release', 'must be a release id');
           const release = readRelease(paths, body.release).digest;
-          const clone = await serial(() => supervisor.start(release));
+          const clone = await gate.shared(() => supervisor.start(release));
           return sendJson(res, 201, clone);
         }
         case 'DELETE /clones/:id': {
           const id = url.pathname.split('/')[2]!;
-          await serial(() => supervisor.stop(id, 0));
+          await gate.shared(() => supervisor.stop(id, 0));
           return sendJson(res, 200, status());
         }
         case 'GET /logs': {

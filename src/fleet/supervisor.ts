@@ -410,7 +410,7 @@ export class Supervisor {
       if (!child.alive()) return child.exitText();
       if (await probeUp(clone.port, 1000, this.#o.bind)) return 'ready';
       if (Date.now() > deadline) return 'timeout';
-      await sleep(100);
+      await sleep(25);
     }
   }
 

@@ -1,6 +1,6 @@
 import { deployCancelled } from '../../errors.ts';
 import type { Strategy } from '../desired-state.ts';
-import { rolling } from './rolling.ts';
+import { blueGreen } from './blue-green.ts';
 import { type CloneDriver, type RolloutContext, startShort, tally } from './rollout-context.ts';
 
 /** One host's part of a rollout: its clones and what it should run. */
@@ -21,7 +21,11 @@ export interface AcrossHostsOptions {
 }
 
 /**
- * Converges many hosts. Rolling goes in batches of hosts, each host of a batch one clone at a time; the guard
+ * Converges many hosts. Rolling goes in batches of hosts, and the host is the unit: on each host of a batch
+ * the new clones start together while its old ones serve, then the old ones drain and stop (as Kamal swaps a
+ * host's containers). One clone at a time on every host would make a deploy take a clone's boot time per
+ * clone of the fleet; this takes it per batch, with the same capacity kept (the host's old clones serve until
+ * its new ones are healthy) and the rest of the fleet untouched. The guard
  * keeps the old release allowed while any host still has an old clone, so a host that is done never shuts
  * the old clones of another out early. Blue-green starts the new clones on every host, then switches the
  * guard once for the whole fleet, then stops every old clone. A canary record only adds the canary clones to
@@ -53,7 +57,7 @@ export async function acrossHosts(parts: readonly HostPart[], o: AcrossHostsOpti
   const batch = replacing ? Math.max(1, o.batch) : parts.length;
   for (let i = 0; i < parts.length; i += batch) {
     if (o.signal?.aborted) throw deployCancelled();
-    await Promise.all(parts.slice(i, i + batch).map((p) => rolling(ctxOf(p))));
+    await Promise.all(parts.slice(i, i + batch).map((p) => blueGreen(ctxOf(p))));
   }
   o.guard(false);
   o.weigh();
