@@ -114,7 +114,7 @@ export function previousRelease(history: HistoryEntry[], current: string): strin
   return undefined;
 }
 
-export function writeJsonAtomic(file: string, value: unknown, mode = 0o644): void {
+export function writeJsonAtomic(file: string, value: unknown, mode = 0o600): void {
   mkdirSync(dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode });

@@ -201,7 +201,7 @@ export async function startHostAgent(
     server.once('error', reject);
     server.listen(options.port, options.bind, () => resolve());
   });
-  writeJsonAtomic(file(agentFiles.pid), process.pid, 0o644);
+  writeJsonAtomic(file(agentFiles.pid), process.pid);
   return {
     server,
     address: server.address() as AddressInfo,

@@ -191,13 +191,20 @@ export function shipRelease(
   });
 }
 
-/** The host's clones directory as an absolute path (relative dirs are under the SSH user's $HOME). */
+/**
+ * The host's clones directory as an absolute path (relative dirs are under the SSH user's $HOME), made
+ * private (0700) whatever its mode was: it holds the agent's token, the apps' environment and their releases.
+ */
 export async function hostRoot(ssh: SshTransport, host: FleetHost): Promise<string> {
   const dir = shellQuote([host.dir]);
-  const r = await ssh.exec(host, `cd "$HOME" 2>/dev/null; mkdir -p -- ${dir} && cd -- ${dir} && pwd -P`, {
-    step: 'setup: directory',
-    timeout: 30_000,
-  });
+  const r = await ssh.exec(
+    host,
+    `cd "$HOME" 2>/dev/null; mkdir -p -- ${dir} && chmod 700 -- ${dir} && cd -- ${dir} && pwd -P`,
+    {
+      step: 'setup: directory',
+      timeout: 30_000,
+    },
+  );
   return r.stdout.trim();
 }
 
@@ -245,10 +252,11 @@ function agentStart(node: string, root: string, host: FleetHost, restart: boolea
   ].join('\n');
   const r = shellQuote([root]);
   const keeper = `${root}/agent-keeper.pid`;
-  const loop = `echo $$ > ${shellQuote([keeper])}; while :; do CLONES_LOG_LEVEL=info ${shellQuote(argv)}; sleep 1; done`;
+  // Private files (umask 077 only around their creation: the agent and its clones keep the login's umask).
+  const loop = `(umask 077; echo $$ > ${shellQuote([keeper])}); while :; do CLONES_LOG_LEVEL=info ${shellQuote(argv)}; sleep 1; done`;
   return [
     `cd ${r} || exit 1`,
-    'mkdir -p logs',
+    '(umask 077; mkdir -p logs && touch logs/agent.log) && chmod 700 logs && chmod 600 logs/agent.log',
     `if [ "$(id -u)" = 0 ] && state=$(systemctl is-system-running 2>/dev/null) && { [ "$state" = running ] || [ "$state" = degraded ]; }; then`,
     `  printf %s ${shellQuote([unitText])} > /etc/systemd/system/${unit}.service`,
     `  systemctl daemon-reload && systemctl enable ${unit} >/dev/null 2>&1`,

@@ -224,7 +224,7 @@ export function removeTree(dir: string): void {
   const unlock = (path: string) => {
     const st = lstatSync(path);
     if (!st.isDirectory()) return;
-    chmodSync(path, 0o755);
+    chmodSync(path, 0o700);
     for (const name of readdirSync(path)) unlock(join(path, name));
   };
   if (existsSync(dir)) unlock(dir);
@@ -304,6 +304,6 @@ function makeReadOnly(path: string): void {
   if (st.isSymbolicLink()) return;
   if (st.isDirectory()) {
     for (const name of readdirSync(path)) makeReadOnly(join(path, name));
-    chmodSync(path, 0o555);
-  } else chmodSync(path, st.mode & 0o111 ? 0o555 : 0o444);
+    chmodSync(path, 0o500);
+  } else chmodSync(path, st.mode & 0o111 ? 0o500 : 0o400);
 }

@@ -1,9 +1,10 @@
 // The two programs shipTree runs on a host with `node -e`: they depend on nothing but Node's own modules, since
 // clones may not be installed there yet. They are plain JavaScript in strings (no template literals inside).
 //
-// Layout on the host: <store>/<sha256 hex> is one blob (mode 0444), <store>/<hex>.x its executable twin (0555,
+// Layout on the host: <store>/<sha256 hex> is one blob (mode 0400), <store>/<hex>.x its executable twin (0500,
 // a local copy: hard links share one mode); a tree is directories of hard links to blobs plus its manifest
-// `.clones-tree.json`, made read-only and renamed into place, so a tree that exists is complete.
+// `.clones-tree.json`, made read-only and renamed into place, so a tree that exists is complete. Everything is
+// owner-only: a release may hold the app's secrets, and other users of the host have no business reading it.
 import { shellQuote } from './shell-quote.ts';
 
 /** The manifest file inside every shipped tree. */
@@ -35,7 +36,7 @@ function existingDigest() {
   try { return JSON.parse(fs.readFileSync(path.join(dir, '.clones-tree.json'), 'utf8')).digest || ''; } catch (e) { return st ? '' : null; }
 }
 function removeTree(p) {
-  try { fs.chmodSync(p, 0o755); } catch (e) {}
+  try { fs.chmodSync(p, 0o700); } catch (e) {}
   for (const name of fs.readdirSync(p)) {
     const c = path.join(p, name);
     if (fs.lstatSync(c).isDirectory()) removeTree(c); else fs.unlinkSync(c);
@@ -45,7 +46,8 @@ function removeTree(p) {
 `;
 
 // Reads the wanted blob hashes (one per line) from stdin; answers JSON { done, missing, corrupt }. A blob that
-// is present is hashed again: a damaged one is deleted and reported missing, so it is sent again.
+// is present is hashed again: a damaged one is deleted and reported missing, so it is sent again; a sound one
+// stored by an older clones (0444, world-readable) is made owner-only like the trees that link it.
 const PLAN = String.raw`
 const have = existingDigest();
 if (have === digest) { process.stdout.write(JSON.stringify({ done: true, missing: [], corrupt: [] })); process.exit(0); }
@@ -60,6 +62,7 @@ process.stdin.on('end', () => {
     const blob = path.join(store, hex);
     let ok = false;
     try { ok = hashFile(blob) === hex; if (!ok) { corrupt.push(hex); fs.unlinkSync(blob); } } catch (e) { if (e.code !== 'ENOENT') throw e; }
+    if (ok) fs.chmodSync(blob, 0o400);
     try { if (fs.existsSync(blob + '.x') && (!ok || hashFile(blob + '.x') !== hex)) { fs.unlinkSync(blob + '.x'); if (ok) corrupt.push(hex + '.x'); } } catch (e) {}
     if (!ok) missing.push(hex);
   }
@@ -70,7 +73,7 @@ process.stdin.on('end', () => {
 // Reads frames from stdin: 'B' + 32-byte sha256 + u64 length + bytes (a blob), then 'M' + u64 length + the
 // manifest JSON. Each blob is hashed as it arrives and stored only if it matches; then the tree is built.
 const RECEIVE = `
-fs.mkdirSync(store, { recursive: true });
+fs.mkdirSync(store, { recursive: true, mode: 0o700 });
 let buf = Buffer.alloc(0), cur = null, man = null, manLeft = 0, received = 0, bytes = 0, built = false;
 function startBlob(hex, len) {
   const tmp = path.join(store, '.in-' + process.pid + '-' + hex);
@@ -82,7 +85,7 @@ function endBlob() {
   fs.closeSync(c.fd);
   const got = c.hash.digest('hex');
   if (got !== c.hex) { fs.unlinkSync(c.tmp); die(3, 'blob ' + c.hex + ' arrived with sha256 ' + got + ': corrupted in transit, not stored'); }
-  fs.chmodSync(c.tmp, 0o444);
+  fs.chmodSync(c.tmp, 0o400);
   fs.renameSync(c.tmp, path.join(store, c.hex));
   received++;
 }
@@ -97,7 +100,7 @@ function build(json) {
   if (have === digest) return finish();
   if (have !== null) fail(6, dir + ' appeared meanwhile with other content');
   const parent = path.dirname(path.resolve(dir));
-  fs.mkdirSync(parent, { recursive: true });
+  fs.mkdirSync(parent, { recursive: true, mode: 0o700 });
   const tmp = path.join(parent, '.tmp-tree-' + process.pid + '-' + crypto.randomBytes(4).toString('hex'));
   fs.mkdirSync(tmp);
   const dirs = [tmp];
@@ -112,17 +115,17 @@ function build(json) {
         let src = blob;
         if (e[4]) {
           src = blob + '.x';
-          if (!fs.existsSync(src)) { const t = src + '.' + process.pid; fs.copyFileSync(blob, t); fs.chmodSync(t, 0o555); fs.renameSync(t, src); }
+          if (!fs.existsSync(src)) { const t = src + '.' + process.pid; fs.copyFileSync(blob, t); fs.chmodSync(t, 0o500); fs.renameSync(t, src); }
         }
         try { fs.linkSync(src, p); }
-        catch (err) { if (err.code !== 'EMLINK') throw err; fs.copyFileSync(src, p); fs.chmodSync(p, e[4] ? 0o555 : 0o444); }
+        catch (err) { if (err.code !== 'EMLINK') throw err; fs.copyFileSync(src, p); fs.chmodSync(p, e[4] ? 0o500 : 0o400); }
       } else fail(4, 'unknown manifest entry ' + JSON.stringify(e[0]));
     }
-    fs.writeFileSync(path.join(tmp, '.clones-tree.json'), json, { mode: 0o444 });
-    for (const d of dirs.slice(1).reverse()) fs.chmodSync(d, 0o555);
+    fs.writeFileSync(path.join(tmp, '.clones-tree.json'), json, { mode: 0o400 });
+    for (const d of dirs.slice(1).reverse()) fs.chmodSync(d, 0o500);
     try { fs.renameSync(tmp, dir); }
     catch (err) { if (existingDigest() !== digest) throw err; removeTree(tmp); return finish(); }
-    fs.chmodSync(dir, 0o555);
+    fs.chmodSync(dir, 0o500);
   } catch (err) {
     if (fs.existsSync(tmp)) removeTree(tmp);
     throw err;

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -67,6 +67,8 @@ export async function startFleet(options: StartFleetOptions): Promise<RunningFle
   mkdirSync(paths.home, { recursive: true, mode: 0o700 });
   if (existsSync(paths.runtime)) {
     const running = JSON.parse(readFileSync(paths.runtime, 'utf8')) as RuntimeInfo;
+  // Private whatever it was before: it holds the admin token, the session secret and the sessions.
+  chmodSync(paths.home, 0o700);
     if (isAlive(running.pid) && running.pid !== process.pid)
       throw deployLocked(`clones up is already running here (pid ${running.pid}, port ${running.port})`);
   }

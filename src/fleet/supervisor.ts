@@ -222,7 +222,7 @@ export class Supervisor {
       bind: options.bind ?? '127.0.0.1',
       detached: options.detached ?? false,
     };
-    mkdirSync(options.paths.logs, { recursive: true });
+    mkdirSync(options.paths.logs, { recursive: true, mode: 0o700 });
     this.#stopRotation = startLogRotation(options.paths.logs);
   }
 
@@ -372,7 +372,7 @@ export class Supervisor {
     };
     if (this.#o.detached) {
       // Its own session and its log file as stdout: nothing ties it to this process's life.
-      const fd = openSync(logFile, 'a');
+      const fd = openSync(logFile, 'a', 0o600);
       const child = spawn(process.execPath, args, {
         cwd: release.dir,
         env,
@@ -385,7 +385,7 @@ export class Supervisor {
       child.once('exit', (code, signal) => this.#onExit(clone, proc, code, signal));
       return proc;
     }
-    clone.log ??= createWriteStream(logFile, { flags: 'a' });
+    clone.log ??= createWriteStream(logFile, { flags: 'a', mode: 0o600 });
     const child = spawn(process.execPath, args, {
       cwd: release.dir,
       env,

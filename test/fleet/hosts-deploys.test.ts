@@ -1,6 +1,7 @@
 // A fleet across 3 test hosts, 2 clones of examples/shop each, sessions in Redis on the cache host: setup,
 // sessions across hosts, and rolling, blue-green and canary deploys under load.
 import assert from 'node:assert/strict';
+import { readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -34,6 +35,23 @@ test('up sets every host up over SSH and runs 2 clones on each; setup again chan
       join(h.dir, 'clones/releases', s.release, 'node_modules/clones'),
     ]);
     assert.equal(link.stdout.trim(), '../../../clones', 'the release links the host install');
+    // Private on the host too: its clones directory, what the agent writes, the release and the install.
+    const root = join(h.dir, 'clones');
+    const release = join(root, 'releases', s.release);
+    const install = readlinkSync(join(root, 'clones'));
+    for (const file of [
+      root,
+      join(root, 'agent.pid'),
+      join(root, 'desired.json'),
+      join(root, 'logs'),
+      join(root, 'logs/agent.log'),
+      release,
+      join(release, '.clones-release.json'),
+      join(release, 'server.ts'),
+      install,
+      join(install, 'package.json'),
+    ])
+      assert.equal(statSync(file).mode & 0o077, 0, `${h.name}: ${file}`);
   }
   // Twice: the first may install a newer clones if this checkout changed since up (tests run in a live one).
   await cliAsync(dir, ['setup', 'shop']);

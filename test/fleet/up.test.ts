@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,6 +9,9 @@ const { dir, cleanup } = tempApp();
 let up: Up;
 
 before(async () => {
+  // A home that exists already with a loose mode is made private by clones up.
+  mkdirSync(join(dir, '.clones'), { mode: 0o755 });
+  chmodSync(join(dir, '.clones'), 0o755);
   up = await startUp(dir, ['--clones', '3', '--drain-timeout', '2s']);
 });
 after(async () => {
@@ -23,9 +26,11 @@ test('clones up: 3 clones of one release behind the balancer, with secrets kept 
     s.clones.every((c) => c.release === s.release && c.state === 'serving' && c.health === 'healthy'),
   );
   assert.deepEqual(s.guard, [s.release]);
-  for (const file of ['admin-token', 'secret']) {
-    assert.equal(statSync(join(dir, '.clones', file)).mode & 0o077, 0, file);
+  for (const file of ['admin-token', 'secret', '', 'desired.json', 'logs', 'logs/c1.log']) {
+    assert.equal(statSync(join(dir, '.clones', file)).mode & 0o077, 0, file || 'the home');
   }
+  const release = join(dir, '.clones/releases', s.release);
+  for (const file of ['', 'server.ts']) assert.equal(statSync(join(release, file)).mode & 0o077, 0, file);
   assert.equal(readFileSync(join(dir, '.clones/admin-token'), 'utf8').trim().length >= 32, true);
   assert.ok(existsSync(join(dir, '.clones/releases', s.release)));
 });
@@ -33,6 +38,7 @@ test('clones up: 3 clones of one release behind the balancer, with secrets kept 
 test('sessions are shared: log in on one clone, see it from the others; x-clones-clone varies', async () => {
   const login = await get(up.port, '/login', { method: 'POST', body: 'name=ada' });
   assert.equal(login.status, 303);
+  assert.equal(statSync(join(dir, '.clones/sessions.db')).mode & 0o077, 0, 'sessions.db is private');
   const cookie = String(login.headers['set-cookie']).split(';')[0]!;
   const clones = new Set<string>();
   for (let i = 0; i < 12; i++) {

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { badStoreUrl, storeSchemaTooNew } from '../../errors.ts';
 import { driverLoadFailed, requireDriver } from '../../require-driver.ts';
@@ -46,7 +46,11 @@ export class SqliteStore implements StoreBackend {
 
   constructor(options: StoreOpenOptions) {
     this.path = sqlitePath(options.url);
-    if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true });
+    if (this.path !== ':memory:') {
+      mkdirSync(dirname(this.path), { recursive: true });
+      // Sessions are private: a new file is made 0600 (SQLite's -wal and -shm files take its mode).
+      if (!existsSync(this.path)) closeSync(openSync(this.path, 'a', 0o600));
+    }
     const Sqlite = loadDriver();
     // better-sqlite3 waits for a lock synchronously, holding the event loop: the wait must not outlast the
     // store timeout the engine promises (its own timer cannot fire while the loop is held).
