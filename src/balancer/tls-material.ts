@@ -22,6 +22,8 @@ export interface TlsMaterial {
   byName: Map<string, SecureContext>;
   defaultContext: SecureContext;
   certificates: CertificateInfo[];
+  /** Each certificate as one PEM (chain, then key), the default first: what HAProxy loads from a directory. */
+  bundles: string[];
 }
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
@@ -53,6 +55,7 @@ export async function loadTlsMaterial(tls: ResolvedTls, logger: Logger): Promise
   };
   const byName = new Map<string, SecureContext>();
   const certificates: CertificateInfo[] = [];
+  const bundles: string[] = [];
   let defaultOptions: SecureContextOptions | undefined;
   let defaultContext: SecureContext | undefined;
   for (const pair of pairs) {
@@ -95,10 +98,11 @@ export async function loadTlsMaterial(tls: ResolvedTls, logger: Logger): Promise
       notAfter: leaf.validTo,
       fingerprint256: leaf.fingerprint256,
     });
+    bundles.push(`${String(options.cert).trim()}\n${keyPem.trim()}\n`);
     defaultOptions ??= options;
     defaultContext ??= context;
   }
-  return { defaultOptions: defaultOptions!, defaultContext: defaultContext!, byName, certificates };
+  return { defaultOptions: defaultOptions!, defaultContext: defaultContext!, byName, certificates, bundles };
 }
 
 async function read(file: string): Promise<string> {

@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { type FSWatcher, watch } from 'node:fs';
-import { basename, dirname } from 'node:path';
 import type { SecureContext, Server as TlsServer } from 'node:tls';
 import type { Logger } from 'pino';
 import { ClonesError } from '../errors.ts';
 import { type CertificateInfo, loadTlsMaterial, type TlsMaterial } from './tls-material.ts';
 import type { ResolvedTls } from './tls-options.ts';
+import { watchTlsFiles } from './tls-watch.ts';
 
 /** The native context under a SecureContext: it holds the session ticket keys. */
 type NativeContext = { setTicketKeys?(keys: Buffer): void };
@@ -26,8 +25,7 @@ export class TlsStore {
   readonly #logger: Logger;
   #material: TlsMaterial | undefined = undefined;
   #server: TlsServer | undefined = undefined;
-  #watchers: FSWatcher[] = [];
-  #debounce: NodeJS.Timeout | undefined = undefined;
+  #unwatch: (() => void) | undefined = undefined;
   #rotation: NodeJS.Timeout | undefined = undefined;
   /** Reloads run one after the other, never two at once. */
   #queue: Promise<unknown> = Promise.resolve();
@@ -63,7 +61,10 @@ export class TlsStore {
   async attach(server: TlsServer): Promise<void> {
     this.#server = server;
     await this.reload('start');
-    if (this.options.watch) this.#watch();
+    if (this.options.watch)
+      this.#unwatch = watchTlsFiles(this.options, this.#logger, () => {
+        this.reload('files changed').catch(() => {});
+      });
     this.#rotation = setInterval(() => this.#rotateTicketKeys(), this.options.ticketKeyRotation);
     this.#rotation.unref();
   }
@@ -102,47 +103,9 @@ export class TlsStore {
 
   /** Stops watching and rotating. */
   close(): void {
-    for (const w of this.#watchers) w.close();
-    this.#watchers = [];
-    clearTimeout(this.#debounce);
+    this.#unwatch?.();
+    this.#unwatch = undefined;
     clearInterval(this.#rotation);
-  }
-
-  /**
-   * Watches the directories that hold the files rather than the files: renewals (certbot, cert-manager)
-   * replace files by renaming, and a watch on the old inode would never fire again.
-   */
-  #watch(): void {
-    const { cert, key, chain, dir } = this.options;
-    const files = [cert, key, chain].filter((f): f is string => f !== undefined);
-    const dirs = new Map<string, Set<string> | undefined>();
-    for (const file of files) {
-      const parent = dirname(file);
-      const names = dirs.get(parent);
-      if (dirs.has(parent) && names === undefined) continue;
-      dirs.set(parent, (names ?? new Set()).add(basename(file)));
-    }
-    if (dir !== undefined) dirs.set(dir, undefined);
-    for (const [path, names] of dirs) {
-      try {
-        const watcher = watch(path, { recursive: false }, (_event, file) => {
-          if (names === undefined || file === null || names.has(String(file))) this.#changed();
-        });
-        watcher.on('error', (err) => this.#logger.warn({ err, path }, 'cannot watch TLS files'));
-        watcher.unref();
-        this.#watchers.push(watcher);
-      } catch (err) {
-        this.#logger.warn({ err, path }, 'cannot watch TLS files; reload with SIGHUP or POST /tls/reload');
-      }
-    }
-  }
-
-  #changed(): void {
-    clearTimeout(this.#debounce);
-    this.#debounce = setTimeout(() => {
-      this.reload('files changed').catch(() => {});
-    }, this.options.reloadDebounce);
-    this.#debounce.unref();
   }
 
   /** New ticket keys for the default and every SNI context; tickets issued before need a full handshake. */

@@ -19,7 +19,14 @@ import {
 } from '../balancer/helpers.ts';
 
 /** Behaviours an engine may lack; each needs a reason. */
-export type Behaviour = 'panic' | 'wsCloseCode' | 'retryBudget' | 'exactGroupSplit' | 'optionsStar';
+export type Behaviour =
+  | 'panic'
+  | 'wsCloseCode'
+  | 'retryBudget'
+  | 'exactGroupSplit'
+  | 'optionsStar'
+  | 'h2OtherSettings'
+  | 'h2ResetGoaway';
 
 export interface EngineUnderTest {
   engine: 'builtin' | 'haproxy';

@@ -1,4 +1,13 @@
-import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +20,7 @@ import { healthProbe } from '../../health-probe.ts';
 import type { ResolvedOptions } from '../../options.ts';
 import { checkGroupStickiness } from '../../sticky-duration.ts';
 import { type CertificateInfo, loadTlsMaterial } from '../../tls-material.ts';
+import { watchTlsFiles } from '../../tls-watch.ts';
 import { writeErrorPages } from './error-pages.ts';
 import { freePort } from './free-port.ts';
 import { backendOf, haproxyFiles, renderHaproxyConfig } from './haproxy-config.ts';
@@ -200,14 +210,36 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
     return done;
   };
 
-  const writeCertificates = async (): Promise<CertificateInfo[]> => {
+  /** Certificate files HAProxy loads from the directory, in name order: the first is the default. */
+  let certFiles: string[] = [];
+  const certFile = (i: number) => join(dir, 'certs', `${String(i).padStart(3, '0')}.pem`);
+  /**
+   * Checks and loads every certificate (a bad one throws CLONES_TLS_* and changes nothing), then writes one
+   * PEM per certificate, default first. Returns what changed: the files whose content differs, and whether
+   * the set of files itself changed (which the runtime API cannot apply to a directory bind: that takes a
+   * reload).
+   */
+  const writeCertificates = async (): Promise<{
+    certificates: CertificateInfo[];
+    changed: string[];
+    sameFiles: boolean;
+  }> => {
     const material = await loadTlsMaterial(options.tls!, logger);
-    const certDir = join(dir, 'certs');
-    mkdirSync(certDir, { recursive: true, mode: 0o700 });
-    const pem = `${String(material.defaultOptions.cert).trim()}\n${String(material.defaultOptions.key).trim()}\n`;
-    writeFileSync(join(certDir, 'default.pem'), pem, { mode: 0o600 });
-    return material.certificates;
+    mkdirSync(join(dir, 'certs'), { recursive: true, mode: 0o700 });
+    const next = material.bundles.map((_, i) => certFile(i));
+    const sameFiles = next.length === certFiles.length;
+    const changed: string[] = [];
+    material.bundles.forEach((pem, i) => {
+      const file = certFile(i);
+      if (existsSync(file) && readFileSync(file, 'utf8') === pem) return;
+      writeFileSync(file, pem, { mode: 0o600 });
+      changed.push(file);
+    });
+    for (const stale of certFiles.slice(next.length)) rmSync(stale, { force: true });
+    certFiles = next;
+    return { certificates: material.certificates, changed, sameFiles };
   };
+  let unwatchTls: (() => void) | undefined;
 
   const balancer: Balancer & { settled(): Promise<void> } = {
     options,
@@ -241,6 +273,14 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
       });
       await writeFiles();
       await proc.start();
+      if (options.tls?.watch)
+        unwatchTls = watchTlsFiles(options.tls, logger, () => {
+          balancer
+            .reloadTls()
+            .catch((err) =>
+              logger.error({ err }, 'TLS reload failed; the previous certificates stay in use'),
+            );
+        });
       await poll();
       for (const e of entries.values()) if (!e.admitted) void admit(e);
       poller = setInterval(() => {
@@ -267,17 +307,26 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
     async reloadTls() {
       if (options.tls === undefined) throw tlsOff();
       return enqueue(async () => {
-        const certificates = await writeCertificates();
-        const path = join(dir, 'certs', 'default.pem');
-        const pem = (await import('node:fs')).readFileSync(path, 'utf8');
-        await runtimeChange(files.stats, `set ssl cert ${path} <<\n${pem}\n`);
-        await runtimeChange(files.stats, `commit ssl cert ${path}`);
+        const { certificates, changed, sameFiles } = await writeCertificates();
+        if (!sameFiles) await reload();
+        else {
+          // Through the runtime API: new handshakes get the new certificate, open connections keep theirs.
+          for (const file of changed) {
+            await runtimeChange(files.stats, `set ssl cert ${file} <<\n${readFileSync(file, 'utf8')}\n`);
+            await runtimeChange(files.stats, `commit ssl cert ${file}`);
+          }
+        }
+        logger.info(
+          { certificates: certificates.map((c) => c.file), changed: changed.length },
+          'TLS certificates loaded',
+        );
         return certificates;
       });
     },
     async close() {
       if (closed) return;
       closed = true;
+      unwatchTls?.();
       if (poller) clearInterval(poller);
       await queue;
       if (proc?.pid !== undefined) {

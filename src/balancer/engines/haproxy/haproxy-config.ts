@@ -93,6 +93,8 @@ export function renderHaproxyConfig(model: ConfigModel): string {
     '    nbthread 1',
     `    tune.http.maxhdr ${o.server.maxHeaderCount}`,
     `    tune.bufsize ${Math.max(16_384, o.server.maxHeaderSize + 1024)}`,
+    `    tune.h2.max-concurrent-streams ${o.http2.maxConcurrentStreams}`,
+    `    tune.h2.initial-window-size ${o.http2.initialWindowSize}`,
     `    ssl-default-bind-ciphers ${o.tls?.ciphers ?? 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256'}`,
     `    ssl-default-bind-options ssl-min-ver ${o.tls?.minVersion === 'TLSv1.3' ? 'TLSv1.3' : 'TLSv1.2'} no-tls-tickets`,
     '',
@@ -142,18 +144,28 @@ export function renderHaproxyConfig(model: ConfigModel): string {
   }
 
   const tls = model.certDir !== undefined;
+  // ACME HTTP-01 challenges on the redirect listener go through the web frontend (its group choice, its
+  // hygiene), over a socket only this haproxy reaches, with the client's address in a PROXY header.
+  const acme = model.redirectPort !== undefined && o.redirect.acme;
+  const acmeSocket = `abns@clones-acme-${model.listen.port}`;
   if (model.redirectPort !== undefined) {
+    const challenge = '{ path_beg /.well-known/acme-challenge/ }';
     add(
       'frontend clones_redirect',
       `    bind ${bindAddress(o.redirect.host ?? model.listen.host, model.redirectPort)}`,
-      `    http-request redirect location https://%[req.hdr(host),field(1,:)]${model.listen.port === 443 ? '' : `:${model.listen.port}`}%[pathq] code ${o.redirect.status}`,
+      ...(acme ? [`    use_backend clones_acme if ${challenge}`] : []),
+      `    http-request deny deny_status 400 ${BAD('missing or invalid Host')} unless { req.fhdr(host) -m reg '${HOST_RE}' }${acme ? ` or ${challenge}` : ''}`,
+      `    http-request deny deny_status 400 ${BAD('the request-target must be origin-form')} unless { url_beg / }`,
+      `    http-request redirect location https://%[req.hdr(host),field(1,:)]${model.listen.port === 443 ? '' : `:${model.listen.port}`}%[pathq] code ${o.redirect.status}${acme ? ` unless ${challenge}` : ''}`,
       '',
     );
+    if (acme) add('backend clones_acme', `    server web ${acmeSocket} send-proxy-v2`, '');
   }
   const alpn = o.http2.enabled ? 'h2,http/1.1' : 'http/1.1';
   add(
     'frontend clones_web',
     `    bind ${bindAddress(model.listen.host, model.listen.port)}${tls ? ` ssl crt ${model.certDir}/ alpn ${alpn}` : ''}`,
+    ...(acme ? [`    bind ${acmeSocket} accept-proxy`] : []),
     `    acl trusted src ${trustedList(o).join(' ')}`,
     // Request hygiene (docs/balancer.md): what HAProxy's own parser lets through is refused here.
     `    http-request deny deny_status 501 ${BAD('CONNECT is not supported')} if METH_CONNECT`,
@@ -170,7 +182,12 @@ export function renderHaproxyConfig(model: ConfigModel): string {
     '    http-request del-header forwarded unless trusted',
     '    http-request del-header x-forwarded- -m beg unless trusted',
     '    option forwardfor',
-    `    http-request set-header x-forwarded-proto ${tls ? 'https' : 'http'} unless trusted { req.hdr(x-forwarded-proto) -m found }`,
+    `    http-request set-header x-forwarded-proto ${tls ? 'https' : 'http'} unless trusted { req.hdr(x-forwarded-proto) -m found }${acme ? ' or !{ ssl_fc }' : ''}`,
+    ...(acme
+      ? [
+          '    http-request set-header x-forwarded-proto http if !{ ssl_fc } !{ req.hdr(x-forwarded-proto) -m found }',
+        ]
+      : []),
     '    http-request set-header x-forwarded-host %[req.fhdr(host)] if { req.hdr(host) -m found } !{ req.hdr(x-forwarded-host) -m found }',
   );
   if (o.via !== '') {

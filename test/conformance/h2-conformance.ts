@@ -1,0 +1,292 @@
+// The HTTP/2 behaviours of the balancer contract, once, for every engine (docs/balancer.md, "Engines").
+import assert from 'node:assert/strict';
+import { constants, connect as h2connect } from 'node:http2';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connect as tlsConnect } from 'node:tls';
+import { type Running, startBalancer, startUpstream, type Upstream } from '../balancer/helpers.ts';
+import { makeTestPki, type TestPki } from '../harness/tls-certs.ts';
+import type { Behaviour, EngineUnderTest } from './balancer-conformance.ts';
+
+/**
+ * HTTP/2 conformance: ALPN h2 to clients, its limits, its hygiene and the rapid-reset bound, on one engine.
+ *
+ * @example
+ *   h2Conformance({ engine: 'haproxy' });
+ */
+export function h2Conformance(under: EngineUnderTest): void {
+  const skip = (b: Behaviour) => under.skip?.[b] ?? false;
+  describe(`HTTP/2 conformance: ${under.engine}`, () => {
+    let pki: TestPki;
+    let up: Upstream;
+    let lb: Running;
+    before(async () => {
+      pki = makeTestPki();
+      up = await startUpstream('c1', (req, res, body) => {
+        if (req.url === '/hop') {
+          // Connection-specific fields from a clone must not reach an HTTP/2 client.
+          res.writeHead(200, { connection: 'close', 'keep-alive': 'timeout=5', 'x-ok': '1' });
+          return void res.end('hop');
+        }
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ url: req.url, method: req.method, headers: req.headers, body }));
+      });
+      const leaf = pki.leaf('site', ['localhost']);
+      lb = await startBalancer({
+        engine: under.engine,
+        targets: [{ id: 'c1', url: up.url }],
+        tls: { cert: leaf.fullchainFile, key: leaf.keyFile },
+        http2: { maxResets: 50 },
+      });
+    });
+    after(async () => {
+      await lb.lb.close();
+      await up.close();
+    });
+
+    /** One request through node's http2 client. */
+    function h2get(
+      client: ReturnType<typeof h2connect>,
+      headers: Record<string, string>,
+      body?: string,
+    ): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+      return new Promise((resolve, reject) => {
+        const req = client.request(headers, { endStream: body === undefined });
+        let text = '';
+        let response: Record<string, unknown> = {};
+        req.on('response', (h) => {
+          response = h;
+        });
+        req.on('data', (c) => {
+          text += c;
+        });
+        req.on('end', () => resolve({ status: Number(response[':status']), headers: response, body: text }));
+        req.on('error', reject);
+        if (body !== undefined) req.end(body);
+      });
+    }
+
+    // --- A raw HTTP/2 client: what node's client refuses to send is exactly what must be tested. ---
+
+    function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
+      const head = Buffer.alloc(9);
+      head.writeUIntBE(payload.length, 0, 3);
+      head[3] = type;
+      head[4] = flags;
+      head.writeUInt32BE(stream, 5);
+      return Buffer.concat([head, payload]);
+    }
+
+    /** HPACK "literal header field without indexing, new name", no Huffman (RFC 7541 §6.2.2); short strings only. */
+    function hpack(headers: [string, string][]): Buffer {
+      const parts: Buffer[] = [];
+      for (const [name, value] of headers) {
+        parts.push(
+          Buffer.from([0x00, name.length]),
+          Buffer.from(name),
+          Buffer.from([value.length]),
+          Buffer.from(value),
+        );
+      }
+      return Buffer.concat(parts);
+    }
+
+    /**
+     * Sends one request on stream 1 and reports how the balancer answered it: `status N` (a response HEADERS
+     * whose first field is an indexed :status), `rst N` (RST_STREAM with that code) or `goaway N`.
+     */
+    function rawH2(headers: [string, string][], data?: Buffer): Promise<string> {
+      return new Promise((resolve, reject) => {
+        const socket = tlsConnect(
+          { host: '127.0.0.1', port: lb.port, servername: 'localhost', ca: pki.ca, ALPNProtocols: ['h2'] },
+          () => {
+            const END_STREAM = 0x1;
+            const END_HEADERS = 0x4;
+            socket.write(
+              Buffer.concat([
+                Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),
+                frame(0x4, 0, 0, Buffer.alloc(0)),
+                frame(0x1, END_HEADERS | (data ? 0 : END_STREAM), 1, hpack(headers)),
+                data ? frame(0x0, END_STREAM, 1, data) : Buffer.alloc(0),
+              ]),
+            );
+          },
+        );
+        let buf = Buffer.alloc(0);
+        const STATUS: Record<number, number> = {
+          136: 200,
+          137: 204,
+          138: 206,
+          139: 304,
+          140: 400,
+          141: 404,
+          142: 500,
+        };
+        socket.on('data', (chunk: Buffer) => {
+          buf = Buffer.concat([buf, chunk]);
+          while (buf.length >= 9) {
+            const len = buf.readUIntBE(0, 3);
+            if (buf.length < 9 + len) break;
+            const type = buf[3]!;
+            const stream = buf.readUInt32BE(5) & 0x7fffffff;
+            const payload = buf.subarray(9, 9 + len);
+            buf = buf.subarray(9 + len);
+            let result: string | undefined;
+            if (type === 0x1 && stream === 1)
+              result = `status ${STATUS[payload[0]!] ?? `0x${payload[0]!.toString(16)}`}`;
+            else if (type === 0x3 && stream === 1) result = `rst ${payload.readUInt32BE(0)}`;
+            else if (type === 0x7) result = `goaway ${payload.readUInt32BE(4)}`;
+            if (result !== undefined) {
+              socket.destroy();
+              resolve(result);
+              return;
+            }
+          }
+        });
+        socket.on('error', reject);
+        socket.setTimeout(5000, () => {
+          socket.destroy();
+          resolve('timeout');
+        });
+      });
+    }
+
+    const BASE: [string, string][] = [
+      [':method', 'GET'],
+      [':scheme', 'https'],
+      [':authority', 'localhost'],
+      [':path', '/raw'],
+    ];
+
+    describe('HTTP/2 to clients', () => {
+      test('node http2 client: GET and POST (no content-length) reach the clone over HTTP/1.1 with Host from :authority', async () => {
+        const client = h2connect(`https://localhost:${lb.port}`, { ca: pki.ca });
+        try {
+          const get = await h2get(client, { ':path': '/a?b=1' });
+          assert.equal(get.status, 200);
+          const seen = JSON.parse(get.body);
+          assert.equal(seen.url, '/a?b=1');
+          assert.equal(seen.headers.host, `localhost:${lb.port}`);
+          assert.equal(seen.headers['x-forwarded-proto'], 'https');
+          const body = 'x'.repeat(100_000);
+          const post = await h2get(client, { ':method': 'POST', ':path': '/up' }, body);
+          assert.equal(post.status, 200);
+          assert.equal(JSON.parse(post.body).body.length, body.length);
+          // Many streams at once on one connection.
+          const many = await Promise.all(
+            Array.from({ length: 50 }, (_, i) => h2get(client, { ':path': `/m${i}` })),
+          );
+          assert.ok(many.every((r, i) => r.status === 200 && JSON.parse(r.body).url === `/m${i}`));
+          const hop = await h2get(client, { ':path': '/hop' });
+          assert.equal(hop.status, 200);
+          assert.equal(hop.body, 'hop');
+          assert.equal(hop.headers['x-ok'], '1');
+          assert.equal(hop.headers.connection, undefined);
+        } finally {
+          client.close();
+        }
+      });
+
+      test('the h2 session advertises the stream and window limits', async () => {
+        const client = h2connect(`https://localhost:${lb.port}`, { ca: pki.ca });
+        try {
+          const settings = await new Promise<import('node:http2').Settings>((resolve) =>
+            client.once('remoteSettings', resolve),
+          );
+          assert.equal(settings.maxConcurrentStreams, 100);
+          assert.equal(settings.initialWindowSize, 65_535);
+          if (!skip('h2OtherSettings')) {
+            assert.equal(settings.maxHeaderListSize, 16 * 1024);
+            assert.equal(settings.enablePush, false);
+          }
+        } finally {
+          client.close();
+        }
+      });
+
+      test('HTTP/2 hygiene: connection-specific fields, TE other than trailers, wrong content-length never reach a clone', async () => {
+        const before = up.seen.length;
+        assert.equal(await rawH2(BASE), 'status 200', 'the raw client itself works');
+        assert.equal(up.seen.length, before + 1);
+        const cases: [string, [string, string][], Buffer?][] = [
+          ['connection', [...BASE, ['connection', 'keep-alive']]],
+          ['keep-alive', [...BASE, ['keep-alive', 'timeout=5']]],
+          ['proxy-connection', [...BASE, ['proxy-connection', 'keep-alive']]],
+          ['transfer-encoding', [...BASE, ['transfer-encoding', 'chunked']]],
+          ['upgrade', [...BASE, ['upgrade', 'websocket']]],
+          ['te: gzip', [...BASE, ['te', 'gzip']]],
+          [
+            'content-length larger than DATA',
+            [...BASE.slice(0, 3), [':path', '/p'], ['content-length', '10']],
+            Buffer.from('abc'),
+          ],
+          [
+            'content-length smaller than DATA',
+            [...BASE.slice(0, 3), [':path', '/p'], ['content-length', '1']],
+            Buffer.from('abc'),
+          ],
+          ['uppercase field name', [...BASE, ['X-Upper', '1']]],
+          [
+            'bad Host',
+            [
+              [':method', 'GET'],
+              [':scheme', 'https'],
+              [':authority', 'evil.example/../x@y'],
+              [':path', '/'],
+            ],
+          ],
+        ];
+        for (const [name, headers, data] of cases) {
+          const answer = await rawH2(headers, data);
+          await sleep(50);
+          // nghttp2 resets malformed streams with PROTOCOL_ERROR (1); what it lets through, the balancer answers 400.
+          assert.match(answer, /^(rst 1|status 400)$/, `${name}: ${answer}`);
+        }
+        assert.equal(up.seen.length, before + 1, 'no refused request reached the clone');
+        assert.equal(await rawH2(BASE), 'status 200', 'still serving');
+      });
+
+      /** Opens up to 1,000 streams and cancels each at once; resolves with the GOAWAY code (or -1) and how many reached the clone. */
+      const rapidReset = async (): Promise<{ code: number; reached: number; opened: number }> => {
+        const before = up.seen.length;
+        const client = h2connect(`https://localhost:${lb.port}`, { ca: pki.ca });
+        client.on('error', () => {});
+        const goaway = new Promise<number>((resolve) => client.once('goaway', (code) => resolve(code)));
+        await new Promise<void>((resolve) => client.once('connect', () => resolve()));
+        let opened = 0;
+        for (let i = 0; i < 1000 && !client.destroyed && !client.closed; i++) {
+          const req = client.request({ ':path': `/reset${i}` });
+          req.on('error', () => {});
+          req.close(constants.NGHTTP2_CANCEL);
+          opened++;
+          if (i % 50 === 49) await sleep(1);
+        }
+        const code = await Promise.race([goaway, sleep(5000).then(() => -1)]);
+        client.destroy();
+        await sleep(300);
+        return { code, reached: up.seen.length - before, opened };
+      };
+
+      test('rapid reset (CVE-2023-44487): streams opened and cancelled at once end in GOAWAY(ENHANCE_YOUR_CALM), bounded work', async (t) => {
+        if (skip('h2ResetGoaway')) return t.skip(String(skip('h2ResetGoaway')));
+        const { code, reached, opened } = await rapidReset();
+        assert.equal(code, constants.NGHTTP2_ENHANCE_YOUR_CALM);
+        // maxResets (50) plus at most the streams in flight when the limit was crossed (maxConcurrentStreams 100).
+        assert.ok(reached <= 150, `${reached} of ${opened} cancelled requests reached the clone`);
+      });
+
+      test('rapid reset: while one client opens and cancels streams, other clients are served', async () => {
+        const attack = rapidReset();
+        const other = h2connect(`https://localhost:${lb.port}`, { ca: pki.ca });
+        try {
+          for (let i = 0; i < 5; i++)
+            assert.equal((await h2get(other, { ':path': `/during${i}` })).status, 200);
+          await attack;
+          assert.equal((await h2get(other, { ':path': '/after' })).status, 200);
+        } finally {
+          other.close();
+        }
+      });
+    });
+  });
+}
