@@ -362,7 +362,8 @@ export const cloneFailed = (clone: string, why: string): ClonesError =>
 export const deployFailed = (why: string, rolledBackTo: string | undefined): ClonesError =>
   new ClonesError(
     'CLONES_FLEET_DEPLOY_FAILED',
-    `deploy failed: ${why}${rolledBackTo ? `; rolled back to ${rolledBackTo.slice(0, 12)}` : ''}`,
+    // The release now serving first: the reason may end in the app's error lines.
+    `deploy failed${rolledBackTo ? `, rolled back to ${rolledBackTo.slice(0, 12)}` : ''}: ${why}`,
     { status: 500 },
   );
 

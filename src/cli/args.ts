@@ -127,12 +127,12 @@ export function positionals(list: string[], n: number, usage: string): string[] 
 }
 
 /** Prints a fleet event: NDJSON with --json, else one short human line. */
-export function printEvent(event: object, json: boolean): void {
+export function printEvent(event: object, json: boolean, detail = false): void {
   if (json) {
     process.stdout.write(`${JSON.stringify(event)}\n`);
     return;
   }
-  const line = eventLine(event);
+  const line = eventLine(event, detail);
   if (line !== undefined) console.log(line);
 }
 
@@ -142,7 +142,7 @@ export function printEvent(event: object, json: boolean): void {
  * @example
  *   eventLine({ type: 'step', weight: 10, wait: 30000 }); // '  canary at 10%, watching for 30 s'
  */
-export function eventLine(fleetEvent: object): string | undefined {
+export function eventLine(fleetEvent: object, detail = false): string | undefined {
   // Events come typed (FleetEvent) or parsed from a stream; the line reads them as plain records.
   const event = fleetEvent as Record<string, unknown>;
   const short = (r: unknown) => (typeof r === 'string' ? r.slice(0, 12) : '');
@@ -157,8 +157,13 @@ export function eventLine(fleetEvent: object): string | undefined {
       return `  host ${String(event.host).padEnd(14)} ${String(event.step).padEnd(16)} ${event.outcome}${event.detail ? `  ${event.detail}` : ''}${event.bytes ? `  (${event.bytes} bytes)` : ''}`;
     case 'step':
       return `  canary at ${event.weight}%, watching for ${Number(event.wait) / 1000} s`;
-    case 'rollback':
-      return `failed: ${event.reason}\nrolling back to ${short(event.to)}`;
+    case 'rollback': {
+      // A deploy prints the whole reason (the app's error lines) once, in its error message at the end:
+      // here only its first line, unless `detail` (clones up, which has no such message).
+      const reason = String(event.reason);
+      const said = detail ? reason : reason.split('\n')[0]!.replace(/; [^;]*:$/, '');
+      return `failed: ${said}\nrolling back to ${short(event.to)}`;
+    }
     case 'converged':
       return `  converged on ${short(event.release)} (epoch ${event.epoch})`;
     case 'unchanged':

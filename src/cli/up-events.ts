@@ -1,12 +1,13 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { appError, lastLogLines } from '../fleet/app-error.ts';
 import type { FleetEvent } from '../fleet/index.ts';
 import { printEvent } from './args.ts';
 
 /**
  * What `clones up` prints while it runs: every fleet event (a deploy, rollback or scale from any client, and
- * clones changing state), one human line each, or NDJSON with `json`. A clone that exits gets its own last
- * log line beside it, so a crash says why without opening a file.
+ * clones changing state), one human line each, or NDJSON with `json`. A clone that exits gets the app's error
+ * (or its last log line) beside it, so a crash says why without opening a file.
  *
  * @example
  *   running.fleet.watch(upEventPrinter(paths.logs, false));
@@ -14,17 +15,26 @@ import { printEvent } from './args.ts';
 export function upEventPrinter(logs: string, json: boolean): (event: FleetEvent) => void {
   return (event) => {
     if (event.type === 'clone' && event.state === 'exited' && !event.host) {
-      const last = lastLine(join(logs, `${basename(event.clone)}.log`));
+      const tail = tailOf(join(logs, `${basename(event.clone)}.log`));
+      // The app's error when it died of one (the log's very last line is then Node's version); a clone
+      // killed by a signal printed none of its own, so an earlier logged stack would mislead.
+      const error = event.signal ? undefined : appError(tail)[0];
+      const last = error ?? lastLogLines(tail, 1)[0];
       const how = event.signal ? `killed by ${event.signal}` : `exit code ${event.code}`;
-      printEvent({ ...event, reason: last ? `${how}; last line: ${last}` : how }, json);
+      const said = last?.slice(0, 300);
+      printEvent(
+        { ...event, reason: said ? `${how}; ${error ? 'error' : 'last line'}: ${said}` : how },
+        json,
+      );
       return;
     }
-    printEvent(event, json);
+    // No command error follows a failed deploy here: its rollback line carries the app's error lines.
+    printEvent(event, json, true);
   };
 }
 
-/** The last non-empty line of a file (read from its last 4 KiB), or '' when there is none. */
-function lastLine(file: string): string {
+/** The lines of a file's last 4 KiB ([] when it cannot be read). */
+function tailOf(file: string): string[] {
   try {
     const size = statSync(file).size;
     const length = Math.min(size, 4096);
@@ -35,8 +45,8 @@ function lastLine(file: string): string {
     } finally {
       closeSync(fd);
     }
-    return buf.toString('utf8').trimEnd().split('\n').pop()?.slice(0, 300) ?? '';
+    return buf.toString('utf8').split('\n');
   } catch {
-    return '';
+    return [];
   }
 }

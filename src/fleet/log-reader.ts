@@ -68,8 +68,7 @@ export function readLogLines(
       out.push({ clone, text, at });
     }
   }
-  if (options.lines === undefined) return out;
-  return options.lines === 0 ? [] : out.slice(-options.lines);
+  return options.lines === undefined ? out : out.slice(-options.lines);
 }
 
 /**

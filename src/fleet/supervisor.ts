@@ -10,11 +10,12 @@ import {
 } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Balancer } from '../balancer/index.ts';
 import { cloneFailed } from '../errors.ts';
+import { appError, lastLogLines } from './app-error.ts';
 import type { CloneEvent } from './fleet-event.ts';
 import type { FleetPaths } from './fleet-paths.ts';
 import { startLogRotation } from './log-rotation.ts';
@@ -94,7 +95,7 @@ export interface SupervisorOptions extends Partial<SupervisorTimings> {
   onEvent?: (event: CloneEvent) => void;
 }
 
-const LOG_LINES = 20;
+const LOG_LINES = 40;
 
 /** A clone's process: a child of this supervisor, or one adopted from a supervisor before it (by pid). */
 interface Proc {
@@ -336,20 +337,17 @@ export class Supervisor {
 
   #fail(clone: Clone, why: string): never {
     clone.state = 'failed';
-    const tail = this.#lastLines(clone).slice(-5).join('\n');
+    // The app's own error (message and first frame) says why; the very last lines are Node's stack tail.
+    const lines = this.#lastLines(clone);
+    const error = appError(lines);
+    const shown = error.length > 0 ? error : lastLogLines(lines);
+    const tail = shown.map((l) => `  ${l}`).join('\n');
     clone.reason = why;
     this.#emit({ type: 'clone', clone: clone.id, release: clone.release, state: 'failed', reason: why });
-    throw cloneFailed(clone.id, tail ? `${why}; last log lines:\n${tail}` : why);
-  }
-
-  /**
-   * CLONES_DATA_DIR: writable, on this machine, the same for every release (the release directory, a
-   * clone's cwd, is read-only). The environment's own value wins (made absolute); else `<home>/data`.
-   */
-  #dataDir(): string {
-    const dir = resolve(this.#o.env.CLONES_DATA_DIR ?? this.#o.paths.data);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    return dir;
+    throw cloneFailed(
+      clone.id,
+      tail ? `${why}; ${error.length > 0 ? "the app's error" : 'last log lines'}:\n${tail}` : why,
+    );
   }
 
   #lastLines(clone: Clone): string[] {
@@ -379,7 +377,6 @@ export class Supervisor {
       HOST: this.#o.bind,
       CLONES_CLONE_ID: clone.id,
       CLONES_RELEASE: clone.release,
-      CLONES_DATA_DIR: this.#dataDir(),
     };
     if (this.#o.detached) {
       // Its own session and its log file as stdout: nothing ties it to this process's life.

@@ -1,0 +1,65 @@
+// What a new user sees on a first run that goes wrong: an app that throws at start, the order of a canary's
+// progress, the strategy `status` shows after a failed deploy. A small plain-JavaScript app (no tsx), so that
+// each crash loop is quick.
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { removeTree } from '../../src/fleet/release.ts';
+import { cliAsync, startUp, type Up } from './fleet-harness.ts';
+
+const GOOD = `import { createServer } from 'node:http';
+createServer((req, res) => res.end(req.url === '/up' ? 'ok' : 'hello')).listen(Number(process.env.PORT), '127.0.0.1');
+// version MARK
+`;
+const THROWS = `console.log('booting');
+throw new Error('DATABASE_URL is not set');
+`;
+
+const dir = mkdtempSync(join(tmpdir(), 'clones-first-run-'));
+const app = join(dir, 'shop');
+const write = (text: string) => writeFileSync(join(app, 'server.mjs'), text);
+let up: Up;
+
+before(async () => {
+  mkdirSync(app);
+  write(GOOD.replace('MARK', '1'));
+  up = await startUp(dir, ['--clones', '2', '--drain-timeout', '1s', '--ready-timeout', '10s']);
+});
+after(async () => {
+  await up?.stop();
+  removeTree(dir);
+});
+
+const count = (text: string, what: string) => text.split(what).length - 1;
+
+test('clones up of an app that throws at start: the app error and its first stack line, once', async () => {
+  const other = mkdtempSync(join(tmpdir(), 'clones-first-run-'));
+  try {
+    mkdirSync(join(other, 'shop'));
+    writeFileSync(join(other, 'shop', 'server.mjs'), THROWS);
+    const r = await cliAsync(other, ['up', 'shop', '--port', '0', '--clones', '1']);
+    const out = r.stdout + r.stderr;
+    assert.equal(r.code, 1, out);
+    assert.match(r.stderr, /CLONES_FLEET_CLONE_FAILED/);
+    assert.equal(count(out, 'Error: DATABASE_URL is not set'), 1, out);
+    assert.equal(count(out, 'server.mjs:2'), 1, `the first stack line, once:\n${out}`);
+    assert.doesNotMatch(out, /Node\.js v\d/, 'not the tail of the stack');
+  } finally {
+    removeTree(other);
+  }
+});
+
+test('a rolling deploy of an app that throws: the app error once, rolled back', async () => {
+  write(THROWS);
+  const r = await cliAsync(dir, ['deploy', 'shop']);
+  const out = r.stdout + r.stderr;
+  assert.equal(r.code, 1, out);
+  assert.match(r.stderr, /CLONES_FLEET_DEPLOY_FAILED/);
+  assert.match(r.stderr, /rolled back to [0-9a-f]{12}/);
+  assert.equal(count(out, 'Error: DATABASE_URL is not set'), 1, out);
+  assert.equal(count(out, 'server.mjs:2'), 1, out);
+  // The terminal of clones up, which gets no command error, shows it with the rollback.
+  assert.match(up.output(), /failed: clone c\d+ failed: [^\n]*\n {2}Error: DATABASE_URL is not set\n/);
+});
