@@ -17,13 +17,14 @@ type Shop = { user: string; counter: number; cart: string[] };
 const clone = process.env.CLONES_CLONE_ID ?? 'solo';
 const release = process.env.CLONES_RELEASE ?? 'dev';
 const s = sessions<Shop>({ eager: true });
-// Clones run from their release's directory: keep the data next to the sessions file, shared by every clone.
+// Clones run from their read-only release directory: keep the data next to the sessions file when that is
+// SQLite, else in clones/data's default, which is the data directory the fleet gives (CLONES_DATA_DIR).
 const sessionFile = /^sqlite:(.+)$/.exec(process.env.SESSION_STORE ?? '')?.[1];
-const db = database({
-  primary:
-    process.env.DATABASE_URL ??
-    `sqlite:${sessionFile ? join(dirname(sessionFile), 'data.db') : '.clones/data.db'}`,
-});
+const db = database(
+  sessionFile && !process.env.DATABASE_URL
+    ? { primary: `sqlite:${join(dirname(sessionFile), 'data.db')}` }
+    : {},
+);
 const SEED: [string, string, number][] = [
   ['apple', 'Apple', 50],
   ['bread', 'Bread', 250],

@@ -71,7 +71,11 @@ export const dataDefaults = Object.freeze({
  *   resolveDataOptions({ primary: 'postgres://db/app', replicas: ['postgres://db2/app'] });
  */
 export function resolveDataOptions(options: DataOptions = {}, env = process.env): ResolvedDataOptions {
-  const primary = parseDatabaseUrl('primary', options.primary ?? env.DATABASE_URL ?? dataDefaults.primary);
+  // Under a fleet the default file goes to the clone's writable data directory: its cwd is a read-only release.
+  const fallback = env.CLONES_DATA_DIR
+    ? `sqlite:${env.CLONES_DATA_DIR.replace(/\/+$/, '')}/data.db`
+    : dataDefaults.primary;
+  const primary = parseDatabaseUrl('primary', options.primary ?? env.DATABASE_URL ?? fallback);
   const replicaUrls =
     options.replicas ??
     (env.DATABASE_REPLICA_URLS ?? '')

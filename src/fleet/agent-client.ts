@@ -1,6 +1,7 @@
 import { request } from 'node:http';
 import { agentUnavailable, ClonesError } from '../errors.ts';
 import type { AgentStatus } from './host-agent.ts';
+import { LOGS_HEARTBEAT_MS, type LogsQuery } from './log-stream.ts';
 import type { CloneInfo } from './supervisor.ts';
 
 /** Where a host's agent answers, and its token. */
@@ -35,6 +36,8 @@ export class AgentClient {
       release: string;
       epoch: number;
       clones: number;
+      /** The canary beside `release` on this host while a canary deploy runs. */
+      canary?: { release: string; clones: number };
       env?: Record<string, string>;
       converge?: boolean;
     },
@@ -63,9 +66,61 @@ export class AgentClient {
     ) as Promise<AgentStatus>;
   }
 
-  async logs(clone: string | undefined, lines: number): Promise<string> {
-    const q = new URLSearchParams({ lines: String(lines), ...(clone ? { clone } : {}) });
+  async logs(clone: string | undefined, lines: number, since?: number): Promise<string> {
+    const q = logsParams({ clone, lines, since, follow: false });
     return (await this.#call('GET', `/logs?${q}`, undefined, 'logs', 10_000, true)) as string;
+  }
+
+  /**
+   * Follows the host's clones' logs (`GET /logs?follow=1`): `onLine` gets each `<clone> <line>` as the
+   * agent sends it. Resolves when `signal` aborts; rejects (CLONES_FLEET_AGENT_UNAVAILABLE) when the agent
+   * cannot be reached, ends the stream, or sends nothing, not even its heartbeat, for three heartbeats.
+   */
+  followLogs(
+    q: Omit<LogsQuery, 'follow'>,
+    onLine: (line: string) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const { host, address, port, token } = this.endpoint;
+    const step = 'follow logs';
+    return new Promise((resolve, reject) => {
+      if (signal.aborted) return resolve();
+      const req = request(
+        {
+          host: address,
+          port,
+          path: `/logs?${logsParams({ ...q, follow: true })}`,
+          agent: false,
+          timeout: LOGS_HEARTBEAT_MS * 3,
+          headers: { authorization: `Bearer ${token}` },
+        },
+        (res) => {
+          if (res.statusCode !== 200) {
+            res.resume();
+            return reject(agentUnavailable(host, step, `answered ${res.statusCode}`));
+          }
+          let partial = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            const lines = (partial + chunk).split('\n');
+            partial = lines.pop() ?? '';
+            for (const l of lines) if (l) onLine(l);
+          });
+          res.on('error', () => {});
+          res.on('close', () =>
+            signal.aborted ? resolve() : reject(agentUnavailable(host, step, 'the agent ended the stream')),
+          );
+        },
+      );
+      const onAbort = () => req.destroy();
+      signal.addEventListener('abort', onAbort, { once: true });
+      req.on('close', () => signal.removeEventListener('abort', onAbort));
+      req.on('timeout', () => req.destroy(new Error('no line and no heartbeat from the agent')));
+      req.on('error', (err) =>
+        signal.aborted ? resolve() : reject(agentUnavailable(host, step, err.message)),
+      );
+      req.end();
+    });
   }
 
   #call(
@@ -123,4 +178,14 @@ export class AgentClient {
       req.end(payload);
     });
   }
+}
+
+/** The query string of `GET /logs`. */
+function logsParams(q: LogsQuery): URLSearchParams {
+  return new URLSearchParams({
+    lines: String(q.lines),
+    ...(q.clone ? { clone: q.clone } : {}),
+    ...(q.since !== undefined ? { since: String(Math.floor(q.since)) } : {}),
+    ...(q.follow ? { follow: '1' } : {}),
+  });
 }

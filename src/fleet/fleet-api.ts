@@ -6,6 +6,7 @@ import { adminNotFound, badTargetSpec, ClonesError } from '../errors.ts';
 import { fleetMetrics } from './dashboard/fleet-metrics.ts';
 import type { Fleet } from './fleet.ts';
 import type { FleetEvent } from './fleet-event.ts';
+import { logsQuery } from './log-stream.ts';
 
 type Job = (emit: (event: FleetEvent) => void, signal: AbortSignal) => Promise<unknown>;
 
@@ -21,7 +22,8 @@ type Job = (emit: (event: FleetEvent) => void, signal: AbortSignal) => Promise<u
  *                                                                                          NDJSON events
  *   POST /rollback { release? }                                                            NDJSON events
  *   POST /scale    { clones }                                                              NDJSON events
- *   GET  /logs?clone=&lines=         the last lines of the clones' logs (every host), text
+ *   GET  /logs?clone=&lines=&since=&follow=1   the clones' logs (every host), text; with follow=1 a
+ *                                    stream of new lines until the client goes away
  *   POST /hosts    { host: "user@address[:port]" }  set the host up; it serves once caught up  NDJSON events
  *   DELETE /hosts/<name>             its clones leave the balancer and stop                  NDJSON events
  *
@@ -78,11 +80,17 @@ export function createFleetApi(
           return stream(res, (emit) => fleet.scale(n, emit));
         }
         case 'GET /logs': {
-          const q = new URL(req.url ?? '/', 'http://fleet').searchParams;
-          const lines = Math.min(Math.max(Number(q.get('lines') ?? 100) || 100, 1), 10_000);
-          const text = await fleet.logs(q.get('clone') ?? undefined, lines);
-          res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
-          return res.end(text);
+          const q = logsQuery(new URL(req.url ?? '/', 'http://fleet').searchParams);
+          if (!q.follow) {
+            const text = await fleet.logs(q.clone, q.lines, q.since);
+            res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+            return res.end(text);
+          }
+          res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+          const stop = new AbortController();
+          res.once('close', () => stop.abort());
+          await fleet.followLogs(q, (text) => res.write(text), stop.signal);
+          return res.end();
         }
         case 'POST /hosts': {
           const body = await readJsonObject(req);

@@ -105,6 +105,40 @@ export function connectFleet(paths: FleetPaths) {
       call(method, path, body, onEvent),
     /** A text answer (logs). */
     text: (path: string) => call('GET', path, undefined, undefined, true) as Promise<string>,
+    /**
+     * A text answer that goes on (`logs -f`): `onText` gets each chunk as it comes. Resolves when the fleet
+     * ends it or `signal` aborts (the request is dropped, which ends the fleet's side too).
+     */
+    follow: (path: string, onText: (text: string) => void, signal: AbortSignal) =>
+      new Promise<void>((resolve, reject) => {
+        const req = request(
+          { host: '127.0.0.1', port: info.api, path, headers: { authorization: `Bearer ${token}` } },
+          (res) => {
+            res.setEncoding('utf8');
+            if (res.statusCode !== 200) {
+              let body = '';
+              res.on('data', (c: string) => (body += c));
+              res.on('end', () => {
+                try {
+                  const e = (JSON.parse(body) as { error: { code: string; message: string } }).error;
+                  reject(new ClonesError(e.code, e.message, { status: res.statusCode ?? 500 }));
+                } catch {
+                  reject(fleetNotRunning(paths.home, `answered ${res.statusCode}`));
+                }
+              });
+              return;
+            }
+            res.on('data', onText);
+            res.on('error', () => {});
+            res.on('close', () => resolve());
+          },
+        );
+        signal.addEventListener('abort', () => req.destroy(), { once: true });
+        req.on('error', (err) =>
+          signal.aborted ? resolve() : reject(fleetNotRunning(paths.home, err.message)),
+        );
+        req.end();
+      }),
   };
 }
 

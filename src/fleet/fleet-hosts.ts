@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Balancer } from '../balancer/index.ts';
 import { agentUnavailable } from '../errors.ts';
@@ -8,7 +9,9 @@ import type { FleetPaths } from './fleet-paths.ts';
 import { type HostCloneInfo, HostClones } from './host-clones.ts';
 import { type FleetHost, type HostsConfig, hostFromFlag } from './host-config.ts';
 import { hostRoot, setupHost, shipRelease } from './host-setup.ts';
+import { type HostsFileChange, saveHostsChange } from './hosts-file.ts';
 import { stageInstall } from './install-tree.ts';
+import type { LogsQuery } from './log-stream.ts';
 import type { SshTransport } from './ssh-transport.ts';
 
 /** One host as `clones status` and `clones hosts` show it. */
@@ -36,6 +39,11 @@ export interface FleetHostsOptions {
   drainTimeout: number;
   readyTimeout: number;
   emit: Emit;
+  /**
+   * The app's clones.json, where `hosts add|remove` are written so that the next `clones up` keeps them;
+   * undefined when the hosts came from `--host` flags (which replace the file's list).
+   */
+  configFile?: string | undefined;
 }
 
 /**
@@ -87,30 +95,113 @@ export class FleetHosts {
       installDir: stageInstall(this.#o.paths),
       emit,
     });
-    return this.add(h, done.agent.endpoint.token);
+    const part = this.add(h, done.agent.endpoint.token);
+    this.#save(h.name, { add: h }, emit);
+    return part;
   }
 
-  /** The last lines of every clone's log on every host (or of one clone, `host:id`). */
-  async logs(clone: string | undefined, lines: number): Promise<string> {
+  /** Writes a host added or removed into clones.json (see hosts-file.ts), and says so. */
+  #save(host: string, change: HostsFileChange, emit: Emit): void {
+    const file = this.#o.configFile;
+    if (!file) {
+      emit({
+        type: 'host',
+        host,
+        step: 'save',
+        outcome: 'skipped',
+        detail: 'the hosts came from --host flags: change them on the next "clones up" too',
+      });
+      return;
+    }
+    const verb = 'add' in change ? 'added to' : 'removed from';
+    try {
+      const changed = saveHostsChange(file, change);
+      emit({
+        type: 'host',
+        host,
+        step: 'save',
+        outcome: changed ? 'changed' : 'ok',
+        detail: changed ? `${verb} ${file}` : `${file} already says so`,
+      });
+    } catch (err) {
+      this.#o.logger.warn({ err, file }, 'writing the hosts into clones.json failed');
+      emit({
+        type: 'host',
+        host,
+        step: 'save',
+        outcome: 'failed',
+        detail: `not ${verb} ${file}: ${(err as Error).message}; the next "clones up" will not know`,
+      });
+    }
+  }
+
+  /** The last lines of every clone's log on every host (or of one clone, `host:id`), each `host:clone line`. */
+  async logs(clone: string | undefined, lines: number, since?: number): Promise<string> {
     const out: string[] = [];
     for (const p of this.parts) {
       const prefix = `${p.host.name}:`;
       if (clone && !clone.startsWith(prefix)) continue;
       const text = await p.agent
-        .logs(clone?.slice(prefix.length), lines)
+        .logs(clone?.slice(prefix.length), lines, since)
         .catch((err: Error) => `(${err.message})\n`);
       for (const line of text.split('\n').filter(Boolean)) out.push(`${prefix}${line}`);
     }
     return out.length > 0 ? `${out.join('\n')}\n` : '';
   }
 
-  /** Removes a host: its clones leave the balancer and stop. */
-  async remove(name: string): Promise<void> {
+  /**
+   * `clones logs -f` across hosts: the last lines of every host's clones, then their new lines as each
+   * agent streams them, each `host:clone line`, until `signal` aborts. A host added meanwhile is followed
+   * too. A host whose agent cannot be reached, or whose stream breaks, gets one `host:- (...)` line and is
+   * tried again every 2 s; after a reconnect only new lines come (lines written while it was away are not
+   * sent again: read them with `clones logs --since`).
+   */
+  async followLogs(
+    q: Omit<LogsQuery, 'follow'>,
+    write: (text: string) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const following = new Map<HostClones, Promise<void>>();
+    const follow = async (p: HostClones) => {
+      const prefix = `${p.host.name}:`;
+      let first = { lines: q.lines, since: q.since };
+      let broken = false;
+      while (!signal.aborted && this.parts.includes(p)) {
+        try {
+          await p.agent.followLogs(
+            { clone: q.clone?.slice(prefix.length), ...first },
+            (line) => {
+              broken = false;
+              write(`${prefix}${line}\n`);
+            },
+            signal,
+          );
+        } catch (err) {
+          if (!broken) write(`${prefix}- (${(err as Error).message}; trying again)\n`);
+          broken = true;
+        }
+        first = { lines: 0, since: undefined };
+        if (!signal.aborted) await sleep(2000, undefined, { signal }).catch(() => {});
+      }
+    };
+    while (!signal.aborted) {
+      for (const p of this.parts) {
+        if (following.has(p) || (q.clone && !q.clone.startsWith(`${p.host.name}:`))) continue;
+        following.set(p, follow(p));
+      }
+      await sleep(1000, undefined, { signal }).catch(() => {});
+    }
+    await Promise.all(following.values());
+  }
+
+  /** Removes a host: its clones leave the balancer and stop; clones.json no longer lists it. */
+  async remove(name: string, emit: Emit = this.#o.emit): Promise<void> {
     const i = this.parts.findIndex((p) => p.host.name === name);
     if (i < 0) return;
     const [part] = this.parts.splice(i, 1);
     await part!.unregisterAll();
     await part!.stopAll().catch(() => {});
+    this.#save(name, { remove: name }, emit);
   }
 
   inService(): HostClones[] {
@@ -182,17 +273,28 @@ export class FleetHosts {
     return bytes;
   }
 
-  /** Records the desired state on every in-service host (what its agent boots from and restarts with). */
+  /**
+   * Records the desired state on every in-service host (what its agent boots from and restarts with). The
+   * canary goes with it, so that the agent restarts a crashed canary clone as the canary.
+   */
   async record(state: DesiredState, wantFor: (p: HostClones) => ReadonlyMap<string, number>): Promise<void> {
     await Promise.all(
-      this.inService().map((p) =>
-        p.agent.setDesired({
+      this.inService().map((p) => {
+        const want = wantFor(p);
+        const canary = state.canary
+          ? {
+              release: state.canary.release,
+              clones: state.canary.release === state.release ? 0 : (want.get(state.canary.release) ?? 0),
+            }
+          : undefined;
+        return p.agent.setDesired({
           release: state.release,
           epoch: state.epoch,
-          clones: wantFor(p).get(state.release) ?? state.clones,
+          clones: want.get(state.release) ?? state.clones,
+          ...(canary ? { canary } : {}),
           env: this.#o.env,
-        }),
-      ),
+        });
+      }),
     );
   }
 

@@ -16,6 +16,11 @@ export interface FleetPaths {
   readonly secret: string;
   readonly sessions: string;
   readonly logs: string;
+  /**
+   * The clones' writable data directory on this machine (CLONES_DATA_DIR): the default SQLite files of
+   * clones/session and clones/data go here, never into the read-only release a clone runs from.
+   */
+  readonly data: string;
 }
 
 /**
@@ -38,5 +43,6 @@ export function fleetPaths(home = '.clones'): FleetPaths {
     secret: join(root, 'secret'),
     sessions: join(root, 'sessions.db'),
     logs: join(root, 'logs'),
+    data: join(root, 'data'),
   });
 }

@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { basename, join } from 'node:path';
+import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { type Balancer, type BalancerOptions, createBalancer } from '../balancer/index.ts';
@@ -25,7 +24,10 @@ import type { Emit, FleetEvent } from './fleet-event.ts';
 import { FleetHosts, type FleetHostsOptions, type HostInfo } from './fleet-hosts.ts';
 import type { FleetPaths } from './fleet-paths.ts';
 import type { HostClones } from './host-clones.ts';
+import { followLogs, readLogLines } from './log-reader.ts';
+import type { LogsQuery } from './log-stream.ts';
 import { gcReleases, listReleases, readRelease } from './release.ts';
+import { releaseToRestart } from './restart-release.ts';
 import { acrossHosts, batchSize } from './rollout/across-hosts.ts';
 import { type CanaryPlan, canarySteps, strategyFor } from './rollout/index.ts';
 import {
@@ -385,10 +387,7 @@ export class Fleet {
   }
 
   #releaseFor(clone: CloneInfo): string {
-    const state = this.#state;
-    if (!state) return clone.release;
-    if (clone.release === state.release || clone.release === state.canary?.release) return clone.release;
-    return state.release;
+    return releaseToRestart(this.#state, clone.release);
   }
 
   /**
@@ -593,24 +592,35 @@ export class Fleet {
     });
   }
 
-  /** The last `lines` lines of the clones' logs (every host's), or of one clone. */
-  async logs(clone: string | undefined, lines: number): Promise<string> {
-    if (this.hosts) return this.hosts.logs(clone, lines);
-    const ids = clone ? [clone] : this.supervisor.list().map((c) => c.id);
-    return ids
-      .flatMap((id) => {
-        try {
-          return readFileSync(join(this.paths.logs, `${basename(id)}.log`), 'utf8')
-            .split('\n')
-            .filter(Boolean)
-            .slice(-lines)
-            .map((l) => `${id} ${l}`);
-        } catch {
-          return [];
-        }
-      })
-      .map((l) => `${l}\n`)
+  /** The last `lines` lines of the clones' logs (every host's), or of one clone; `since` leaves older out. */
+  async logs(clone: string | undefined, lines: number, since?: number): Promise<string> {
+    if (this.hosts) return this.hosts.logs(clone, lines, since);
+    return this.#localIds(clone)
+      .flatMap((id) => readLogLines(this.paths.logs, id, { lines, since }).map((l) => `${id} ${l.text}\n`))
       .join('');
+  }
+
+  /**
+   * `clones logs -f`: the last lines, then every new line (`<clone> <line>`, `host:clone` across hosts)
+   * until `signal` aborts; clones that start later are followed too.
+   */
+  async followLogs(
+    q: Omit<LogsQuery, 'follow'>,
+    write: (text: string) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    if (this.hosts) return this.hosts.followLogs(q, write, signal);
+    write(await this.logs(q.clone, q.lines, q.since));
+    await followLogs(
+      this.paths.logs,
+      () => this.#localIds(q.clone),
+      (l) => write(`${l.clone} ${l.text}\n`),
+      signal,
+    );
+  }
+
+  #localIds(clone: string | undefined): string[] {
+    return clone ? [basename(clone)] : this.supervisor.list().map((c) => c.id);
   }
 
   /** Adds a host (set up over SSH); it serves once it has caught up with the desired release. */
@@ -626,7 +636,7 @@ export class Fleet {
   /** Takes a host out: its clones leave the balancer (drained), then stop. */
   async removeHost(name: string, emit: Emit): Promise<FleetStatus> {
     if (!this.hosts?.parts.some((p) => p.host.name === name)) throw unknownHost(name);
-    await this.#serially(() => this.hosts!.remove(name));
+    await this.#serially(() => this.hosts!.remove(name, emit));
     this.#weigh(this.#state!, wantOf(this.#state!));
     emit({ type: 'host', host: name, step: 'remove', outcome: 'changed' });
     return this.status();

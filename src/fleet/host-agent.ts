@@ -9,7 +9,9 @@ import { logger as rootLogger } from '../logger.ts';
 import { type DesiredState, DesiredStateFile, writeJsonAtomic } from './desired-state.ts';
 import { fleetPaths } from './fleet-paths.ts';
 import { JobGate } from './job-gate.ts';
+import { logsQuery, serveLogs } from './log-stream.ts';
 import { readRelease } from './release.ts';
+import { releaseToRestart } from './restart-release.ts';
 import { rolling } from './rollout/rolling.ts';
 import { type CloneInfo, Supervisor, type SupervisorTimings } from './supervisor.ts';
 
@@ -37,6 +39,8 @@ export interface AgentStatus {
   version: string;
   bind: string;
   release: string | null;
+  /** The canary release beside `release` while a canary deploy runs (a crashed canary clone restarts as it). */
+  canary: string | null;
   epoch: number;
   clonesWanted: number;
   clones: CloneInfo[];
@@ -52,12 +56,14 @@ export interface AgentStatus {
  *
  * API on `bind:port`, every call with `Authorization: Bearer <agent-token>`:
  *   GET    /status                          AgentStatus
- *   PUT    /desired  { release, epoch, clones, env?, converge? }   records it; with converge, replaces the
+ *   PUT    /desired  { release, epoch, clones, canary?, env?, converge? }   records it (canary:
+ *                                           { release, clones } while a canary runs); with converge, replaces the
  *                                           host's clones (rolling, nothing to drain: the host is not in
  *                                           the balancer) and answers when done
  *   POST   /clones   { release }            starts one clone; answers once it serves (CloneInfo)
  *   DELETE /clones/<id>                     stops one clone (the control machine drained it first)
- *   GET    /logs?clone=<id>&lines=<n>        the last lines of a clone's log (text)
+ *   GET    /logs?clone=&lines=&since=&follow=1   the clones' logs (text, `<id> <line>`); with follow, a
+ *                                           stream of new lines (see log-stream.ts)
  *
  * @example
  *   const agent = await startHostAgent({ home: '/srv/clones', bind: '10.0.0.11', port: 7077 });
@@ -84,7 +90,8 @@ export async function startHostAgent(
     detached: true,
     logger,
     env: cloneEnv,
-    releaseFor: (clone) => (state && clone.release !== state.release ? state.release : clone.release),
+    // A canary clone comes back as the canary (the record names it while the canary runs), not as stable.
+    releaseFor: (clone) => releaseToRestart(state, clone.release),
     onEvent: () => persist(),
   });
   const persist = () =>
@@ -134,6 +141,7 @@ export async function startHostAgent(
     version,
     bind: options.bind,
     release: state?.release ?? null,
+    canary: state?.canary?.release ?? null,
     epoch: state?.epoch ?? 0,
     clonesWanted: state?.clones ?? 0,
     clones: supervisor.list(),
@@ -151,6 +159,7 @@ export async function startHostAgent(
           const body = await readJsonObject(req);
           const next = parseDesired(body);
           readRelease(paths, next.release); // CLONES_FLEET_UNKNOWN_RELEASE when it was not shipped
+          if (next.canary) readRelease(paths, next.canary.release);
           if (body.env !== undefined) {
             const env = parseEnv(body.env);
             writeJsonAtomic(file(agentFiles.env), env, 0o600);
@@ -175,16 +184,10 @@ export async function startHostAgent(
           await gate.shared(() => supervisor.stop(id, 0));
           return sendJson(res, 200, status());
         }
-        case 'GET /logs': {
-          const lines = Math.min(Number(url.searchParams.get('lines') ?? 100) || 100, 10_000);
-          const only = url.searchParams.get('clone');
-          const ids = only ? [only] : supervisor.list().map((c) => c.id);
-          const text = ids
-            .flatMap((id) => tailFile(join(paths.logs, `${id}.log`), lines).map((l) => `${id} ${l}`))
-            .join('\n');
-          res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
-          return res.end(text ? `${text}\n` : '');
-        }
+        case 'GET /logs':
+          return await serveLogs(res, logsQuery(url.searchParams), paths.logs, () =>
+            supervisor.list().map((c) => c.id),
+          );
         default:
           throw adminNotFound(req.method ?? '', req.url ?? '');
       }
@@ -227,7 +230,17 @@ function parseDesired(body: Record<string, unknown>): DesiredState {
     clones: body.clones as number,
     strategy: 'rolling',
     weights: {},
+    ...(body.canary === undefined || body.canary === null ? {} : { canary: parseCanary(body.canary) }),
   };
+}
+
+function parseCanary(value: unknown): { release: string; clones: number } {
+  const c = value as { release?: unknown; clones?: unknown };
+  if (value === null || typeof value !== 'object' || typeof c.release !== 'string')
+    throw agentBadRequest('canary', 'must be { release, clones }');
+  if (!Number.isInteger(c.clones) || (c.clones as number) < 0 || (c.clones as number) > 256)
+    throw agentBadRequest('canary.clones', 'must be a whole number 0-256');
+  return { release: c.release, clones: c.clones as number };
 }
 
 function parseEnv(value: unknown): Record<string, string> {
@@ -262,14 +275,6 @@ function killIfOurs(pid: number, release: string): void {
 function listHeld(dir: string): string[] {
   try {
     return readdirSync(dir).filter((n) => /^[0-9a-f]{64}$/.test(n));
-  } catch {
-    return [];
-  }
-}
-
-function tailFile(path: string, lines: number): string[] {
-  try {
-    return readFileSync(path, 'utf8').split('\n').filter(Boolean).slice(-lines);
   } catch {
     return [];
   }

@@ -68,7 +68,8 @@ export function readLogLines(
       out.push({ clone, text, at });
     }
   }
-  return options.lines === undefined ? out : out.slice(-options.lines);
+  if (options.lines === undefined) return out;
+  return options.lines === 0 ? [] : out.slice(-options.lines);
 }
 
 /**

@@ -2,10 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { BalancerOptions } from '../balancer/index.ts';
 import { deployLocked } from '../errors.ts';
 import { logger as rootLogger } from '../logger.ts';
+import { APP_CONFIG } from './app-env.ts';
 import { createDashboard } from './dashboard/dashboard.ts';
 import { isAlive, readLock } from './deploy-lock.ts';
 import { appendHistory, DesiredStateFile, writeJsonAtomic } from './desired-state.ts';
@@ -80,7 +82,8 @@ export async function startFleet(options: StartFleetOptions): Promise<RunningFle
   const hostsConfigured = hostsConfig(options.appDir, { host: options.hosts, clones: options.clones });
   if (hostsConfigured) assertSharedStore(env.SESSION_STORE, hostsConfigured.hosts.length);
   env.SESSION_SECRET ??= secretFile(paths.secret, () => randomBytes(32).toString('base64'));
-  env.SESSION_STORE ??= `sqlite:${paths.sessions}`;
+  // On hosts, an unset store is each clone's default: SQLite in the data directory of the host it runs on.
+  if (!hostsConfigured) env.SESSION_STORE ??= `sqlite:${paths.sessions}`;
 
   const release = buildRelease(options.appDir, paths, { env: options.releaseEnv });
   options.onEvent?.({ type: 'release', release: release.digest, created: release.created, dir: release.dir });
@@ -193,7 +196,9 @@ async function prepareHosts(
   ];
   const hostEnv: Record<string, string> = {};
   for (const name of names) if (name && env[name] !== undefined) hostEnv[name] = env[name]!;
-  return { ssh, hosts: { config, ssh, paths, tokens, env: hostEnv } };
+  // `hosts add|remove` are written into clones.json, unless --host flags replaced its list.
+  const configFile = options.hosts?.length ? undefined : join(options.appDir, APP_CONFIG);
+  return { ssh, hosts: { config, ssh, paths, tokens, env: hostEnv, configFile } };
 }
 
 /** Reads a secret kept in a 0600 file, creating it once. */

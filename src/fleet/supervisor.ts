@@ -10,7 +10,7 @@ import {
 } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Balancer } from '../balancer/index.ts';
@@ -350,6 +350,16 @@ export class Supervisor {
     );
   }
 
+  /**
+   * CLONES_DATA_DIR: writable, on this machine, the same for every release (the release directory, a
+   * clone's cwd, is read-only). The environment's own value wins (made absolute); else `<home>/data`.
+   */
+  #dataDir(): string {
+    const dir = resolve(this.#o.env.CLONES_DATA_DIR ?? this.#o.paths.data);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return dir;
+  }
+
   #lastLines(clone: Clone): string[] {
     if (!this.#o.detached) return clone.lines;
     return tailLines(join(this.#o.paths.logs, `${clone.id}.log`), LOG_LINES);
@@ -377,6 +387,7 @@ export class Supervisor {
       HOST: this.#o.bind,
       CLONES_CLONE_ID: clone.id,
       CLONES_RELEASE: clone.release,
+      CLONES_DATA_DIR: this.#dataDir(),
     };
     if (this.#o.detached) {
       // Its own session and its log file as stdout: nothing ties it to this process's life.

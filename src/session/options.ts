@@ -139,12 +139,15 @@ export interface ResolvedOptions {
 
 const HOUR = 3_600_000;
 const DEFAULT_STORE = 'sqlite:.clones/sessions.db';
+/** Under a fleet, the default file goes to the clone's writable data directory (its cwd is a read-only release). */
+const defaultStore = (env: NodeJS.ProcessEnv) =>
+  env.CLONES_DATA_DIR ? `sqlite:${env.CLONES_DATA_DIR.replace(/\/+$/, '')}/sessions.db` : DEFAULT_STORE;
 
 /** Validates options once, fills defaults, and freezes the result; every message names the option. */
 export function resolveOptions(options: SessionOptions = {}, env = process.env): ResolvedOptions {
   checkKnown(options);
   const secrets = resolveSecrets(options.secret ?? env.SESSION_SECRET?.split(/\s+/).filter(Boolean));
-  const given = options.store ?? env.SESSION_STORE ?? DEFAULT_STORE;
+  const given = options.store ?? env.SESSION_STORE ?? defaultStore(env);
   const storeInstance = typeof given === 'string' ? undefined : given;
   const store = typeof given === 'string' ? given : `instance:${storeInstanceKind(given)}`;
   if (store.startsWith('memory:') && env.NODE_ENV === 'production') throw memoryInProduction();
