@@ -67,10 +67,10 @@ export async function startFleet(options: StartFleetOptions): Promise<RunningFle
   const paths = fleetPaths(options.home);
   const logger = options.logger ?? rootLogger.child({ part: 'fleet' });
   mkdirSync(paths.home, { recursive: true, mode: 0o700 });
-  if (existsSync(paths.runtime)) {
-    const running = JSON.parse(readFileSync(paths.runtime, 'utf8')) as RuntimeInfo;
   // Private whatever it was before: it holds the admin token, the session secret and the sessions.
   chmodSync(paths.home, 0o700);
+  if (existsSync(paths.runtime)) {
+    const running = JSON.parse(readFileSync(paths.runtime, 'utf8')) as RuntimeInfo;
     if (isAlive(running.pid) && running.pid !== process.pid)
       throw deployLocked(`clones up is already running here (pid ${running.pid}, port ${running.port})`);
   }
