@@ -165,7 +165,10 @@ export function eventLine(fleetEvent: object, detail = false): string | undefine
       return `failed: ${said}\nrolling back to ${short(event.to)}`;
     }
     case 'converged':
-      return `  converged on ${short(event.release)} (epoch ${event.epoch})`;
+      // A canary step's record still names the stable release: say that the canary runs beside it.
+      return event.canary
+        ? `  canary ${short(event.canary)} serving beside ${short(event.release)} (epoch ${event.epoch})`
+        : `  converged on ${short(event.release)} (epoch ${event.epoch})`;
     case 'unchanged':
       return `release ${short(event.release)} is already deployed; nothing to do`;
     case 'done':

@@ -1,4 +1,4 @@
-import type { Strategy } from './desired-state.ts';
+import type { DesiredState, Strategy } from './desired-state.ts';
 
 /** The states a clone goes through, plus `exited` (a crash, before the supervisor restarts it). */
 export type CloneEventState =
@@ -61,7 +61,8 @@ export type FleetEvent =
       weights: Record<string, number>;
       sticky: number | null;
     })
-  | (Stamped & { type: 'converged'; release: string; epoch: number })
+  /** `canary`: the canary release running beside `release` at this step of a canary deploy. */
+  | (Stamped & { type: 'converged'; release: string; epoch: number; canary?: string })
   | (Stamped & { type: 'deploy'; action: string; release: string; from: string; strategy: Strategy })
   | (Stamped & { type: 'unchanged'; release: string })
   | (Stamped & { type: 'step'; weight: number; wait: number })
@@ -74,3 +75,19 @@ export type FleetEvent =
 
 /** Where events go. */
 export type Emit = (event: FleetEvent) => void;
+
+/**
+ * The event a converge ends with. During a canary the record's release is still the stable one: the event
+ * names the canary too, so progress does not read as "converged on the old release" before the canary step.
+ *
+ * @example
+ *   emit(convergedEvent(state)); // { type: 'converged', release, epoch, canary? }
+ */
+export function convergedEvent(state: DesiredState): FleetEvent {
+  return {
+    type: 'converged',
+    release: state.release,
+    epoch: state.epoch,
+    ...(state.canary ? { canary: state.canary.release } : {}),
+  };
+}

@@ -20,7 +20,7 @@ import {
   readHistory,
   type Strategy,
 } from './desired-state.ts';
-import type { Emit, FleetEvent } from './fleet-event.ts';
+import { convergedEvent, type Emit, type FleetEvent } from './fleet-event.ts';
 import { FleetHosts, type FleetHostsOptions, type HostInfo } from './fleet-hosts.ts';
 import type { FleetPaths } from './fleet-paths.ts';
 import type { HostClones } from './host-clones.ts';
@@ -309,7 +309,7 @@ export class Fleet {
       for (const release of want.keys()) readRelease(this.paths, release); // fail before touching anything
       if (this.hosts) {
         await this.#convergeHosts(this.hosts, state, want, signal);
-        emit({ type: 'converged', release: state.release, epoch: state.epoch });
+        emit(convergedEvent(state));
         return;
       }
       for (const c of this.supervisor.list()) if (c.state === 'failed') await this.supervisor.stop(c.id, 0);
@@ -320,7 +320,7 @@ export class Fleet {
         weigh: () => this.#weigh(state, want),
         signal,
       });
-      emit({ type: 'converged', release: state.release, epoch: state.epoch });
+      emit(convergedEvent(state));
     } finally {
       this.#listeners.delete(emit);
     }

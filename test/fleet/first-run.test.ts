@@ -51,6 +51,36 @@ test('clones up of an app that throws at start: the app error and its first stac
   }
 });
 
+test('canary progress reads in order: the canary serves beside the stable release, then its step, then converged on it', async () => {
+  const stable = (await cliAsync(dir, ['status', '--json'])).stdout;
+  const from = (JSON.parse(stable) as { release: string }).release.slice(0, 12);
+  write(GOOD.replace('MARK', '2'));
+  const r = await cliAsync(dir, [
+    'deploy',
+    'shop',
+    '--strategy',
+    'canary',
+    '--steps',
+    '50',
+    '--step-wait',
+    '1s',
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const to = /-> ([0-9a-f]{12})/.exec(r.stdout)?.[1];
+  assert.ok(to, r.stdout);
+  const lines = r.stdout.split('\n');
+  const at = (re: RegExp) => lines.findIndex((l) => re.test(l));
+  assert.equal(
+    at(new RegExp(`converged on ${from}`)),
+    -1,
+    `never "converged on" the old release:\n${r.stdout}`,
+  );
+  const beside = at(new RegExp(`canary ${to} serving beside ${from}`));
+  const step = at(/canary at 50%/);
+  const done = at(new RegExp(`converged on ${to}`));
+  assert.ok(beside >= 0 && beside < step && step < done, r.stdout);
+});
+
 test('a rolling deploy of an app that throws: the app error once, rolled back', async () => {
   write(THROWS);
   const r = await cliAsync(dir, ['deploy', 'shop']);
