@@ -455,6 +455,9 @@ export class Fleet {
               {
                 ...prev,
                 epoch: Math.max(epoch, this.#state?.epoch ?? 0) + 1,
+                // The record now current says how it was reached: this deploy's strategy (a canary's
+                // rollback has no steps: rolling), not the strategy of whatever deploy came before.
+                strategy: strategy === 'canary' ? 'rolling' : strategy,
                 canary: undefined,
                 weights: {},
               },

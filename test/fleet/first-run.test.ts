@@ -81,9 +81,12 @@ test('canary progress reads in order: the canary serves beside the stable releas
   assert.ok(beside >= 0 && beside < step && step < done, r.stdout);
 });
 
+let failed: Awaited<ReturnType<typeof cliAsync>> | undefined;
+
 test('a rolling deploy of an app that throws: the app error once, rolled back', async () => {
   write(THROWS);
   const r = await cliAsync(dir, ['deploy', 'shop']);
+  failed = r;
   const out = r.stdout + r.stderr;
   assert.equal(r.code, 1, out);
   assert.match(r.stderr, /CLONES_FLEET_DEPLOY_FAILED/);
@@ -92,4 +95,11 @@ test('a rolling deploy of an app that throws: the app error once, rolled back', 
   assert.equal(count(out, 'server.mjs:2'), 1, out);
   // The terminal of clones up, which gets no command error, shows it with the rollback.
   assert.match(up.output(), /failed: clone c\d+ failed: [^\n]*\n {2}Error: DATABASE_URL is not set\n/);
+});
+
+test('status after that failed rolling deploy shows strategy rolling, not the canary before it', async () => {
+  assert.equal(failed?.code, 1, 'the rolling deploy before failed');
+  // The canary before it left a record with strategy canary; the record now current is this deploy's rollback.
+  const s = await cliAsync(dir, ['status']);
+  assert.match(s.stdout, /strategy rolling/, s.stdout);
 });
