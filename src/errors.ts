@@ -373,6 +373,13 @@ export const deployCancelled = (): ClonesError =>
     status: 499,
   });
 
+/**
+ * Ctrl-C in `clones deploy|rollback|scale`: the command dropped its request (the fleet rolls a deploy back by
+ * itself); `runs` says what the fleet runs now, or that it is still going back. The CLI exits 130.
+ */
+export const actionInterrupted = (action: string, runs: string): ClonesError =>
+  new ClonesError('CLONES_FLEET_CANCELLED', `${action} cancelled (Ctrl-C): ${runs}`, { status: 499 });
+
 /** The canary's 5xx rate, measured by the balancer, exceeded the stable group's by more than the margin. */
 export const canaryBreach = (detail: string): ClonesError =>
   new ClonesError('CLONES_FLEET_CANARY_BREACH', `canary failed: ${detail}`, { status: 500 });

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { actionInterrupted } from '../errors.ts';
 import type { FleetClient, FleetEvent, FleetStatus } from '../fleet/index.ts';
 import { eventLine, printEvent } from './args.ts';
 import { applyEvent, applyStatus, type DeployView, newView, renderTable } from './deploy-table.ts';
@@ -57,11 +58,57 @@ export async function runWithProgress(
   options: { json: boolean; first?: FleetEvent; method?: string; path?: string },
 ): Promise<void> {
   const progress = createProgress({ json: options.json, action, poll: () => client.get('/status') });
+  // Ctrl-C drops the request, which makes the fleet roll a deploy back; the command then waits for that to
+  // end and says what the fleet runs (a second Ctrl-C leaves at once).
+  const cancel = new AbortController();
+  const interrupt = () => cancel.abort(new Error('interrupted'));
+  process.once('SIGINT', interrupt);
+  let from: string | undefined;
   try {
     if (options.first) progress.event(options.first);
-    await client.stream(options.path ?? `/${action}`, body, (event) => progress.event(event), options.method);
-  } finally {
+    await client.stream(
+      options.path ?? `/${action}`,
+      body,
+      (event) => {
+        if (event.type === 'deploy') from = event.from;
+        progress.event(event);
+      },
+      options.method,
+      cancel.signal,
+    );
+  } catch (err) {
+    if (!cancel.signal.aborted) throw err;
     await progress.close();
+    throw actionInterrupted(action, await afterCancel(client, from));
+  } finally {
+    process.removeListener('SIGINT', interrupt);
+    await progress.close();
+  }
+}
+
+/** How long a cancelled command waits for the fleet to finish rolling back before it says so and leaves. */
+const CANCEL_WAIT_MS = 120_000;
+
+/** Waits until the fleet holds no deploy lock any more, then says what it runs. */
+async function afterCancel(client: FleetClient, from: string | undefined): Promise<string> {
+  const short = (r: string) => r.slice(0, 12);
+  const back = from ? `rolling back to ${short(from)}` : 'finishing';
+  process.stderr.write(`cancelling: the fleet is ${back} (Ctrl-C again to leave it to that)\n`);
+  const leave = new Promise<'left'>((resolve) => process.once('SIGINT', () => resolve('left')));
+  const deadline = Date.now() + CANCEL_WAIT_MS;
+  for (;;) {
+    const s = (await Promise.race([client.get('/status').catch(() => undefined), leave])) as
+      | FleetStatus
+      | 'left'
+      | undefined;
+    if (s === 'left') return `the fleet goes on ${back} by itself; see clones status`;
+    if (s && s.lock === null) {
+      const serving = s.clones.filter((c) => c.release === s.release && c.state === 'serving').length;
+      return `the fleet runs ${short(s.release)} (${serving} of ${s.clonesWanted} clones serving)`;
+    }
+    if (Date.now() > deadline) return `the fleet is still ${back}; see clones status`;
+    if ((await Promise.race([sleep(250), leave])) === 'left')
+      return `the fleet goes on ${back} by itself; see clones status`;
   }
 }
 

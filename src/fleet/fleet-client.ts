@@ -38,6 +38,7 @@ export function connectFleet(paths: FleetPaths) {
     body: unknown,
     onLine?: (event: FleetEvent) => void,
     text = false,
+    signal?: AbortSignal,
   ) =>
     new Promise<unknown>((resolve, reject) => {
       const payload = body === undefined ? undefined : JSON.stringify(body);
@@ -94,15 +95,32 @@ export function connectFleet(paths: FleetPaths) {
           });
         },
       );
-      req.on('error', (err) => reject(fleetNotRunning(paths.home, err.message)));
+      req.on('error', (err) =>
+        reject(signal?.aborted ? signal.reason : fleetNotRunning(paths.home, err.message)),
+      );
+      // Dropping the request is how a client cancels (the fleet rolls a deploy back when its client goes).
+      signal?.addEventListener(
+        'abort',
+        () => {
+          reject(signal.reason);
+          req.destroy();
+        },
+        { once: true },
+      );
       req.end(payload);
     });
 
   return {
     info,
     get: (path: string) => call('GET', path, undefined),
-    stream: (path: string, body: unknown, onEvent: (event: FleetEvent) => void, method = 'POST') =>
-      call(method, path, body, onEvent),
+    /** NDJSON events of an action; `signal` drops the request (a deploy is then rolled back). */
+    stream: (
+      path: string,
+      body: unknown,
+      onEvent: (event: FleetEvent) => void,
+      method = 'POST',
+      signal?: AbortSignal,
+    ) => call(method, path, body, onEvent, false, signal),
     /** A text answer (logs). */
     text: (path: string) => call('GET', path, undefined, undefined, true) as Promise<string>,
     /**

@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { removeTree } from '../../src/fleet/release.ts';
 import { cliAsync, startUp, type Up } from './fleet-harness.ts';
 
@@ -102,4 +103,31 @@ test('status after that failed rolling deploy shows strategy rolling, not the ca
   // The canary before it left a record with strategy canary; the record now current is this deploy's rollback.
   const s = await cliAsync(dir, ['status']);
   assert.match(s.stdout, /strategy rolling/, s.stdout);
+});
+
+test('Ctrl-C during a canary: exit 130, saying the deploy was cancelled and what the fleet runs', async () => {
+  const from = (JSON.parse((await cliAsync(dir, ['status', '--json'])).stdout) as { release: string })
+    .release;
+  write(GOOD.replace('MARK', '3'));
+  const deploy = cliAsync(dir, ['deploy', 'shop', '--strategy', 'canary', '--step-wait', '60s']);
+  let out = '';
+  deploy.child.stdout?.on('data', (c) => (out += c));
+  const deadline = Date.now() + 60_000;
+  while (!out.includes('canary at 10%') && Date.now() < deadline) await sleep(100);
+  assert.match(out, /canary at 10%/);
+  deploy.child.kill('SIGINT');
+  const r = await deploy;
+  assert.equal(r.code, 130, r.stderr);
+  assert.match(
+    r.stderr,
+    new RegExp(
+      `deploy cancelled \\(Ctrl-C\\): the fleet runs ${from.slice(0, 12)} \\(2 of 2 clones serving\\)`,
+    ),
+  );
+  const s = JSON.parse((await cliAsync(dir, ['status', '--json'])).stdout) as {
+    release: string;
+    canary: unknown;
+  };
+  assert.equal(s.release, from);
+  assert.equal(s.canary, null);
 });
