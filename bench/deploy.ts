@@ -11,6 +11,8 @@
 // own sshd, test/harness/hosts.ts; needs root), 2 clones each, sessions in Redis on the cache host, the
 // balancer here. It adds the bytes shipped per host: the first time (the clones install plus the release)
 // and for each deploy (one changed source file).
+//
+// `--balancer haproxy` runs the same deploys with the HAProxy engine in front (results in *-haproxy.json).
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -36,11 +38,23 @@ if (hostsFlag >= 0 && !(Number.isInteger(HOSTS) && HOSTS >= 1 && HOSTS <= 20)) {
   process.exit(2);
 }
 
+const balancerFlag = process.argv.indexOf('--balancer');
+/** `--balancer haproxy`: the same deploys with the HAProxy engine in front (issue 13). */
+const ENGINE = balancerFlag >= 0 ? (process.argv[balancerFlag + 1] ?? '') : 'builtin';
+if (ENGINE !== 'builtin' && ENGINE !== 'haproxy') {
+  console.error('usage: npm run bench:deploy [-- --hosts N] [--balancer builtin|haproxy]');
+  process.exit(2);
+}
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 4);
 const AFTER = Number(process.env.BENCH_AFTER ?? (HOSTS > 0 ? 3000 : 10_000));
 const CANARY_STEPS = process.env.BENCH_CANARY_STEPS ?? '10,50,100';
 const STEP_WAIT = process.env.BENCH_STEP_WAIT ?? '2s';
-const RESULTS = join(repo, 'bench', 'results', HOSTS > 0 ? 'deploy-hosts.json' : 'deploy.json');
+const RESULTS = join(
+  repo,
+  'bench',
+  'results',
+  `${HOSTS > 0 ? 'deploy-hosts' : 'deploy'}${ENGINE === 'haproxy' ? '-haproxy' : ''}.json`,
+);
 
 const STRATEGIES = [
   { name: 'rolling', args: ['--strategy', 'rolling'] },
@@ -53,6 +67,8 @@ interface Sample {
   ms: number;
   status: number;
   release: string;
+  /** The error code of a failed answer (the body's error.code), or the client's error. */
+  error?: string;
 }
 
 /** Keep-alive GET /up loops; every response is kept with its send time, latency, status and release. */
@@ -70,9 +86,12 @@ function traffic(port: number) {
           ms: performance.now() - t0,
           status: r.status,
           release: String(r.headers['x-clones-release'] ?? ''),
+          ...(r.status === 200
+            ? {}
+            : { error: /"code":"([A-Z_]+)"/.exec(r.body)?.[1] ?? r.body.slice(0, 60) }),
         });
-      } catch {
-        samples.push({ at, ms: performance.now() - t0, status: 0, release: '' });
+      } catch (err) {
+        samples.push({ at, ms: performance.now() - t0, status: 0, release: '', error: String(err) });
       }
     }
   });
@@ -103,6 +122,8 @@ interface Row {
   /** Throughput while the deploy ran and over the AFTER responses: booting clones take CPU from the rest. */
   rpsDuringDeploy: number;
   rpsAfter: number;
+  /** What the failed answers were: "status error" -> count. */
+  failures: Record<string, number>;
   /** Of the AFTER responses sent once `deploy` returned, those not from the new release. */
   staleAfter: number;
   /** Across hosts: bytes this deploy shipped to each host (hash list, missing blobs, manifest). */
@@ -118,6 +139,13 @@ function shippedBytes(lines: string): Record<string, number> {
     if (e.type === 'host' && e.host && e.bytes && /^(ship|install clones)/.test(e.step ?? ''))
       out[e.host] = (out[e.host] ?? 0) + e.bytes;
   }
+  return out;
+}
+
+function tallyFailures(failed: Sample[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const s of failed)
+    out[`${s.status} ${s.error ?? ''}`] = (out[`${s.status} ${s.error ?? ''}`] ?? 0) + 1;
   return out;
 }
 
@@ -140,10 +168,27 @@ async function run(): Promise<void> {
     if (HOSTS > 0) {
       hosts = await startTestHosts({ count: HOSTS, cache: true });
       useTestHosts(app, hosts);
-      up = await startUp(dir, ['--json', '--drain-timeout', '3s', '--ready-timeout', '20s']);
+      up = await startUp(dir, [
+        '--json',
+        '--drain-timeout',
+        '3s',
+        '--ready-timeout',
+        '20s',
+        '--balancer',
+        ENGINE,
+      ]);
       firstBytes = shippedBytes(up.output());
     } else {
-      up = await startUp(dir, ['--clones', '3', '--drain-timeout', '3s', '--ready-timeout', '15s']);
+      up = await startUp(dir, [
+        '--clones',
+        '3',
+        '--drain-timeout',
+        '3s',
+        '--ready-timeout',
+        '15s',
+        '--balancer',
+        ENGINE,
+      ]);
     }
     load = traffic(up.port);
     await sleep(1500); // warm: every clone has keep-alive connections and JIT-warm paths
@@ -176,6 +221,7 @@ async function run(): Promise<void> {
         rolloutMs: done?.ms ?? null,
         requestsDuringDeploy: during.length,
         failed: window.filter((s) => s.at <= lastAt && s.status !== 200).length,
+        failures: tallyFailures(window.filter((s) => s.at <= lastAt && s.status !== 200)),
         p99MsDuringDeploy: Number(
           quantile(
             during.map((s) => s.ms),
@@ -201,7 +247,7 @@ async function run(): Promise<void> {
   const loadAfter = loadavg();
 
   console.log(
-    `\ndeploy benchmark: ${HOSTS > 0 ? `${HOSTS} hosts x 2 clones` : '3 clones'} of examples/shop, ${CONCURRENCY} keep-alive GET /up loops, ` +
+    `\ndeploy benchmark: ${HOSTS > 0 ? `${HOSTS} hosts x 2 clones` : '3 clones'} of examples/shop, ${ENGINE} balancer, ${CONCURRENCY} keep-alive GET /up loops, ` +
       `${AFTER} responses measured after each deploy returns; ${cpus().length} cores, ` +
       `load ${loadBefore[0]!.toFixed(1)} → ${loadAfter[0]!.toFixed(1)}, ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
   );
@@ -210,6 +256,7 @@ async function run(): Promise<void> {
   );
   console.log('|---|--:|--:|--:|--:|--:|--:|--:|');
   for (const r of rows) {
+    if (r.failed > 0) console.error(`${r.strategy} failures: ${JSON.stringify(r.failures)}`);
     console.log(
       `| ${r.strategy}${r.ok ? '' : ' (FAILED)'} | ${(r.deployMs / 1000).toFixed(1)} | ${r.rolloutMs === null ? '' : (r.rolloutMs / 1000).toFixed(1)} | ${r.requestsDuringDeploy} | ${r.rpsDuringDeploy} / ${r.rpsAfter} | ${r.failed} | ${r.p99MsDuringDeploy} / ${r.maxMsDuringDeploy} | ${r.staleAfter} / ${r.responsesAfter} |`,
     );
@@ -245,6 +292,7 @@ async function run(): Promise<void> {
         },
         settings: {
           hosts: HOSTS,
+          balancer: ENGINE,
           clones: HOSTS > 0 ? 2 : 3,
           firstBytesPerHost: firstBytes,
           app: 'examples/shop',

@@ -1,6 +1,7 @@
 // The balancer contract, once, for every engine (docs/balancer.md, "Engines"). A behaviour an engine cannot
 // have is skipped with the reason; everything else must pass on every engine.
 import assert from 'node:assert/strict';
+import { Agent } from 'node:http';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { type Balancer, type BalancerOptions, createBalancer } from '../../src/balancer/index.ts';
@@ -443,6 +444,53 @@ export function balancerConformance(under: EngineUnderTest): void {
         assert.deepEqual(failures, []);
       } finally {
         await lb.close();
+      }
+    });
+
+    test('blue-green under keep-alive load: new group in, guard and weights switched, the old group removed: 0 failed', async () => {
+      const fresh = await Promise.all(['n1', 'n2'].map((id) => startUpstream(id)));
+      const { lb, url } = await start({
+        targets: ups.slice(0, 2).map((u) => ({ id: u.id, url: u.url, group: 'blue', release: 'blue' })),
+        healthCheck: { enabled: true, interval: 200, healthyThreshold: 1 },
+      });
+      try {
+        let stop = false;
+        const failures: string[] = [];
+        let done = 0;
+        // Keep-alive connections held across every change: each one the engine reconfigures under them.
+        const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+        const worker = async () => {
+          while (!stop) {
+            const res = await fetchText(`${url}/up`, { agent }).catch((e) => ({ status: 0, body: String(e) }));
+            if (res.status !== 200) failures.push(`${res.status} ${res.body}`);
+            done++;
+          }
+        };
+        const workers = Array.from({ length: 4 }, worker);
+        await sleep(200);
+        lb.setReleases(['blue', 'green']);
+        for (const u of fresh) lb.addTarget({ id: u.id, url: u.url, group: 'green', release: 'green' });
+        await waitFor(
+          () => lb.state().targets.filter((t) => t.release === 'green' && t.health === 'healthy').length === 2,
+          10_000,
+        );
+        await settle(lb);
+        lb.setReleases(['green']);
+        lb.setGroupWeights({ green: 1, blue: 0 });
+        await settle(lb);
+        for (const u of ups.slice(0, 2)) {
+          await sleep(150);
+          await lb.removeTarget(u.id, { deadline: 1000 });
+        }
+        await sleep(300);
+        stop = true;
+        await Promise.all(workers);
+        agent.destroy();
+        assert.ok(done > 50, `${done} requests`);
+        assert.deepEqual(failures, []);
+      } finally {
+        await lb.close();
+        await Promise.all(fresh.map((u) => u.close()));
       }
     });
 

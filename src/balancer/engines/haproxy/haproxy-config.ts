@@ -266,6 +266,23 @@ function renderGroupChoice(model: ConfigModel, add: (...l: string[]) => void): v
     add(
       `    http-request set-var(txn.g) str(${g}) if !{ var(txn.g) -m found } { nbsrv(${backendOf(g)}) gt 0 }`,
     );
+  // A worker that is stopping after a reload counts no server in any backend (nbsrv is 0 once its proxies are
+  // stopped), yet it still answers one more request on each keep-alive connection it holds: draw by weight
+  // alone then, or it would send that request to the first group, which may be all in maintenance (503).
+  const undrawn = '!{ var(txn.g) -m found }';
+  groups.forEach((g, i) => {
+    add(`    http-request set-var(txn.v${i}) str(${g}),map_str_int(${f.groups},0) if ${undrawn}`);
+  });
+  add(
+    `    http-request set-var(txn.vtot) int(0)${groups.map((_, i) => `,add(txn.v${i})`).join('')} if ${undrawn}`,
+    `    http-request set-var(txn.r) rand(1000000),mul(txn.vtot),div(1000000) if ${undrawn}`,
+  );
+  groups.forEach((g, i) => {
+    add(
+      `    http-request set-var(txn.g) str(${g}) if ${undrawn} { var(txn.v${i}) -m int gt 0 } { var(txn.r),sub(txn.v${i}) -m int lt 0 }`,
+      `    http-request set-var(txn.r) var(txn.r),sub(txn.v${i}) if ${undrawn} { var(txn.v${i}) -m int gt 0 }`,
+    );
+  });
   add(`    http-request set-var(txn.g) str(${groups[0]}) unless { var(txn.g) -m found }`);
   if (gs.enabled) {
     add(
