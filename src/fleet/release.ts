@@ -51,7 +51,9 @@ export interface Release {
 }
 
 const MANIFEST = '.clones-release.json';
-const SKIP_TOP = new Set(['.clones', '.git']);
+// clones.json configures the fleet (hosts, counts, balancer), not the app: editing it, or `clones hosts add`
+// saving a host there, must not make a new release. Its `env`, which the app does see, is in the manifest.
+const SKIP_TOP = new Set(['.clones', '.git', 'clones.json']);
 const ENTRIES = [
   'server.ts',
   'server.js',

@@ -196,6 +196,14 @@ test('the declared env (clones.json "env", then --env) is in the manifest and th
   assert.deepEqual(flagged.manifest.env, { GREETING: 'hi', LIMIT: '20' });
   writeFileSync(join(app, 'clones.json'), JSON.stringify({ env: { GREETING: 'bonjour', LIMIT: 20 } }));
   assert.notEqual(buildRelease(app, paths).digest, first.digest);
+  // The rest of clones.json configures the fleet, not the app: a host saved there is not a new release.
+  writeFileSync(
+    join(app, 'clones.json'),
+    JSON.stringify({ env: { GREETING: 'hello', LIMIT: 20 }, hosts: [{ address: '198.18.0.9' }] }),
+  );
+  const fleetOnly = buildRelease(app, paths);
+  assert.equal(fleetOnly.digest, first.digest, 'fleet settings in clones.json are not part of the release');
+  assert.equal(existsSync(join(fleetOnly.dir, 'clones.json')), false);
 
   writeFileSync(
     join(app, 'clones.json'),
