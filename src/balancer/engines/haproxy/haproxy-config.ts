@@ -225,12 +225,21 @@ function renderGroupChoice(model: ConfigModel, add: (...l: string[]) => void): v
     add(`    default_backend ${backendOf(groups[0]!)}`);
     return;
   }
+  // "Has a server up", per group, from each server's state: not nbsrv, which is 0 in every backend of a worker
+  // that is stopping after a reload, while that worker still answers one more request on each keep-alive
+  // connection it holds (with nbsrv, that request fell through to the first group: 503 if it was in
+  // maintenance). Every server is in the config, since adding or removing one is a reload.
+  groups.forEach((g, i) => {
+    const members = model.servers.filter((s) => s.group === g);
+    if (members.length === 0) add(`    acl up_g${i} always_false`);
+    for (const s of members) add(`    acl up_g${i} srv_is_up(${backendOf(g)}/${s.id})`);
+  });
   const gs = o.groupStickiness;
   const mac = `hmac(sha256,${model.secret}),hex,bytes(0,32)`;
   add('    http-request set-var(txn.now) date');
   groups.forEach((g, i) => {
     add(
-      `    http-request set-var(txn.w${i}) str(${g}),map_str_int(${f.groups},0) if { nbsrv(${backendOf(g)}) gt 0 }`,
+      `    http-request set-var(txn.w${i}) str(${g}),map_str_int(${f.groups},0) if up_g${i}`,
     );
   });
   if (gs.enabled) {
@@ -264,25 +273,8 @@ function renderGroupChoice(model: ConfigModel, add: (...l: string[]) => void): v
   });
   for (const g of groups)
     add(
-      `    http-request set-var(txn.g) str(${g}) if !{ var(txn.g) -m found } { nbsrv(${backendOf(g)}) gt 0 }`,
+      `    http-request set-var(txn.g) str(${g}) if !{ var(txn.g) -m found } up_g${groups.indexOf(g)}`,
     );
-  // A worker that is stopping after a reload counts no server in any backend (nbsrv is 0 once its proxies are
-  // stopped), yet it still answers one more request on each keep-alive connection it holds: draw by weight
-  // alone then, or it would send that request to the first group, which may be all in maintenance (503).
-  const undrawn = '!{ var(txn.g) -m found }';
-  groups.forEach((g, i) => {
-    add(`    http-request set-var(txn.v${i}) str(${g}),map_str_int(${f.groups},0) if ${undrawn}`);
-  });
-  add(
-    `    http-request set-var(txn.vtot) int(0)${groups.map((_, i) => `,add(txn.v${i})`).join('')} if ${undrawn}`,
-    `    http-request set-var(txn.r) rand(1000000),mul(txn.vtot),div(1000000) if ${undrawn}`,
-  );
-  groups.forEach((g, i) => {
-    add(
-      `    http-request set-var(txn.g) str(${g}) if ${undrawn} { var(txn.v${i}) -m int gt 0 } { var(txn.r),sub(txn.v${i}) -m int lt 0 }`,
-      `    http-request set-var(txn.r) var(txn.r),sub(txn.v${i}) if ${undrawn} { var(txn.v${i}) -m int gt 0 }`,
-    );
-  });
   add(`    http-request set-var(txn.g) str(${groups[0]}) unless { var(txn.g) -m found }`);
   if (gs.enabled) {
     add(
