@@ -134,11 +134,12 @@ export async function inject(
     }
     case 'replica-kill': {
       const i = Number(fault.target.slice(-1));
-      // The harness stops a replica with PostgreSQL's fast shutdown (SIGINT): its connections are cut at once.
-      await pg.stopReplica(i);
+      // kill -9 of the replica's postmaster (its backends follow it): a crash, with no goodbye to clients;
+      // started again after the hold, it runs crash recovery and resumes streaming from its slot.
+      await pg.killReplica(i);
       await sleep(fault.holdMs);
       await pg.startReplica(i);
-      return { note: `replica ${i} stopped (fast shutdown) for ${fault.holdMs} ms` };
+      return { note: `kill -9 replica ${i}, started again after ${fault.holdMs} ms` };
     }
     case 'deploy-during-fault': {
       const killed = await killClone(fault.target);

@@ -3,6 +3,7 @@ import { appendFileSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { childrenOf } from './children-of.ts';
 import { ensureBinary } from './ensure-binary.ts';
 import { freePort } from './free-port.ts';
 import { type ServerProcess, spawnServer } from './server-process.ts';
@@ -26,6 +27,11 @@ export interface PostgresCluster {
   startPrimary(): Promise<void>;
   stopReplica(i: number): Promise<void>;
   startReplica(i: number): Promise<void>;
+  /**
+   * kill -9 of replica `i`'s postmaster, as in a crash; resolves once its backends have gone too (they exit
+   * when they see the postmaster dead), so `startReplica` can start it again at once (crash recovery).
+   */
+  killReplica(i: number): Promise<void>;
   /** Stops every server and removes the directory. Calling it twice is harmless. */
   stop(): Promise<void>;
 }
@@ -144,6 +150,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     startPrimary: () => primary.start(),
     stopReplica: (i) => replica(i).stop(),
     startReplica: (i) => replica(i).start(),
+    killReplica: (i) => replica(i).kill(),
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -203,7 +210,37 @@ class Node {
     const exited = await Promise.race([child.exited.then(() => true), sleep(15_000, false, { ref: false })]);
     if (!exited) await child.kill();
   }
+
+  /**
+   * SIGKILL of the postmaster: no shutdown checkpoint, the next start runs crash recovery. Its children hold
+   * the shared memory a new postmaster refuses to share, so wait for them (they notice the postmaster's death
+   * within a moment); SIGKILL any left after 10 s, each by its pid.
+   */
+  async kill(): Promise<void> {
+    const child = this.#process;
+    if (!child?.running()) return;
+    const children = childrenOf(child.pid);
+    await child.kill();
+    const deadline = Date.now() + 10_000;
+    while (children.some(alive)) {
+      if (Date.now() > deadline) {
+        for (const pid of children.filter(alive)) process.kill(pid, 'SIGKILL');
+        await sleep(100);
+        break;
+      }
+      await sleep(50);
+    }
+  }
 }
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 function config(socketDir: string, replicas: number): string {
   const lines = [
