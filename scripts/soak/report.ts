@@ -16,6 +16,8 @@ export interface FaultReport {
 }
 
 export interface SoakReport {
+  /** The balancer engine this run had (`clones up --balancer`). */
+  engine: string;
   seed: number;
   minutes: number;
   requests: number;
@@ -39,7 +41,12 @@ const failedOp = (op: Op) => op.status === 0 || op.status >= 500;
  * @example
  *   const report = summarize(history, checkAll(history, codes), 3);
  */
-export function summarize(history: History, results: CheckResult[], minutes: number): SoakReport {
+export function summarize(
+  history: History,
+  results: CheckResult[],
+  minutes: number,
+  engine: string,
+): SoakReport {
   const faults = [...history.faults].sort((a, b) => a.start - b.start);
   const lastEnd = Math.max(...history.ops.map((o) => o.end).filter(Number.isFinite), 0);
   const perFault = faults.map((f: Fault, i): FaultReport => {
@@ -64,6 +71,7 @@ export function summarize(history: History, results: CheckResult[], minutes: num
     examples: r.violations.slice(0, 5).map((v) => `op ${v.op}: ${v.message}`),
   }));
   return {
+    engine,
     seed: history.seed,
     minutes,
     requests: history.ops.length,
@@ -75,13 +83,29 @@ export function summarize(history: History, results: CheckResult[], minutes: num
 }
 
 /**
- * A self-contained HTML page: the totals, a timeline with faults as bands and req/s, p99 latency and errors/s
- * per second as inline SVG lines, and the per-fault table.
+ * A self-contained HTML page with one section per engine run (see `htmlSection`), failed starts included.
  *
  * @example
- *   writeFileSync('soak.html', htmlReport(history, report));
+ *   writeFileSync('soak.html', htmlReport([{ history, report }]));
  */
-export function htmlReport(history: History, report: SoakReport): string {
+export function htmlReport(runs: { history: History; report: SoakReport }[], failed: string[] = []): string {
+  const passed = runs.length > 0 && failed.length === 0 && runs.every((r) => r.report.passed);
+  const first = runs[0]?.report;
+  return `<!doctype html><meta charset="utf-8"><title>clones soak${first ? `, seed ${first.seed}` : ''}</title>
+<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1100px}td,th{border-bottom:1px solid #eee;padding:3px 8px;text-align:left;vertical-align:top}</style>
+<h1>clones soak: ${passed ? 'every checker passed on every engine' : 'violations found, or a run did not complete'}</h1>
+${failed.map((f) => `<p style="color:#c00">${esc(f)}</p>`).join('\n')}
+${runs.map((r) => htmlSection(r.history, r.report)).join('\n')}`;
+}
+
+/**
+ * One engine's section: the totals, a timeline with faults as bands and req/s, p99 latency and errors/s per
+ * second as inline SVG lines, the checker and the per-fault tables.
+ *
+ * @example
+ *   const html = htmlSection(history, report);
+ */
+export function htmlSection(history: History, report: SoakReport): string {
   const ops = history.ops.filter((o) => Number.isFinite(o.end));
   const t0 = Math.min(...ops.map((o) => o.start));
   const seconds = Math.max(1, Math.ceil((Math.max(...ops.map((o) => o.end)) - t0) / 1000));
@@ -109,7 +133,7 @@ export function htmlReport(history: History, report: SoakReport): string {
         return `<rect x="${a.toFixed(1)}" y="0" width="${w.toFixed(1)}" height="${H}" fill="#f5a623" opacity="0.25"><title>${esc(f.kind)} ${esc(f.target)}</title></rect>`;
       })
       .join('');
-    return `<h3>${esc(label)} (max ${Math.round(max)})</h3><svg viewBox="0 0 ${W} ${H}" width="100%" height="${H}" style="background:#fafafa;border:1px solid #ddd">${bands}<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${points}"/></svg>`;
+    return `<h4>${esc(label)} (max ${Math.round(max)})</h4><svg viewBox="0 0 ${W} ${H}" width="100%" height="${H}" style="background:#fafafa;border:1px solid #ddd">${bands}<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${points}"/></svg>`;
   };
   const rows = report.faults
     .map(
@@ -123,9 +147,7 @@ export function htmlReport(history: History, report: SoakReport): string {
         `<tr><td>${esc(c.name)}</td><td>${c.checked}</td><td style="color:${c.violations ? '#c00' : '#080'}">${c.violations}</td><td>${c.inFailoverWindow ?? ''}</td><td>${c.examples.map(esc).join('<br>')}</td></tr>`,
     )
     .join('');
-  return `<!doctype html><meta charset="utf-8"><title>clones soak, seed ${report.seed}</title>
-<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1100px}td,th{border-bottom:1px solid #eee;padding:3px 8px;text-align:left;vertical-align:top}</style>
-<h1>clones soak: ${report.passed ? 'every checker passed' : 'violations found'}</h1>
+  return `<h2>Engine ${esc(report.engine)}: ${report.passed ? 'every checker passed' : 'violations found'}</h2>
 <p>seed ${report.seed}, ${report.minutes} min, ${report.requests} requests, ${report.failed} failed (no answer or 5xx). Faults are the orange bands.</p>
 ${line(
   buckets.map((b) => b.n),
@@ -142,8 +164,8 @@ ${line(
   '#c0392b',
   'failed requests per second',
 )}
-<h2>Checkers</h2><table><tr><th>checker</th><th>checked</th><th>violations</th><th>in failover window</th><th>examples</th></tr>${checks}</table>
-<h2>Faults</h2><table><tr><th>at</th><th>fault</th><th>target</th><th>failed requests</th><th>recovered after</th><th>what</th></tr>${rows}</table>`;
+<h3>Checkers</h3><table><tr><th>checker</th><th>checked</th><th>violations</th><th>in failover window</th><th>examples</th></tr>${checks}</table>
+<h3>Faults</h3><table><tr><th>at</th><th>fault</th><th>target</th><th>failed requests</th><th>recovered after</th><th>what</th></tr>${rows}</table>`;
 }
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { removeTree } from '../../src/fleet/release.ts';
+import { childrenOf } from '../../test/harness/children-of.ts';
 import { startTestHosts, type TestHosts } from '../../test/harness/hosts.ts';
 import { type PostgresCluster, startPostgres } from '../../test/harness/postgres-server.ts';
 
@@ -27,7 +28,11 @@ export interface Sentinel {
   killMaster(): Promise<{ from: number; to: number }>;
 }
 
+/** The balancer engines the soak runs on, one after the other. */
+export type SoakEngine = 'builtin' | 'haproxy';
+
 export interface SoakSystem {
+  engine: SoakEngine;
   hosts: TestHosts;
   pg: PostgresCluster;
   sentinel: Sentinel;
@@ -52,8 +57,11 @@ const cliArgv = ['--conditions=clones-source', '--import', tsx, join(repo, 'bin/
  *   const system = await startSystem({ log: (l) => process.stdout.write(`${l}\n`) });
  *   await system.stop();
  */
-export async function startSystem(options: { log: (line: string) => void }): Promise<SoakSystem> {
-  const { log } = options;
+export async function startSystem(options: {
+  log: (line: string) => void;
+  engine: SoakEngine;
+}): Promise<SoakSystem> {
+  const { log, engine } = options;
   const cleanups: (() => Promise<void> | void)[] = [];
   const stop = async () => {
     for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => {});
@@ -118,6 +126,7 @@ export async function startSystem(options: { log: (line: string) => void }): Pro
     const startUp = async () => {
       rmSync(join(dir, '.clones/up.json'), { force: true });
       const args = ['up', 'shop', '--port', String(port), '--drain-timeout', '2s', '--ready-timeout', '30s'];
+      args.push('--balancer', engine);
       const child = spawn(process.execPath, [...cliArgv, ...args], { cwd: dir, env, stdio: 'ignore' });
       up = child;
       const deadline = Date.now() + 240_000;
@@ -127,6 +136,23 @@ export async function startSystem(options: { log: (line: string) => void }): Pro
         await sleep(100);
       }
     };
+    // `clones up` runs haproxy as its child; a kill -9 of `clones up` leaves it running. Those it leaves are
+    // stopped here, by pid, once the soak is over (not during it: what they do meanwhile is part of the test).
+    const engineChildren = new Set<number>();
+    const noteEngineChildren = () => {
+      if (up?.pid !== undefined) for (const pid of childrenOf(up.pid, 'haproxy')) engineChildren.add(pid);
+    };
+    cleanups.push(async () => {
+      await sleep(1000);
+      for (const pid of engineChildren) {
+        try {
+          process.kill(pid, 'SIGKILL');
+          log(`stopped haproxy pid ${pid}, left running by a kill -9 of clones up`);
+        } catch {
+          // Gone already, with its parent.
+        }
+      }
+    });
     cleanups.push(async () => {
       if (up && up.exitCode === null) {
         up.kill('SIGTERM');
@@ -135,7 +161,7 @@ export async function startSystem(options: { log: (line: string) => void }): Pro
         clearTimeout(timer);
       }
     });
-    log(`clones up: 3 hosts x 2 clones, balancer on 127.0.0.1:${port} ...`);
+    log(`clones up: 3 hosts x 2 clones, ${engine} balancer on 127.0.0.1:${port} ...`);
     await startUp();
     const cli = (args: string[]) =>
       new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
@@ -147,6 +173,7 @@ export async function startSystem(options: { log: (line: string) => void }): Pro
         child.once('exit', (code) => resolve({ code, stdout, stderr }));
       });
     return {
+      engine,
       hosts,
       pg,
       sentinel,
@@ -156,6 +183,7 @@ export async function startSystem(options: { log: (line: string) => void }): Pro
       cli,
       async restartUp() {
         const old = up;
+        noteEngineChildren();
         if (old && old.exitCode === null) {
           old.kill('SIGKILL');
           await new Promise((r) => old.once('exit', r));
