@@ -171,8 +171,10 @@ export function eventLine(fleetEvent: object, detail = false): string | undefine
         : `  converged on ${short(event.release)} (epoch ${event.epoch})`;
     case 'unchanged':
       return `release ${short(event.release)} is already deployed; nothing to do`;
+    case 'scale':
+      return `scale ${event.from} -> ${event.clones} clones of ${short(event.release)}`;
     case 'done':
-      return `done: ${short(event.release)}${event.ms !== undefined ? ` in ${(Number(event.ms) / 1000).toFixed(1)} s` : ''}`;
+      return `done: ${short(event.release)}${event.clones !== undefined ? `, ${event.clones} clones` : ''}${event.ms !== undefined ? ` in ${(Number(event.ms) / 1000).toFixed(1)} s` : ''}`;
     default:
       return undefined;
   }

@@ -64,6 +64,8 @@ export type FleetEvent =
   /** `canary`: the canary release running beside `release` at this step of a canary deploy. */
   | (Stamped & { type: 'converged'; release: string; epoch: number; canary?: string })
   | (Stamped & { type: 'deploy'; action: string; release: string; from: string; strategy: Strategy })
+  /** `clones scale`: from `from` to `clones` clones (per host, across hosts) of `release`. */
+  | (Stamped & { type: 'scale'; release: string; from: number; clones: number })
   | (Stamped & { type: 'unchanged'; release: string })
   | (Stamped & { type: 'step'; weight: number; wait: number })
   | (Stamped & { type: 'rollback'; reason: string; to: string })

@@ -23,6 +23,7 @@ import {
 import { convergedEvent, type Emit, type FleetEvent } from './fleet-event.ts';
 import { FleetHosts, type FleetHostsOptions, type HostInfo } from './fleet-hosts.ts';
 import type { FleetPaths } from './fleet-paths.ts';
+import { checkHealthPath, DEFAULT_HEALTH_PATH } from './health-path.ts';
 import type { HostClones } from './host-clones.ts';
 import { followLogs, readLogLines } from './log-reader.ts';
 import type { LogsQuery } from './log-stream.ts';
@@ -61,6 +62,8 @@ export const fleetDefaults = Object.freeze({
   canaryMargin: 0.05,
   /** Canary 5xx rates are judged only over at least this many canary responses. */
   canaryMinRequests: 20,
+  /** What a clone answers 200 on when ready: the supervisor's gate and the balancer's checks GET it. */
+  healthPath: DEFAULT_HEALTH_PATH,
 });
 
 export interface DeployRequest {
@@ -106,8 +109,17 @@ export interface FleetOptions {
   balancer?: BalancerOptions;
   supervisor?: Partial<Omit<SupervisorOptions, 'paths' | 'balancer' | 'env' | 'logger' | 'releaseFor'>>;
   keepReleases?: number;
+  /**
+   * The path every clone answers 200 on when ready (`--health-path`, clones.json `healthPath`): the
+   * supervisors' readiness gate (on this machine and on every host) and the balancer's checks use it.
+   * Default: `balancer.healthCheck.path` when given, else `/up`.
+   */
+  healthPath?: string;
   /** A fleet across hosts: clones run on the hosts (through their agents), not on this machine. */
-  hosts?: Omit<FleetHostsOptions, 'balancer' | 'emit' | 'logger' | 'drainTimeout' | 'readyTimeout'>;
+  hosts?: Omit<
+    FleetHostsOptions,
+    'balancer' | 'emit' | 'logger' | 'drainTimeout' | 'readyTimeout' | 'healthPath'
+  >;
 }
 
 /** The clones each release of a record wants: the release's, plus the canary's beside it. */
@@ -167,14 +179,24 @@ export class Fleet {
     this.#logger = options.logger;
     this.#keep = options.keepReleases ?? fleetDefaults.keepReleases;
     this.#state = options.desired.read();
+    const healthPath = checkHealthPath(
+      'healthPath',
+      options.healthPath ?? options.balancer?.healthCheck?.path ?? fleetDefaults.healthPath,
+    );
     this.balancer = createBalancer({
       logger: options.logger,
       ...options.balancer,
-      // The supervisor gates every clone on GET /up before adding it: one passing check is enough here.
-      healthCheck: { healthyThreshold: 1, transitionInterval: 500, ...options.balancer?.healthCheck },
+      // The supervisor gates every clone on its health path before adding it: one passing check is enough.
+      healthCheck: {
+        healthyThreshold: 1,
+        transitionInterval: 500,
+        ...options.balancer?.healthCheck,
+        path: healthPath,
+      },
     });
     this.supervisor = new Supervisor({
       ...options.supervisor,
+      healthPath,
       paths: options.paths,
       balancer: this.balancer,
       env: options.env,
@@ -190,6 +212,7 @@ export class Fleet {
         logger: options.logger,
         drainTimeout: timings.drainTimeout,
         readyTimeout: timings.readyTimeout,
+        healthPath,
         emit: (event) => this.#fanOut(event),
       });
     }
@@ -526,6 +549,7 @@ export class Fleet {
     if (!state) throw noDesiredState();
     const unlock = acquireDeployLock(this.paths.lock, { action: 'scale', release: state.release });
     try {
+      emit({ type: 'scale', release: state.release, from: state.clones, clones });
       await this.converge({ ...state, epoch: state.epoch + 1, clones }, emit);
       appendHistory(this.paths.history, {
         release: state.release,

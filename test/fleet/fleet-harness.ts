@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { removeTree } from '../../src/fleet/release.ts';
+import { shellQuote } from '../../src/fleet/shell-quote.ts';
 import { freePort } from '../harness/free-port.ts';
 import type { TestHosts } from '../harness/hosts.ts';
 
@@ -96,6 +97,52 @@ export async function startUp(dir: string, args: string[] = []): Promise<Up> {
     async stop(graceMs = 20_000) {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}
+
+/**
+ * `clones up` on a terminal, as a person runs it: under `script` (a pseudo-terminal), with the default log
+ * level. `output()` is what the terminal showed; `stop()` sends SIGTERM to the fleet process itself.
+ */
+export async function startUpOnTerminal(dir: string, args: string[] = []): Promise<Up> {
+  const port = await freePort();
+  const { CLONES_LOG_LEVEL: _level, ...env } = { ...process.env, ...cliEnv };
+  const command = shellQuote([process.execPath, ...cliArgs, 'up', 'shop', '--port', String(port), ...args]);
+  const child = spawn('script', ['-qfec', command, '/dev/null'], {
+    cwd: dir,
+    env: { ...env, TERM: 'xterm', COLUMNS: '120', LINES: '40' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout?.on('data', (c) => (out += c));
+  child.stderr?.on('data', (c) => (out += c));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 60_000;
+  while (!existsSync(join(dir, '.clones/up.json'))) {
+    if (child.exitCode !== null) throw new Error(`clones up exited early:\n${out}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`clones up not ready:\n${out}`);
+    }
+    await sleep(50);
+  }
+  const upPid = (JSON.parse(readFileSync(join(dir, '.clones/up.json'), 'utf8')) as { pid: number }).pid;
+  return {
+    port,
+    child,
+    output: () => out,
+    async stop(graceMs = 20_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      try {
+        process.kill(upPid, 'SIGTERM');
+      } catch {
+        // Already gone.
+      }
       const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
       const code = await exited;
       clearTimeout(timer);
