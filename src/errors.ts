@@ -358,6 +358,25 @@ export const noPreviousRelease = (): ClonesError =>
 export const cloneFailed = (clone: string, why: string): ClonesError =>
   new ClonesError('CLONES_FLEET_CLONE_FAILED', `clone ${clone} failed: ${why}`, { status: 500 });
 
+/**
+ * A clone's health path did not answer 200 within the ready timeout: `said` is what the last check got
+ * (`GET /up answered 404 "Cannot GET /up"`, `GET /up failed: ECONNREFUSED`), `detail` the app's log lines.
+ */
+export const cloneNotReady = (clone: string, within: string, said: string, detail = ''): ClonesError =>
+  new ClonesError(
+    'CLONES_FLEET_CLONE_FAILED',
+    `clone ${clone} was not ready within ${within}: ${said}${detail}`,
+    { status: 500 },
+  );
+
+/** `--health-path` or clones.json `healthPath` is not a path a check can GET. */
+export const badHealthPath = (where: string, value: unknown): ClonesError =>
+  new ClonesError(
+    'CLONES_FLEET_HEALTH_PATH',
+    `${where}: ${JSON.stringify(value)} is not a health path: it must start with "/" and hold only visible ASCII, no spaces (percent-encode the rest), e.g. "/up" or "/healthz"`,
+    { status: 400 },
+  );
+
 /** A deploy failed and was rolled back; the message gives the reason and the release now serving. */
 export const deployFailed = (why: string, rolledBackTo: string | undefined): ClonesError =>
   new ClonesError(

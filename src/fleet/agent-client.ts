@@ -39,6 +39,8 @@ export class AgentClient {
       /** The canary beside `release` on this host while a canary deploy runs. */
       canary?: { release: string; clones: number };
       env?: Record<string, string>;
+      /** The path the agent's supervisor checks a clone on before it counts as ready. */
+      healthPath?: string;
       converge?: boolean;
     },
     timeout = 120_000,

@@ -6,8 +6,8 @@ import { badAppEnv } from '../errors.ts';
 export const APP_CONFIG = 'clones.json';
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-/** Keys of clones.json that configure the fleet's hosts (see host-config.ts). */
-const FLEET_KEYS = new Set(['hosts', 'ssh']);
+/** Keys of clones.json that configure the fleet, not the release: hosts (host-config.ts), health-path.ts. */
+const FLEET_KEYS = new Set(['hosts', 'ssh', 'healthPath']);
 /** Set by the fleet for every clone, so a release cannot declare them. */
 const RESERVED = new Set(['PORT', 'HOST', 'SESSION_STORE', 'SESSION_SECRET']);
 /** Names that hold credentials: a release is a readable directory and its env is in its manifest. */
@@ -38,7 +38,7 @@ export function appEnv(appDir: string, extra: Record<string, string> = {}): Reco
     if (config === null || typeof config !== 'object' || Array.isArray(config))
       throw badAppEnv(appDir, [`${APP_CONFIG}: must be a JSON object`]);
     for (const [key, value] of Object.entries(config)) {
-      if (FLEET_KEYS.has(key)) continue; // the fleet's hosts: read by hostsConfig, not part of the env
+      if (FLEET_KEYS.has(key)) continue; // read by hostsConfig and appHealthPath, not part of the env
       if (key !== 'env') errors.push(`${APP_CONFIG} ${key}: unknown option`);
       else if (value === null || typeof value !== 'object' || Array.isArray(value))
         errors.push(`${APP_CONFIG} env: must be an object of NAME: value`);

@@ -38,6 +38,8 @@ export interface FleetHostsOptions {
   env: Record<string, string>;
   drainTimeout: number;
   readyTimeout: number;
+  /** The path the hosts' agents check their clones on before they serve (the fleet's `healthPath`). */
+  healthPath: string;
   emit: Emit;
   /**
    * The app's clones.json, where `hosts add|remove` are written so that the next `clones up` keeps them;
@@ -293,6 +295,7 @@ export class FleetHosts {
           clones: want.get(state.release) ?? state.clones,
           ...(canary ? { canary } : {}),
           env: this.#o.env,
+          healthPath: this.#o.healthPath,
         });
       }),
     );
@@ -323,6 +326,7 @@ export class FleetHosts {
             epoch: state.epoch,
             clones: state.clones,
             env: this.#o.env,
+            healthPath: this.#o.healthPath,
             converge: true,
           },
           300_000,

@@ -8,6 +8,7 @@ import { adminNotFound, agentBadRequest, ClonesError } from '../errors.ts';
 import { logger as rootLogger } from '../logger.ts';
 import { type DesiredState, DesiredStateFile, writeJsonAtomic } from './desired-state.ts';
 import { fleetPaths } from './fleet-paths.ts';
+import { checkHealthPath } from './health-path.ts';
 import { JobGate } from './job-gate.ts';
 import { logsQuery, serveLogs } from './log-stream.ts';
 import { readRelease } from './release.ts';
@@ -21,6 +22,8 @@ export const agentFiles = Object.freeze({
   env: 'agent-env.json',
   clones: 'agent-clones.json',
   pid: 'agent.pid',
+  /** What the control machine set besides the env: `{ healthPath }`. */
+  settings: 'agent-settings.json',
 });
 
 export interface HostAgentOptions {
@@ -56,8 +59,10 @@ export interface AgentStatus {
  *
  * API on `bind:port`, every call with `Authorization: Bearer <agent-token>`:
  *   GET    /status                          AgentStatus
- *   PUT    /desired  { release, epoch, clones, canary?, env?, converge? }   records it (canary:
- *                                           { release, clones } while a canary runs); with converge, replaces the
+ *   PUT    /desired  { release, epoch, clones, canary?, env?, healthPath?, converge? }   records it
+ *                                           (canary: { release, clones } while a canary runs; healthPath: what
+ *                                           a new clone must answer 200 on, kept for restarts); with
+ *                                           converge, replaces the
  *                                           host's clones (rolling, nothing to drain: the host is not in
  *                                           the balancer) and answers when done
  *   POST   /clones   { release }            starts one clone; answers once it serves (CloneInfo)
@@ -83,8 +88,11 @@ export async function startHostAgent(
     ...readJson<Record<string, string>>(file(agentFiles.env)),
   };
   let state = desired.read();
+  // Kept on disk like the env: a restarted agent adopts and restarts clones on the fleet's health path.
+  const settings = readJson<{ healthPath?: string }>(file(agentFiles.settings)) ?? {};
   const supervisor = new Supervisor({
     ...options.supervisor,
+    ...(settings.healthPath ? { healthPath: settings.healthPath } : {}),
     paths,
     bind: options.bind,
     detached: true,
@@ -164,6 +172,11 @@ export async function startHostAgent(
             const env = parseEnv(body.env);
             writeJsonAtomic(file(agentFiles.env), env, 0o600);
             Object.assign(cloneEnv, env);
+          }
+          if (body.healthPath !== undefined) {
+            const healthPath = checkHealthPath('healthPath', body.healthPath);
+            writeJsonAtomic(file(agentFiles.settings), { healthPath }, 0o600);
+            supervisor.setHealthPath(healthPath);
           }
           if (!state || next.epoch >= state.epoch) {
             state = next;

@@ -8,17 +8,18 @@ import {
   statSync,
   type WriteStream,
 } from 'node:fs';
-import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Balancer } from '../balancer/index.ts';
-import { cloneFailed } from '../errors.ts';
+import { type ClonesError, cloneFailed, cloneNotReady } from '../errors.ts';
 import { appError, lastLogLines } from './app-error.ts';
 import type { CloneEvent } from './fleet-event.ts';
 import type { FleetPaths } from './fleet-paths.ts';
+import { checkHealthPath, DEFAULT_HEALTH_PATH } from './health-path.ts';
 import { startLogRotation } from './log-rotation.ts';
+import { probeReady } from './readiness-probe.ts';
 import { readRelease } from './release.ts';
 import { targetStates } from './target-state.ts';
 import { tsxLoader } from './tsx-loader.ts';
@@ -59,7 +60,7 @@ export interface SupervisorTimings {
 }
 
 export const supervisorDefaults: Readonly<SupervisorTimings> = Object.freeze({
-  /** A new clone must answer GET /up with 200 within this, or it fails its health gate. */
+  /** A new clone must answer its health path (GET /up by default) with 200 within this, or it fails. */
   readyTimeout: 30_000,
   /** SIGTERM, then SIGKILL after this. */
   stopGrace: 10_000,
@@ -82,6 +83,8 @@ export interface SupervisorOptions extends Partial<SupervisorTimings> {
   balancer?: Balancer | undefined;
   /** The address clones listen on (HOST) and are probed at; default 127.0.0.1. */
   bind?: string | undefined;
+  /** The path a clone must answer 200 on before it serves (`--health-path`); default `/up`. */
+  healthPath?: string | undefined;
   /**
    * Clones in their own session, writing straight to their log file: they keep serving when the
    * supervising process dies (a host agent), and a new supervisor can `adopt` them.
@@ -171,6 +174,8 @@ class Clone {
   registered = false;
   lines: string[] = [];
   log: WriteStream | undefined;
+  /** What the last readiness check got, for the message when the clone never gets ready. */
+  checked = '';
 
   constructor(id: string, release: string) {
     this.id = id;
@@ -198,9 +203,10 @@ class Clone {
 export const groupOf = (release: string): string => release.slice(0, 12);
 
 /**
- * Starts, watches and stops clone processes. A clone is ready when its process is up and GET /up answers
- * 200; only then is it added to the balancer. A clone that exits is taken out of the balancer at once and
- * restarted, from the current desired release, with backoff; 10 exits in a minute mark it failed.
+ * Starts, watches and stops clone processes. A clone is ready when its process is up and its health path
+ * (GET /up by default) answers 200; only then is it added to the balancer. A clone that exits is taken out
+ * of the balancer at once and restarted, from the current desired release, with backoff; 10 exits in a
+ * minute mark it failed.
  *
  * @example
  *   const sup = new Supervisor({ paths, balancer, env, logger, releaseFor: () => desired.release });
@@ -208,8 +214,9 @@ export const groupOf = (release: string): string => release.slice(0, 12);
  *   await sup.stop(clone.id);
  */
 export class Supervisor {
-  readonly #o: Required<Omit<SupervisorOptions, 'onEvent' | 'balancer'>> &
+  readonly #o: Required<Omit<SupervisorOptions, 'onEvent' | 'balancer' | 'healthPath'>> &
     Pick<SupervisorOptions, 'onEvent' | 'balancer'>;
+  #healthPath: string;
   readonly #clones = new Map<string, Clone>();
   #next = 1;
   #closed = false;
@@ -223,12 +230,23 @@ export class Supervisor {
       bind: options.bind ?? '127.0.0.1',
       detached: options.detached ?? false,
     };
+    this.#healthPath = checkHealthPath('healthPath', options.healthPath ?? DEFAULT_HEALTH_PATH);
     mkdirSync(options.paths.logs, { recursive: true, mode: 0o700 });
     this.#stopRotation = startLogRotation(options.paths.logs);
   }
 
   list(): CloneInfo[] {
     return [...this.#clones.values()].map((c) => c.info());
+  }
+
+  /**
+   * Changes the path clones started from now on are checked on (a host agent told by the control machine).
+   *
+   * @example
+   *   supervisor.setHealthPath('/healthz');
+   */
+  setHealthPath(path: string): void {
+    this.#healthPath = checkHealthPath('healthPath', path);
   }
 
   /** Starts one clone of `release` and resolves once it serves behind the balancer; rejects when its gate fails. */
@@ -252,7 +270,7 @@ export class Supervisor {
    */
   async adopt(info: { id: string; release: string; port: number; pid: number }): Promise<boolean> {
     const proc = adoptedProc(info.pid);
-    if (!proc.alive() || !(await probeUp(info.port, 1000, this.#o.bind))) return false;
+    if (!proc.alive() || !(await probeReady(this.#o.bind, info.port, this.#healthPath)).ready) return false;
     const clone = new Clone(info.id, info.release);
     clone.port = info.port;
     clone.child = proc;
@@ -311,7 +329,11 @@ export class Supervisor {
       if (result === 'stopped') throw cloneFailed(clone.id, 'stopped while starting');
       if (result === 'timeout') {
         await this.#terminate(clone, 0);
-        return this.#fail(clone, `GET /up did not answer 200 within ${o.readyTimeout} ms`);
+        const within = o.readyTimeout % 1000 === 0 ? `${o.readyTimeout / 1000}s` : `${o.readyTimeout} ms`;
+        const said = clone.checked || `GET ${this.#healthPath} got no answer`;
+        return this.#fail(clone, `not ready within ${within}: ${said}`, (detail) =>
+          cloneNotReady(clone.id, within, said, detail),
+        );
       }
       if (this.#crashLooping(clone)) return this.#fail(clone, this.#crashLoopReason());
       if (Date.now() + clone.backoff > deadline)
@@ -335,7 +357,11 @@ export class Supervisor {
     });
   }
 
-  #fail(clone: Clone, why: string): never {
+  #fail(
+    clone: Clone,
+    why: string,
+    toError = (detail: string): ClonesError => cloneFailed(clone.id, `${why}${detail}`),
+  ): never {
     clone.state = 'failed';
     // The app's own error (message and first frame) says why; the very last lines are Node's stack tail.
     const lines = this.#lastLines(clone);
@@ -344,10 +370,7 @@ export class Supervisor {
     const tail = shown.map((l) => `  ${l}`).join('\n');
     clone.reason = why;
     this.#emit({ type: 'clone', clone: clone.id, release: clone.release, state: 'failed', reason: why });
-    throw cloneFailed(
-      clone.id,
-      tail ? `${why}; ${error.length > 0 ? "the app's error" : 'last log lines'}:\n${tail}` : why,
-    );
+    throw toError(tail ? `; ${error.length > 0 ? "the app's error" : 'last log lines'}:\n${tail}` : '');
   }
 
   /**
@@ -427,7 +450,9 @@ export class Supervisor {
     for (;;) {
       if (clone.stopping) return 'stopped';
       if (!child.alive()) return child.exitText();
-      if (await probeUp(clone.port, 1000, this.#o.bind)) return 'ready';
+      const check = await probeReady(this.#o.bind, clone.port, this.#healthPath);
+      if (check.ready) return 'ready';
+      clone.checked = check.said;
       if (Date.now() > deadline) return 'timeout';
       await sleep(25);
     }
@@ -529,29 +554,6 @@ export class Supervisor {
   #emit(event: CloneEvent): void {
     this.#o.onEvent?.({ ...event, at: new Date().toISOString() });
   }
-}
-
-/** GET /up on a fresh connection; true on 200. */
-export function probeUp(port: number, timeoutMs = 1000, host = '127.0.0.1'): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = request(
-      {
-        host,
-        port,
-        path: '/up',
-        agent: false,
-        timeout: timeoutMs,
-        headers: { connection: 'close' },
-      },
-      (res) => {
-        res.resume();
-        resolve(res.statusCode === 200);
-      },
-    );
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
-    req.end();
-  });
 }
 
 /** A port of `host` (default loopback) that was free a moment ago (the OS picks it). */
