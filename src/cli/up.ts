@@ -19,7 +19,9 @@ Options:
   --balancer ENGINE     builtin (default) or haproxy (HAProxy 2.6+ driven through its runtime API)
   --tls-cert FILE       serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate (+ chain) and
   --tls-key FILE        this key; both are reloaded when the files change (built-in balancer)
-  --ready-timeout D     a clone must answer GET /up with 200 within this (default 30s)
+  --health-path PATH    what a clone answers 200 on when ready, checked before it serves and by the
+                        balancer after (default: clones.json "healthPath", else /up)
+  --ready-timeout D     a clone must answer its health path with 200 within this (default 30s)
   --drain-timeout D     in-flight requests of a stopping clone get this long (default 30s)
   --stop-grace D        SIGTERM, then SIGKILL after this (default 10s)
   --env KEY=VALUE       declare a variable in the release, over clones.json "env" (repeatable;
@@ -46,6 +48,7 @@ export const up: Verb = {
       balancer: { type: 'string' },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
+      'health-path': { type: 'string' },
       'ready-timeout': { type: 'string' },
       'drain-timeout': { type: 'string' },
       'stop-grace': { type: 'string' },
@@ -85,6 +88,7 @@ export const up: Verb = {
           : {}),
       },
       supervisor: Object.fromEntries(Object.entries(supervisor).filter(([, v]) => v !== undefined)),
+      healthPath: values['health-path'],
       onEvent: (event) => printEvent(event, json),
       hosts: values.host,
       acceptNewHostKeys: values['accept-new-host-keys'] ?? false,

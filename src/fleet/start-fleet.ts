@@ -16,6 +16,7 @@ import { createFleetApi } from './fleet-api.ts';
 import type { RuntimeInfo } from './fleet-client.ts';
 import type { FleetEvent } from './fleet-event.ts';
 import { type FleetPaths, fleetPaths } from './fleet-paths.ts';
+import { appHealthPath } from './health-path.ts';
 import { assertSharedStore, type HostsConfig, hostsConfig } from './host-config.ts';
 import { savedToken, setupHosts } from './host-setup.ts';
 import { buildRelease } from './release.ts';
@@ -35,6 +36,8 @@ export interface StartFleetOptions {
   releaseEnv?: Record<string, string>;
   balancer?: BalancerOptions;
   supervisor?: Partial<SupervisorTimings>;
+  /** What a clone answers 200 on when ready (`--health-path`); else clones.json `healthPath`; else `/up`. */
+  healthPath?: string;
   logger?: Logger;
   onEvent?: (event: FleetEvent) => void;
   /** `--host user@address[:port]` flags; else the app's clones.json `hosts`; none: clones run here. */
@@ -80,6 +83,7 @@ export async function startFleet(options: StartFleetOptions): Promise<RunningFle
   const token = secretFile(paths.adminToken, () => randomBytes(32).toString('base64url'));
   const env: NodeJS.ProcessEnv = { ...(options.env ?? process.env) };
   const hostsConfigured = hostsConfig(options.appDir, { host: options.hosts, clones: options.clones });
+  const healthPath = appHealthPath(options.appDir, options.healthPath);
   if (hostsConfigured) assertSharedStore(env.SESSION_STORE, hostsConfigured.hosts.length);
   env.SESSION_SECRET ??= secretFile(paths.secret, () => randomBytes(32).toString('base64'));
   // On hosts, an unset store is each clone's default: SQLite in the data directory of the host it runs on.
@@ -99,6 +103,7 @@ export async function startFleet(options: StartFleetOptions): Promise<RunningFle
     env,
     balancer: { ...options.balancer, admin: { port: 0, token, ...options.balancer?.admin } },
     supervisor: options.supervisor,
+    healthPath,
     ...(remote ? { hosts: remote.hosts } : {}),
   });
   const address = await fleet.listen(options.port ?? fleetDefaults.port, options.host ?? fleetDefaults.host);
