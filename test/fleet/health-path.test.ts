@@ -147,7 +147,7 @@ test('an app whose /up answers 503 "db down": clones up fails saying so, within 
 
 test('an app without /up: the failure quotes its 404 page as text', async () => {
   const stderr = await notReady(HEALTHZ_ONLY);
-  assert.match(stderr, /clone c1 was not ready within 2s: GET \/up answered 404 "Error Cannot GET \/up"/);
+  assert.match(stderr, /clone c1 was not ready within 2s: GET \/up answered 404 "Cannot GET \/up"/);
 });
 
 test('an app that never listens: the failure names the connection error', async () => {
