@@ -373,7 +373,7 @@ export const cloneNotReady = (clone: string, within: string, said: string, detai
 export const badHealthPath = (where: string, value: unknown): ClonesError =>
   new ClonesError(
     'CLONES_FLEET_HEALTH_PATH',
-    `${where}: ${JSON.stringify(value)} is not a health path: it must start with "/" and hold only visible ASCII, no spaces (percent-encode the rest), e.g. "/up" or "/healthz"`,
+    `${where}: ${JSON.stringify(value)} is not a health path: it must start with "/" and hold only URL path and query characters, no spaces, quotes or # (percent-encode the rest), e.g. "/up" or "/healthz"`,
     { status: 400 },
   );
 

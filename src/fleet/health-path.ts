@@ -6,9 +6,10 @@ import { APP_CONFIG } from './app-env.ts';
 /** The path a clone answers 200 on when ready, unless `--health-path` or clones.json `healthPath` says. */
 export const DEFAULT_HEALTH_PATH = '/up';
 
-// Visible ASCII only: Node refuses to send a request line with spaces or control characters, and anything
-// else must be percent-encoded anyway. A query string is allowed (`/up?deep=1`).
-const HEALTH_PATH = /^\/[\x21-\x7e]{0,1023}$/;
+// RFC 3986 path and query characters, less quotes and `$`: Node refuses a request line with spaces or
+// control characters, and the HAProxy engine writes the path into its config, where `#` starts a comment and
+// quotes or `$` would be parsed. Anything else is percent-encoded. A query string is fine (`/up?deep=1`).
+const HEALTH_PATH = /^\/[A-Za-z0-9\-._~%!&()*+,;=:@/?]{0,1023}$/;
 
 /**
  * `value` when it is a path a check can GET, else CLONES_FLEET_HEALTH_PATH naming `where` (the flag or key).
