@@ -27,9 +27,14 @@ export type CheckerName =
   | 'bounded';
 
 const ok = (op: Op) => op.status >= 200 && op.status < 400;
+// Appends in place: a 10-minute history holds tens of thousands of ops per user (a copy per op was quadratic).
 const byUser = (ops: Op[]) => {
   const users = new Map<string, Op[]>();
-  for (const op of ops) users.set(op.user, [...(users.get(op.user) ?? []), op]);
+  for (const op of ops) {
+    const list = users.get(op.user);
+    if (list) list.push(op);
+    else users.set(op.user, [op]);
+  }
   return users;
 };
 
@@ -46,13 +51,22 @@ export function noLostUpdate(history: History): CheckResult {
   const inWindow: Violation[] = [];
   let checked = 0;
   const inFailover = (t: number) => history.failovers.some((f) => t >= f.at - f.windowMs && t <= f.at);
+  // Acknowledged adds by session: a read looks only at its own session's (a scan of the whole history per
+  // read was quadratic).
+  const addsBySid = new Map<string, Op[]>();
+  for (const o of history.ops) {
+    if (o.kind !== 'cart-add' || o.sid === undefined || !ok(o) || !o.item) continue;
+    const list = addsBySid.get(o.sid);
+    if (list) list.push(o);
+    else addsBySid.set(o.sid, [o]);
+  }
   for (const ops of byUser(history.ops).values()) {
     for (const read of ops) {
       if (read.kind !== 'cart-read' || !ok(read) || !read.cart || read.sid === undefined) continue;
       checked++;
-      // Adds to the same session, acknowledged before this read began.
-      const acked = ops.filter(
-        (o) => o.kind === 'cart-add' && o.sid === read.sid && ok(o) && o.end <= read.start && o.item,
+      // Adds to the same session (by this user), acknowledged before this read began.
+      const acked = (addsBySid.get(read.sid) ?? []).filter(
+        (o) => o.user === read.user && o.end <= read.start,
       );
       const have = new Map<string, number>();
       for (const item of read.cart) have.set(item, (have.get(item) ?? 0) + 1);
@@ -86,14 +100,26 @@ export function readYourWrites(history: History): CheckResult {
   const violations: Violation[] = [];
   let checked = 0;
   for (const ops of byUser(history.ops).values()) {
+    // The user's acknowledged writes by acknowledgement time, each with the highest write acknowledged by
+    // then: a read finds its bound by binary search (a scan per read was quadratic on a long soak).
+    const writes = ops.filter((w) => w.kind === 'profile-write' && ok(w)).sort((a, b) => a.end - b.end);
+    const best: Op[] = [];
+    for (const w of writes) {
+      const prev = best.at(-1);
+      best.push(prev && (prev.value ?? 0) >= (w.value ?? 0) ? prev : w);
+    }
     for (const read of ops) {
       if (read.kind !== 'profile-read' || !ok(read) || read.value === undefined) continue;
       checked++;
-      let last: Op | undefined;
-      for (const w of ops) {
-        if (w.kind !== 'profile-write' || !ok(w) || w.end > read.start) continue;
-        if (!last || (w.value ?? 0) > (last.value ?? 0)) last = w;
+      // The number of writes acknowledged at or before the read's start.
+      let lo = 0;
+      let hi = writes.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (writes[mid]!.end <= read.start) lo = mid + 1;
+        else hi = mid;
       }
+      const last = lo > 0 ? best[lo - 1] : undefined;
       if (last && (read.value === null || read.value < (last.value ?? 0))) {
         violations.push({
           op: read.id,

@@ -34,6 +34,13 @@ export interface SoakReport {
 }
 
 const failedOp = (op: Op) => op.status === 0 || op.status >= 500;
+// Not Math.max(...values): a 10-minute history has more ops than a call can take arguments.
+const maxOf = (values: Iterable<number>, start = Number.NEGATIVE_INFINITY) => {
+  let m = start;
+  for (const v of values) if (v > m) m = v;
+  return m;
+};
+const minOf = (values: Iterable<number>) => -maxOf([...values].map((v) => -v));
 
 /**
  * Builds the report from the history and the checkers' results.
@@ -48,11 +55,14 @@ export function summarize(
   engine: string,
 ): SoakReport {
   const faults = [...history.faults].sort((a, b) => a.start - b.start);
-  const lastEnd = Math.max(...history.ops.map((o) => o.end).filter(Number.isFinite), 0);
+  const lastEnd = maxOf(history.ops.map((o) => o.end).filter(Number.isFinite), 0);
   const perFault = faults.map((f: Fault, i): FaultReport => {
     const until = faults[i + 1]?.start ?? lastEnd + 1;
     const failed = history.ops.filter((o) => o.start >= f.start && o.start < until && failedOp(o));
-    const lastFailed = Math.max(f.start, ...failed.map((o) => o.end));
+    const lastFailed = maxOf(
+      failed.map((o) => o.end),
+      f.start,
+    );
     return {
       kind: f.kind,
       target: f.target,
@@ -107,8 +117,8 @@ ${runs.map((r) => htmlSection(r.history, r.report)).join('\n')}`;
  */
 export function htmlSection(history: History, report: SoakReport): string {
   const ops = history.ops.filter((o) => Number.isFinite(o.end));
-  const t0 = Math.min(...ops.map((o) => o.start));
-  const seconds = Math.max(1, Math.ceil((Math.max(...ops.map((o) => o.end)) - t0) / 1000));
+  const t0 = minOf(ops.map((o) => o.start));
+  const seconds = Math.max(1, Math.ceil((maxOf(ops.map((o) => o.end)) - t0) / 1000));
   const buckets = Array.from({ length: seconds }, () => ({ n: 0, errors: 0, latencies: [] as number[] }));
   for (const o of ops) {
     const b = buckets[Math.min(seconds - 1, Math.floor((o.start - t0) / 1000))]!;
@@ -122,7 +132,7 @@ export function htmlSection(history: History, report: SoakReport): string {
   const H = 120;
   const x = (s: number) => (s / seconds) * W;
   const line = (values: number[], color: string, label: string) => {
-    const max = Math.max(1, ...values);
+    const max = maxOf(values, 1);
     const points = values
       .map((v, i) => `${x(i + 0.5).toFixed(1)},${(H - (v / max) * (H - 10)).toFixed(1)}`)
       .join(' ');
