@@ -3,6 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Server as TlsServer } from 'node:tls';
 import { badRequest, headersTooLarge, portUnavailable, requestTimeout, tlsOff } from '../errors.ts';
+import { AccessLog } from './access-log.ts';
 import { createAdminServer } from './admin-server.ts';
 import type { Balancer, DrainOptions } from './balancer-contract.ts';
 import { createHaproxyBalancer } from './engines/haproxy/haproxy-balancer.ts';
@@ -46,6 +47,7 @@ export function createBalancer(input: BalancerOptions = {}): Balancer {
     metrics,
     logger,
     budget: new RetryBudget(options.retries.budgetPercent, options.retries.minRetryConcurrency),
+    accessLog: options.accessLog === undefined ? undefined : new AccessLog(options.accessLog),
     active: 0,
   };
   const drains = new Map<string, Promise<void>>();
@@ -156,6 +158,7 @@ export function createBalancer(input: BalancerOptions = {}): Balancer {
         front.closeIdleConnections();
         const deadline = Date.now() + options.drain.deadline;
         while (ctx.active > 0 && Date.now() < deadline) await sleep(20);
+        await ctx.accessLog?.close();
         for (const target of set.targets.values()) {
           for (const pair of [...target.upgraded]) closeUpgraded(pair);
           target.pool.destroy();

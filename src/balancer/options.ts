@@ -111,6 +111,8 @@ export const balancerDefaults = Object.freeze({
   engine: 'builtin' as 'builtin' | 'haproxy',
   /** Where the haproxy engine keeps its config, maps and sockets (mode 0700); default a temporary directory. */
   engineDir: undefined as string | undefined,
+  /** A file for the access log (Combined Log Format, built-in engine); off by default. */
+  accessLog: undefined as string | undefined,
   /** tls, http2, redirect, hsts: the HTTPS listener (src/balancer/tls-options.ts). */
   ...listenerDefaults,
 });
@@ -178,6 +180,7 @@ export interface ResolvedOptions extends ListenerOptions {
   readonly admin: Readonly<{ port: number | undefined; host: string; token: string }>;
   readonly engine: 'builtin' | 'haproxy';
   readonly engineDir: string | undefined;
+  readonly accessLog: string | undefined;
   readonly targets: readonly TargetSpec[];
   readonly groups: Readonly<Record<string, number>>;
   readonly logger: Logger;
@@ -290,6 +293,8 @@ export function resolveOptions(input: BalancerOptions = {}): ResolvedOptions {
     v.add('engine', `must be 'builtin' or 'haproxy'; got ${String(engine)}`);
   if (input.engineDir !== undefined && (typeof input.engineDir !== 'string' || input.engineDir === ''))
     v.add('engineDir', 'must be a directory path');
+  if (input.accessLog !== undefined && (typeof input.accessLog !== 'string' || input.accessLog === ''))
+    v.add('accessLog', 'must be a file path');
 
   const trustedProxies = new BlockList();
   const proxies = input.trustedProxies ?? d.trustedProxies;
@@ -333,6 +338,7 @@ export function resolveOptions(input: BalancerOptions = {}): ResolvedOptions {
     admin: Object.freeze(admin),
     engine: engine as 'builtin' | 'haproxy',
     engineDir: input.engineDir,
+    accessLog: input.accessLog,
     ...listener,
     targets: Object.freeze([...(input.targets ?? [])]),
     groups: Object.freeze(groups),

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
+import type { AccessLog } from './access-log.ts';
 import type { ForwardContext } from './forward-headers.ts';
 import type { Metrics } from './metrics.ts';
 import type { ResolvedOptions } from './options.ts';
@@ -17,6 +18,8 @@ export interface ProxyContext {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly budget: RetryBudget;
+  /** The access log, when `accessLog` names a file. */
+  readonly accessLog: AccessLog | undefined;
   /** Requests in flight through this balancer (the retry budget's base). */
   active: number;
 }

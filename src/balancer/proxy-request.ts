@@ -98,6 +98,8 @@ class Exchange implements RouteState, Dispatcher.DispatchHandler {
   #retried = false;
   #responded = false;
   #done = false;
+  /** Response body bytes sent on to the client (the access log's size field). */
+  #bytes = 0;
 
   constructor(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, facts: RequestFacts) {
     this.#ctx = ctx;
@@ -275,6 +277,7 @@ class Exchange implements RouteState, Dispatcher.DispatchHandler {
 
   onData(chunk: Buffer): boolean {
     if (this.#done) return true;
+    this.#bytes += chunk.length;
     if (this.#res.write(chunk)) return true;
     this.#onDrain ??= () => this.#resume?.();
     this.#res.once('drain', this.#onDrain);
@@ -372,6 +375,19 @@ class Exchange implements RouteState, Dispatcher.DispatchHandler {
     const ctx = this.#ctx;
     ctx.active--;
     if (this.#retried) ctx.budget.release();
-    ctx.metrics.request(status, (performance.now() - this.#started) / 1000, this.tried.at(-1));
+    const seconds = (performance.now() - this.#started) / 1000;
+    ctx.metrics.request(status, seconds, this.tried.at(-1));
+    if (ctx.accessLog !== undefined) {
+      // A clone's body counted as it went; a balancer's own answer by its Content-Length.
+      const own = Number(this.#res.getHeader('content-length'));
+      ctx.accessLog.request(
+        this.#req,
+        this.#fwd?.clientIp ?? '',
+        status,
+        this.#bytes > 0 ? this.#bytes : Number.isFinite(own) ? own : 0,
+        this.tried.at(-1)?.id,
+        seconds * 1000,
+      );
+    }
   }
 }

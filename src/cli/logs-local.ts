@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { usageError } from '../errors.ts';
+import { BALANCER_LOG } from '../fleet/fleet-paths.ts';
 import { followLogs, type LogLine, loggedClones, readLogLines } from '../fleet/log-reader.ts';
 
 /** What `clones logs` asked for, on the machine the clones run on. */
@@ -33,6 +34,11 @@ export function pickClones(
 ): string[] {
   const logged = loggedClones(dir);
   if (target === undefined) return logged;
+  // `clones logs balancer`: the balancer's access log (`clones up --access-log`).
+  if (target === 'balancer') {
+    if (existsSync(join(dir, `${BALANCER_LOG}.log`))) return [BALANCER_LOG];
+    throw usageError(`no balancer access log in ${dir}: start the fleet with clones up --access-log`);
+  }
   if (logged.includes(target) || clones?.some((c) => c.id === target)) return [target];
   const ofRelease = target.length >= 4 ? (clones ?? []).filter((c) => c.release.startsWith(target)) : [];
   if (ofRelease.length > 0) return ofRelease.map((c) => c.id);
@@ -52,7 +58,7 @@ export function pickClones(
 export async function localLogs(r: LocalLogsRequest): Promise<void> {
   if (!existsSync(r.dir)) throw usageError(`no logs in ${r.dir}`);
   const ids = pickClones(r.target, r.clones, r.dir);
-  const print = (l: LogLine) => r.write(`${l.clone} ${l.text}\n`);
+  const print = (l: LogLine) => r.write(`${l.clone === BALANCER_LOG ? 'balancer' : l.clone} ${l.text}\n`);
   for (const id of ids) readLogLines(r.dir, id, { lines: r.lines, since: r.since }).forEach(print);
   if (!r.follow) return;
   // Following every clone picks up the ones that start later (a scale, a deploy, a restart's new log).

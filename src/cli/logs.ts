@@ -9,14 +9,15 @@ const HELP = `Usage: clones logs [clone|release] [options]
 The clones' stdout and stderr: every clone's log, one clone's (an id from "clones status", host:id across
 hosts), or the clones of one release (its id or a prefix of 4+ characters). Lines start with the clone id
 (host:id across hosts, where -f and --since read every host's logs through its agent).
+"clones logs balancer": the balancer's access log (with clones up --access-log), in Combined Log Format.
 Logs are rotated by size (10 MiB, 3 kept: c1.log.1 ... c1.log.3); the rotated files are read too.
 
 Options:
   --lines N             lines per clone (default 100; with -f, 0 prints only new lines)
   -f, --follow          keep printing new lines (Ctrl-C to stop); follows clones that start later
   --since DURATION      only lines from the last DURATION (30s, 10m, 2h, 1d), by the time a line carries
-                        (pino's "time", or an ISO-8601 stamp at its start; a line without one goes with
-                        the line before it)
+                        (pino's "time", an ISO-8601 stamp at its start, or an access log's [time]; a
+                        line without one goes with the line before it)
   --home DIR            the fleet's directory (default ./.clones)`;
 
 export const logs: Verb = {
@@ -75,7 +76,8 @@ function hostClones(
   target: string | undefined,
   clones: { id: string; release: string }[],
 ): (string | undefined)[] {
-  if (target === undefined || target.includes(':')) return [target];
+  // The balancer's access log is on this machine; the fleet API reads it (`clone=balancer`).
+  if (target === undefined || target.includes(':') || target === 'balancer') return [target];
   const ofRelease = target.length >= 4 ? clones.filter((c) => c.release.startsWith(target)) : [];
   if (ofRelease.length > 0) return ofRelease.map((c) => c.id);
   throw usageError(

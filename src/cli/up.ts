@@ -21,6 +21,8 @@ Options:
   --tls-key FILE        this key; both are reloaded when the files change (built-in balancer)
   --health-path PATH    what a clone answers 200 on when ready, checked before it serves and by the
                         balancer after (default: clones.json "healthPath", else /up)
+  --access-log          the balancer logs every request (Combined Log Format) to
+                        .clones/logs/balancer-access.log; read it with "clones logs balancer"
   --ready-timeout D     a clone must answer its health path with 200 within this (default 30s)
   --drain-timeout D     in-flight requests of a stopping clone get this long (default 30s)
   --stop-grace D        SIGTERM, then SIGKILL after this (default 10s)
@@ -48,6 +50,7 @@ export const up: Verb = {
       balancer: { type: 'string' },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
+      'access-log': { type: 'boolean' },
       'health-path': { type: 'string' },
       'ready-timeout': { type: 'string' },
       'drain-timeout': { type: 'string' },
@@ -87,6 +90,7 @@ export const up: Verb = {
           ? { tls: { cert: values['tls-cert'], key: values['tls-key'] } }
           : {}),
       },
+      accessLog: values['access-log'] ?? false,
       supervisor: Object.fromEntries(Object.entries(supervisor).filter(([, v]) => v !== undefined)),
       healthPath: values['health-path'],
       onEvent: (event) => printEvent(event, json),

@@ -46,3 +46,6 @@ export function fleetPaths(home = '.clones'): FleetPaths {
     data: join(root, 'data'),
   });
 }
+
+/** The balancer's access log in the fleet's `logs/` (`clones up --access-log`), without its `.log`. */
+export const BALANCER_LOG = 'balancer-access';

@@ -22,7 +22,7 @@ import {
 } from './desired-state.ts';
 import { convergedEvent, type Emit, type FleetEvent } from './fleet-event.ts';
 import { FleetHosts, type FleetHostsOptions, type HostInfo } from './fleet-hosts.ts';
-import type { FleetPaths } from './fleet-paths.ts';
+import { BALANCER_LOG, type FleetPaths } from './fleet-paths.ts';
 import { checkHealthPath, DEFAULT_HEALTH_PATH } from './health-path.ts';
 import type { HostClones } from './host-clones.ts';
 import { followLogs, readLogLines } from './log-reader.ts';
@@ -621,6 +621,7 @@ export class Fleet {
 
   /** The last `lines` lines of the clones' logs (every host's), or of one clone; `since` leaves older out. */
   async logs(clone: string | undefined, lines: number, since?: number): Promise<string> {
+    if (clone === 'balancer') return this.#balancerLog(lines, since);
     if (this.hosts) return this.hosts.logs(clone, lines, since);
     return this.#localIds(clone)
       .flatMap((id) => readLogLines(this.paths.logs, id, { lines, since }).map((l) => `${id} ${l.text}\n`))
@@ -636,14 +637,21 @@ export class Fleet {
     write: (text: string) => void,
     signal: AbortSignal,
   ): Promise<void> {
-    if (this.hosts) return this.hosts.followLogs(q, write, signal);
+    if (this.hosts && q.clone !== 'balancer') return this.hosts.followLogs(q, write, signal);
     write(await this.logs(q.clone, q.lines, q.since));
     await followLogs(
       this.paths.logs,
-      () => this.#localIds(q.clone),
-      (l) => write(`${l.clone} ${l.text}\n`),
+      () => (q.clone === 'balancer' ? [BALANCER_LOG] : this.#localIds(q.clone)),
+      (l) => write(`${l.clone === BALANCER_LOG ? 'balancer' : l.clone} ${l.text}\n`),
       signal,
     );
+  }
+
+  /** `clones logs balancer`: the balancer's access log (`--access-log`), on this machine. */
+  #balancerLog(lines: number, since?: number): string {
+    return readLogLines(this.paths.logs, BALANCER_LOG, { lines, since })
+      .map((l) => `balancer ${l.text}\n`)
+      .join('');
   }
 
   #localIds(clone: string | undefined): string[] {

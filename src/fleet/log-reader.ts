@@ -36,7 +36,10 @@ export function lineTime(text: string): number | undefined {
     if (m) return m[1] ? Number(m[1]) : Date.parse(m[2]!) || undefined;
   }
   const iso = /^\[?(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)/.exec(text);
-  return iso ? Date.parse(iso[1]!) || undefined : undefined;
+  if (iso) return Date.parse(iso[1]!) || undefined;
+  // An access log line (Common/Combined Log Format): `… [01/Dec/2026:23:01:07 +0000] "GET …`.
+  const clf = / \[(\d\d)\/(\w{3})\/(\d{4}):(\d\d:\d\d:\d\d) ([+-]\d{4})\] "/.exec(text);
+  return clf ? Date.parse(`${clf[2]} ${clf[1]} ${clf[3]} ${clf[4]} GMT${clf[5]}`) || undefined : undefined;
 }
 
 /**

@@ -15,7 +15,7 @@ import { Fleet, fleetDefaults } from './fleet.ts';
 import { createFleetApi } from './fleet-api.ts';
 import type { RuntimeInfo } from './fleet-client.ts';
 import type { FleetEvent } from './fleet-event.ts';
-import { type FleetPaths, fleetPaths } from './fleet-paths.ts';
+import { BALANCER_LOG, type FleetPaths, fleetPaths } from './fleet-paths.ts';
 import { appHealthPath } from './health-path.ts';
 import { assertSharedStore, type HostsConfig, hostsConfig } from './host-config.ts';
 import { savedToken, setupHosts } from './host-setup.ts';
@@ -35,6 +35,8 @@ export interface StartFleetOptions {
   /** Variables the release declares on top of the app's `clones.json` env (`--env`); part of its digest. */
   releaseEnv?: Record<string, string>;
   balancer?: BalancerOptions;
+  /** `--access-log`: the balancer writes an access log to `logs/balancer-access.log` (`clones logs balancer`). */
+  accessLog?: boolean;
   supervisor?: Partial<SupervisorTimings>;
   /** What a clone answers 200 on when ready (`--health-path`); else clones.json `healthPath`; else `/up`. */
   healthPath?: string;
@@ -101,7 +103,11 @@ export async function startFleet(options: StartFleetOptions): Promise<RunningFle
     desired,
     logger,
     env,
-    balancer: { ...options.balancer, admin: { port: 0, token, ...options.balancer?.admin } },
+    balancer: {
+      ...options.balancer,
+      ...(options.accessLog ? { accessLog: join(paths.logs, `${BALANCER_LOG}.log`) } : {}),
+      admin: { port: 0, token, ...options.balancer?.admin },
+    },
     supervisor: options.supervisor,
     healthPath,
     ...(remote ? { hosts: remote.hosts } : {}),

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tlsOff, unknownTarget } from '../../../errors.ts';
+import { AccessLog } from '../../access-log.ts';
 import { createAdminServer } from '../../admin-server.ts';
 import type { Balancer, BalancerState, DrainOptions } from '../../balancer-contract.ts';
 import { checkGroupWeights } from '../../check-group-weights.ts';
@@ -240,6 +241,7 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
     return { certificates: material.certificates, changed, sameFiles };
   };
   let unwatchTls: (() => void) | undefined;
+  let accessLog: AccessLog | undefined;
 
   const balancer: Balancer & { settled(): Promise<void> } = {
     options,
@@ -268,9 +270,15 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
         admin = { host: options.admin.host, port: aport, apiPort };
         writeFileSync(files.adminAuth, `Bearer ${options.admin.token}\n`, { mode: 0o600 });
       }
-      proc = new HaproxyProcess(dir, logger, (code, signal) => {
-        void restart(`haproxy exited (${signal ?? code})`);
-      });
+      accessLog = options.accessLog === undefined ? undefined : new AccessLog(options.accessLog);
+      proc = new HaproxyProcess(
+        dir,
+        logger,
+        (code, signal) => {
+          void restart(`haproxy exited (${signal ?? code})`);
+        },
+        accessLog && ((line) => accessLog?.raw(line)),
+      );
       await writeFiles();
       await proc.start();
       if (options.tls?.watch)
@@ -341,6 +349,7 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
         }
       }
       await proc?.stop(0);
+      await accessLog?.close();
       if (adminServer) {
         adminServer.close();
         adminServer.closeAllConnections();

@@ -58,6 +58,9 @@ const ALGORITHM = {
 } as const;
 
 /** Host header: a reg-name, IPv4 or [IPv6] literal, optional port (no path, userinfo, spaces). */
+/** Marks the access log's lines on haproxy's stderr (haproxy-process.ts takes them off and writes the file). */
+export const ACCESS_MARK = 'clones-access ';
+
 const HOST_RE = '^([A-Za-z0-9._~-]+|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?$';
 
 const sec = (ms: number) => `${Math.max(1, Math.ceil(ms))}ms`;
@@ -91,6 +94,7 @@ export function renderHaproxyConfig(model: ConfigModel): string {
     `    server-state-file ${f.state}`,
     `    hard-stop-after ${sec(o.drain.deadline + 5000)}`,
     '    nbthread 1',
+    ...(o.accessLog !== undefined ? ['    log stderr format raw local0 info'] : []),
     `    tune.http.maxhdr ${o.server.maxHeaderCount}`,
     `    tune.bufsize ${Math.max(16_384, o.server.maxHeaderSize + 1024)}`,
     `    tune.h2.max-concurrent-streams ${o.http2.maxConcurrentStreams}`,
@@ -166,6 +170,19 @@ export function renderHaproxyConfig(model: ConfigModel): string {
     'frontend clones_web',
     `    bind ${bindAddress(model.listen.host, model.listen.port)}${tls ? ` ssl crt ${model.certDir}/ alpn ${alpn}` : ''}`,
     ...(acme ? [`    bind ${acmeSocket} accept-proxy`] : []),
+    // The access log (`accessLog`): the Combined Log Format the built-in engine writes, plus the clone and the
+    // time taken in ms.
+    ...(o.accessLog !== undefined
+      ? [
+          '    log global',
+          // "-" for a header the request lacks, as the Combined Log Format has it.
+          '    http-request set-var(txn.referer) str(-)',
+          '    http-request set-var(txn.referer) req.fhdr(referer) if { req.hdr(referer) -m found }',
+          '    http-request set-var(txn.agent) str(-)',
+          '    http-request set-var(txn.agent) req.fhdr(user-agent) if { req.hdr(user-agent) -m found }',
+          `    log-format "${ACCESS_MARK}%ci - - [%trg] %{+Q}r %ST %B %{+Q}[var(txn.referer)] %{+Q}[var(txn.agent)] %s %Ta"`,
+        ]
+      : []),
     `    acl trusted src ${trustedList(o).join(' ')}`,
     // Request hygiene (docs/balancer.md): what HAProxy's own parser lets through is refused here.
     `    http-request deny deny_status 501 ${BAD('CONNECT is not supported')} if METH_CONNECT`,
@@ -238,9 +255,7 @@ function renderGroupChoice(model: ConfigModel, add: (...l: string[]) => void): v
   const mac = `hmac(sha256,${model.secret}),hex,bytes(0,32)`;
   add('    http-request set-var(txn.now) date');
   groups.forEach((g, i) => {
-    add(
-      `    http-request set-var(txn.w${i}) str(${g}),map_str_int(${f.groups},0) if up_g${i}`,
-    );
+    add(`    http-request set-var(txn.w${i}) str(${g}),map_str_int(${f.groups},0) if up_g${i}`);
   });
   if (gs.enabled) {
     const c = gs.cookie;
@@ -272,9 +287,7 @@ function renderGroupChoice(model: ConfigModel, add: (...l: string[]) => void): v
     );
   });
   for (const g of groups)
-    add(
-      `    http-request set-var(txn.g) str(${g}) if !{ var(txn.g) -m found } up_g${groups.indexOf(g)}`,
-    );
+    add(`    http-request set-var(txn.g) str(${g}) if !{ var(txn.g) -m found } up_g${groups.indexOf(g)}`);
   add(`    http-request set-var(txn.g) str(${groups[0]}) unless { var(txn.g) -m found }`);
   if (gs.enabled) {
     add(

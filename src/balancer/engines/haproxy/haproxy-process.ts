@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { haproxyFailed, haproxyMissing } from '../../../errors.ts';
-import { haproxyFiles } from './haproxy-config.ts';
+import { ACCESS_MARK, haproxyFiles } from './haproxy-config.ts';
 import { runtimeCommand } from './runtime-api.ts';
 
 /** Where Debian and most builds put haproxy; PATH is searched first. */
@@ -40,15 +40,22 @@ export class HaproxyProcess {
   readonly #bin: string;
   readonly #files: ReturnType<typeof haproxyFiles>;
   readonly #logger: Logger;
+  readonly #onAccess: ((line: string) => void) | undefined;
   readonly #onExit: (code: number | null, signal: string | null) => void;
   #child: ChildProcess | undefined;
   #stopping = false;
 
-  constructor(dir: string, logger: Logger, onExit: (code: number | null, signal: string | null) => void) {
+  constructor(
+    dir: string,
+    logger: Logger,
+    onExit: (code: number | null, signal: string | null) => void,
+    onAccess?: (line: string) => void,
+  ) {
     this.#bin = findHaproxy();
     this.#files = haproxyFiles(dir);
     this.#logger = logger;
     this.#onExit = onExit;
+    this.#onAccess = onAccess;
   }
 
   /** The master's pid while it runs. */
@@ -79,12 +86,19 @@ export class HaproxyProcess {
     process.once('exit', orphan);
     child.once('exit', () => process.off('exit', orphan));
     let early = '';
+    let partial = '';
     child.stderr!.on('data', (chunk: Buffer) => {
-      const text = chunk.toString().trim();
-      if (early.length < 2000) early += `${text}\n`;
-      for (const line of text.split('\n')) {
+      const lines = (partial + chunk.toString()).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        // The access log (log-format of haproxy-config.ts) comes on stderr too, marked.
+        if (line.startsWith(ACCESS_MARK)) {
+          this.#onAccess?.(line.slice(ACCESS_MARK.length));
+          continue;
+        }
+        if (early.length < 2000) early += `${line}\n`;
         if (/\[ALERT\]/.test(line)) this.#logger.error({ haproxy: line }, 'haproxy alert');
-        else if (line !== '') this.#logger.debug({ haproxy: line }, 'haproxy');
+        else if (line.trim() !== '') this.#logger.debug({ haproxy: line }, 'haproxy');
       }
     });
     child.once('exit', (code, signal) => {
