@@ -6,6 +6,7 @@ import type { RequestSession } from './request-session.ts';
 import { SealedSession } from './sealed-session.ts';
 import { createSealer, type Sealer } from './sealer.ts';
 import { IdSigner, storeKey } from './session-id.ts';
+import { sessionPrometheus } from './session-prometheus.ts';
 import { type StoreContext, StoreSession } from './store-session.ts';
 import { openStore, openStoreInstance, schemeOf, storeSchemes } from './stores/open-store.ts';
 import { noCounts, type RuntimeStore, type StoreCounts } from './stores/runtime-store.ts';
@@ -126,6 +127,17 @@ export class SessionEngine {
   /** Store calls so far per operation (all zero while the store has not been used). */
   async metrics(): Promise<StoreCounts> {
     return { ...(this.#store?.counts ?? noCounts()) };
+  }
+
+  /**
+   * The session metrics in the Prometheus text format (0.0.4), for the app's own `/metrics`: store latency per
+   * operation, errors by code, CAS retries, sessions created and destroyed (docs/metrics.md).
+   *
+   * @example
+   *   app.get('/metrics', async (_req, res) => res.type('text/plain; version=0.0.4').send(await engine.prometheus()));
+   */
+  async prometheus(): Promise<string> {
+    return sessionPrometheus(this.#store?.stats);
   }
 
   async close(): Promise<void> {

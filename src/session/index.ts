@@ -55,6 +55,8 @@ export function sessions<T extends SessionData = SessionData>(options?: SessionO
     hono: () => honoAdapter(engine),
     node: (handler: (req: SessionRequest<T>, res: ServerResponse) => unknown) =>
       nodeAdapter<T>(engine, handler) as (req: IncomingMessage, res: ServerResponse) => void,
+    /** The session metrics in the Prometheus text format, for the app's own `/metrics` (docs/metrics.md). */
+    prometheus: () => engine.prometheus(),
     /** Closes the store's connections. */
     close: () => engine.close(),
   };

@@ -1,4 +1,6 @@
+import { performance } from 'node:perf_hooks';
 import { ClonesError, sessionByUserUnsupported, storeTimeout, storeUnavailable } from '../../errors.ts';
+import { Histogram } from '../../histogram.ts';
 import type {
   PatchOptions,
   SessionPatch,
@@ -37,6 +39,22 @@ export const noCounts = (): StoreCounts => ({
   timeouts: 0,
 });
 
+/** A store operation, as the latency histogram labels it. */
+export type StoreOp = Exclude<keyof StoreCounts, 'errors' | 'timeouts'>;
+
+/**
+ * What the Prometheus page of clones/session shows: latency per operation, failures by error code, CAS
+ * conflicts (each one a retried update, or the last attempt of one that gave up) and sessions created and
+ * destroyed in the store. Each call costs one `performance.now()` pair and a few increments.
+ */
+export interface StoreStats {
+  latency: Map<StoreOp, Histogram>;
+  errors: Map<string, number>;
+  casRetries: number;
+  created: number;
+  destroyed: number;
+}
+
 type Open = () => StoreBackend | Promise<StoreBackend>;
 
 /**
@@ -52,6 +70,13 @@ type Open = () => StoreBackend | Promise<StoreBackend>;
  */
 export class RuntimeStore implements SessionStore {
   readonly counts: StoreCounts = noCounts();
+  readonly stats: StoreStats = {
+    latency: new Map(),
+    errors: new Map(),
+    casRetries: 0,
+    created: 0,
+    destroyed: 0,
+  };
   readonly #open: Open;
   readonly #kind: string;
   readonly #timeoutMs: number;
@@ -74,35 +99,48 @@ export class RuntimeStore implements SessionStore {
 
   get(key: string): Promise<StoredSession | null> {
     this.counts.get += 1;
-    return this.#run((b) => b.get(key));
+    return this.#run('get', (b) => b.get(key));
   }
   create(key: string, session: StoredSession): Promise<WriteResult> {
     this.counts.create += 1;
-    return this.#run((b) => b.create(key, session));
+    return this.#run('create', (b) => b.create(key, session)).then((r) => {
+      if (r.ok) this.stats.created += 1;
+      return r;
+    });
   }
   patch(key: string, patch: SessionPatch, options?: PatchOptions): Promise<WriteResult> {
     this.counts.patch += 1;
-    return this.#run((b) => b.patch(key, patch, options));
+    return this.#run('patch', (b) => b.patch(key, patch, options)).then((r) => {
+      if (!r.ok && r.reason === 'conflict') this.stats.casRetries += 1;
+      return r;
+    });
   }
   touch(key: string, expiresAt: number): Promise<boolean> {
     this.counts.touch += 1;
-    return this.#run((b) => b.touch(key, expiresAt));
+    return this.#run('touch', (b) => b.touch(key, expiresAt));
   }
   destroy(key: string, tombstoneUntil: number): Promise<void> {
     this.counts.destroy += 1;
-    return this.#run((b) => b.destroy(key, tombstoneUntil));
+    return this.#run('destroy', (b) => b.destroy(key, tombstoneUntil)).then(() => {
+      this.stats.destroyed += 1;
+    });
   }
   bindUser(key: string, userId: string, indexUntil: number): Promise<boolean> {
     this.counts.bindUser += 1;
-    return this.#run((b) => byUser(b).bindUser(key, userId, indexUntil));
+    return this.#run('bindUser', (b) => byUser(b).bindUser(key, userId, indexUntil));
   }
   listByUser(userId: string): Promise<UserSession[]> {
     this.counts.listByUser += 1;
-    return this.#run((b) => byUser(b).listByUser(userId));
+    return this.#run('listByUser', (b) => byUser(b).listByUser(userId));
   }
   destroyByUser(userId: string, exceptKey: string | undefined, tombstoneUntil: number): Promise<number> {
     this.counts.destroyByUser += 1;
-    return this.#run((b) => byUser(b).destroyByUser(userId, exceptKey, tombstoneUntil));
+    return this.#run('destroyByUser', (b) => byUser(b).destroyByUser(userId, exceptKey, tombstoneUntil)).then(
+      (n) => {
+        this.stats.destroyed += n;
+        return n;
+      },
+    );
   }
 
   /**
@@ -124,11 +162,12 @@ export class RuntimeStore implements SessionStore {
     return this.#closing;
   }
 
-  #run<T>(op: (backend: StoreBackend) => Promise<T>): Promise<T> {
+  #run<T>(name: StoreOp, op: (backend: StoreBackend) => Promise<T>): Promise<T> {
     const b = this.#backend;
     // The fast path, taken by every call once the store is up: no await before the backend's own call.
-    if (b && this.#initialized && !this.#closed && b.connected !== false) return this.#guard(() => op(b));
-    return this.#guard(async () => op(await this.#ready()));
+    if (b && this.#initialized && !this.#closed && b.connected !== false)
+      return this.#guard(name, () => op(b));
+    return this.#guard(name, async () => op(await this.#ready()));
   }
 
   #ready(): Promise<StoreBackend> {
@@ -162,11 +201,24 @@ export class RuntimeStore implements SessionStore {
     return backend;
   }
 
-  #guard<T>(call: () => Promise<T>): Promise<T> {
+  #guard<T>(name: StoreOp, call: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    let settled = false;
+    // Once per call, when the caller sees it end (a timeout ends it, the late answer does not count again).
+    const observe = (code?: string) => {
+      if (settled) return;
+      settled = true;
+      const h = this.stats.latency.get(name) ?? new Histogram();
+      this.stats.latency.set(name, h);
+      h.observe((performance.now() - started) / 1000);
+      if (code !== undefined) this.stats.errors.set(code, (this.stats.errors.get(code) ?? 0) + 1);
+    };
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.counts.timeouts += 1;
-        reject(storeTimeout(this.kind, this.#timeoutMs));
+        const err = storeTimeout(this.kind, this.#timeoutMs);
+        observe(err.code);
+        reject(err);
       }, this.#timeoutMs);
       let pending: Promise<T>;
       try {
@@ -177,14 +229,19 @@ export class RuntimeStore implements SessionStore {
       pending.then(
         (value) => {
           clearTimeout(timer);
+          observe();
           resolve(value);
         },
         (err) => {
           clearTimeout(timer);
-          if (err instanceof ClonesError && err.code === 'CLONES_SESSION_BY_USER_UNSUPPORTED')
+          if (err instanceof ClonesError && err.code === 'CLONES_SESSION_BY_USER_UNSUPPORTED') {
+            observe();
             return reject(err);
+          }
           this.counts.errors += 1;
-          reject(err instanceof ClonesError ? err : storeUnavailable(this.kind, err));
+          const coded = err instanceof ClonesError ? err : storeUnavailable(this.kind, err);
+          observe(coded.code);
+          reject(coded);
         },
       );
     });
