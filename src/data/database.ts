@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { dataUnavailable, primaryUnavailable, readOnlyViolation } from '../errors.ts';
 import { CacheAside } from './cache-aside.ts';
 import { type DataMetrics, newMetrics } from './data-metrics.ts';
+import { dataPrometheus } from './data-prometheus.ts';
 import { isConnectionError, isReadOnlyError, isRecoveryConflict } from './db-error.ts';
 import type { Driver, QueryResult, Transaction } from './driver.ts';
 import { formatLsn, lsnOf } from './lsn.ts';
@@ -190,6 +191,17 @@ export class Database {
   /** A copy of the counters (see docs/data.md). */
   metrics(): DataMetrics {
     return structuredClone(this.#metrics);
+  }
+
+  /**
+   * `metrics()` and the replicas' lag in the Prometheus text format (0.0.4), for the app's own `/metrics`
+   * (docs/metrics.md).
+   *
+   * @example
+   *   app.get('/metrics', async (_req, res) => res.type('text/plain; version=0.0.4').send(await db.prometheus()));
+   */
+  async prometheus(): Promise<string> {
+    return dataPrometheus(this.#metrics, this.#pool.status());
   }
 
   /** Stops polling and closes every connection. Calling it twice is harmless. */
