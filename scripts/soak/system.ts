@@ -138,19 +138,28 @@ export async function startSystem(options: {
     };
     // `clones up` runs haproxy as its child; a kill -9 of `clones up` leaves it running. Those it leaves are
     // stopped here, by pid, once the soak is over (not during it: what they do meanwhile is part of the test).
-    const engineChildren = new Set<number>();
+    const engineChildren = new Map<number, string | undefined>();
     const noteEngineChildren = () => {
-      if (up?.pid !== undefined) for (const pid of childrenOf(up.pid, 'haproxy')) engineChildren.add(pid);
+      if (up?.pid === undefined) return;
+      for (const pid of childrenOf(up.pid, 'haproxy')) {
+        // Its working directory (a temporary one `clones up` would have removed on a clean stop) is in `-f`.
+        const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+        const config = argv[argv.indexOf('-f') + 1];
+        const dir = config?.replace(/\/haproxy\.cfg$/, '');
+        engineChildren.set(pid, dir?.startsWith(join(tmpdir(), 'clones-haproxy-')) ? dir : undefined);
+      }
     };
     cleanups.push(async () => {
-      await sleep(1000);
-      for (const pid of engineChildren) {
+      for (const [pid, dir] of engineChildren) {
         try {
-          process.kill(pid, 'SIGKILL');
+          // SIGTERM: the master stops its workers, then exits.
+          process.kill(pid, 'SIGTERM');
           log(`stopped haproxy pid ${pid}, left running by a kill -9 of clones up`);
+          for (let i = 0; i < 50 && existsSync(`/proc/${pid}`); i++) await sleep(100);
         } catch {
-          // Gone already, with its parent.
+          // Gone already.
         }
+        if (dir) rmSync(dir, { recursive: true, force: true });
       }
     });
     cleanups.push(async () => {
