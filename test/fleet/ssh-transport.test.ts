@@ -319,7 +319,7 @@ describe('SSH transport against test hosts', { skip: !root && 'needs root' }, ()
       assert.equal(r.sentFiles, distinct, 'equal contents are sent once');
       assert.equal(r.digest, manifest.digest);
       assert.equal(r.already, false);
-      // What is on the host, read over SSH: same content, same kinds, read-only.
+      // What is on the host, read over SSH: same content, same kinds, read-only and owner-only (0500/0400).
       const local = execFileSync('sh', ['-c', 'find . -type f -exec sha256sum {} + | sort -k2'], {
         cwd: first,
         encoding: 'utf8',
@@ -331,7 +331,7 @@ describe('SSH transport against test hosts', { skip: !root && 'needs root' }, ()
       assert.equal((await sh(`readlink ${remote('r1')}/entry.js`)).trim(), 'lib/m1.js');
       assert.equal((await sh(`${remote('r1')}/start.sh`)).trim(), 'started');
       const modes = await sh(`cd ${remote('r1')} && stat -c '%a %n' . lib empty start.sh plain.sh lib/m0.js`);
-      assert.equal(modes, '555 .\n555 lib\n555 empty\n555 start.sh\n444 plain.sh\n444 lib/m0.js\n');
+      assert.equal(modes, '500 .\n500 lib\n500 empty\n500 start.sh\n400 plain.sh\n400 lib/m0.js\n');
       assert.ok(r.sentBytes > 60 * 16_000, 'the bytes went over SSH');
     });
 
