@@ -106,6 +106,9 @@ export async function startFleet(options: StartFleetOptions): Promise<RunningFle
     balancer: {
       ...options.balancer,
       ...(options.accessLog ? { accessLog: join(paths.logs, `${BALANCER_LOG}.log`) } : {}),
+      // The HAProxy engine's files in the home, not a temporary directory: after a kill -9 of this process,
+      // the next start finds the haproxy it left serving (its pid file there) and stops it.
+      ...(options.balancer?.engine === 'haproxy' ? { engineDir: join(paths.home, 'haproxy') } : {}),
       admin: { port: 0, token, ...options.balancer?.admin },
     },
     supervisor: options.supervisor,

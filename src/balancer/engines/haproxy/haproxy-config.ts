@@ -43,6 +43,8 @@ export const haproxyFiles = (dir: string) => ({
   groups: join(dir, 'groups.map'),
   releases: join(dir, 'release.map'),
   adminAuth: join(dir, 'admin-auth.lst'),
+  /** The master's pid (`-p`): how the next start finds a master whose owner was killed before stopping it. */
+  pid: join(dir, 'haproxy.pid'),
 });
 
 /** The backend of a group. */

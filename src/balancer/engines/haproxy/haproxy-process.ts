@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { haproxyFailed, haproxyMissing } from '../../../errors.ts';
@@ -77,9 +77,12 @@ export class HaproxyProcess {
   /** Starts the master and waits until its worker answers on the stats socket. */
   async start(): Promise<void> {
     this.#stopping = false;
-    const child = spawn(this.#bin, ['-W', '-S', `${this.#files.master},mode,600`, '-f', this.#files.config], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    await this.#stopLeftover();
+    const child = spawn(
+      this.#bin,
+      ['-W', '-S', `${this.#files.master},mode,600`, '-p', this.#files.pid, '-f', this.#files.config],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     this.#child = child;
     // haproxy must not outlive this process (a test that times out, a Ctrl-C): stop it on our exit.
     const orphan = () => child.kill('SIGTERM');
@@ -117,6 +120,39 @@ export class HaproxyProcess {
       if (Date.now() > deadline) throw haproxyFailed('start', 'the worker did not answer within 10 s');
       await sleep(25);
     }
+  }
+
+  /**
+   * A master that an earlier owner of this directory started and could not stop (its process was killed with
+   * SIGKILL, so no exit handler ran): it still serves, with a config nobody drives any more, on the port this
+   * start is about to take. It gets SIGUSR1 (a soft stop: it closes its listeners at once and lets its
+   * requests finish), and this start waits up to 5 s for it to go. Only a live process whose command line
+   * names this directory's config is touched, so a pid the kernel reused is left alone.
+   */
+  async #stopLeftover(): Promise<void> {
+    let pid: number;
+    try {
+      pid = Number(readFileSync(this.#files.pid, 'utf8').trim());
+    } catch {
+      return;
+    }
+    const owns = () => {
+      try {
+        const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+        return cmdline.some((arg) => arg.endsWith('haproxy')) && cmdline.includes(this.#files.config);
+      } catch {
+        return false;
+      }
+    };
+    if (!(pid > 1) || !owns()) return;
+    this.#logger.warn({ pid }, 'stopping the haproxy a killed balancer left running');
+    try {
+      process.kill(pid, 'SIGUSR1');
+    } catch {
+      return;
+    }
+    const deadline = Date.now() + 5000;
+    while (owns() && Date.now() < deadline) await sleep(25);
   }
 
   /** The serving worker's pid, from `show info` on the stats socket. */
