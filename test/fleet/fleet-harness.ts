@@ -77,32 +77,7 @@ export async function startUp(dir: string, args: string[] = []): Promise<Up> {
     env: { ...process.env, ...cliEnv, CLONES_LOG_LEVEL: 'error' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let out = '';
-  child.stdout?.on('data', (c) => (out += c));
-  child.stderr?.on('data', (c) => (out += c));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const deadline = Date.now() + (cliArgs.length > 1 ? 180_000 : 30_000);
-  while (!existsSync(join(dir, '.clones/up.json'))) {
-    if (child.exitCode !== null) throw new Error(`clones up exited early:\n${out}`);
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`clones up not ready:\n${out}`);
-    }
-    await sleep(50);
-  }
-  return {
-    port,
-    child,
-    output: () => out,
-    async stop(graceMs = 20_000) {
-      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-      const code = await exited;
-      clearTimeout(timer);
-      return code;
-    },
-  };
+  return waitForUp(dir, port, child, cliArgs.length > 1 ? 180_000 : 30_000, () => child.kill('SIGTERM'));
 }
 
 /**
@@ -118,11 +93,33 @@ export async function startUpOnTerminal(dir: string, args: string[] = []): Promi
     env: { ...env, TERM: 'xterm', COLUMNS: '120', LINES: '40' },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
+  return waitForUp(dir, port, child, 60_000, () => {
+    // SIGTERM to the fleet process itself: script(1) does not pass it on.
+    try {
+      const upPid = (JSON.parse(readFileSync(join(dir, '.clones/up.json'), 'utf8')) as { pid: number }).pid;
+      process.kill(upPid, 'SIGTERM');
+    } catch {
+      // Already gone.
+    }
+  });
+}
+
+/**
+ * Collects a started `clones up`'s output, waits until it has written up.json (or fails with what it
+ * printed), and gives the Up handle; `terminate` asks it to stop, SIGKILL follows after the grace.
+ */
+async function waitForUp(
+  dir: string,
+  port: number,
+  child: ChildProcess,
+  readyMs: number,
+  terminate: () => void,
+): Promise<Up> {
   let out = '';
   child.stdout?.on('data', (c) => (out += c));
   child.stderr?.on('data', (c) => (out += c));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + readyMs;
   while (!existsSync(join(dir, '.clones/up.json'))) {
     if (child.exitCode !== null) throw new Error(`clones up exited early:\n${out}`);
     if (Date.now() > deadline) {
@@ -131,18 +128,13 @@ export async function startUpOnTerminal(dir: string, args: string[] = []): Promi
     }
     await sleep(50);
   }
-  const upPid = (JSON.parse(readFileSync(join(dir, '.clones/up.json'), 'utf8')) as { pid: number }).pid;
   return {
     port,
     child,
     output: () => out,
     async stop(graceMs = 20_000) {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-      try {
-        process.kill(upPid, 'SIGTERM');
-      } catch {
-        // Already gone.
-      }
+      terminate();
       const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
       const code = await exited;
       clearTimeout(timer);
