@@ -175,8 +175,8 @@ export class SshTransport {
     const release = await this.#acquire(host);
     try {
       const client = await this.#connect(host, step);
-      const stream = await this.#openSession(host, step, client, line);
-      return await this.#run(host, step, stream, opts);
+      const session = await this.#openSession(host, step, client, line);
+      return await this.#run(host, step, session, opts);
     } finally {
       release();
     }
@@ -452,13 +452,23 @@ export class SshTransport {
 
   /**
    * Opens an exec channel. sshd frees a closed session's slot a moment after the close, so a refusal right at
-   * the MaxSessions limit is retried briefly; the connection being gone is not.
+   * the MaxSessions limit is retried briefly; the connection being gone is not. The exit is recorded from the
+   * moment the channel exists: a fast command's exit status can arrive in the same read as the reply to the
+   * exec request, and ssh2 emits it then, before any later listener could see it.
    */
-  async #openSession(host: HostSpec, step: string, client: Client, command: string): Promise<ClientChannel> {
+  async #openSession(host: HostSpec, step: string, client: Client, command: string): Promise<Session> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await new Promise<ClientChannel>((resolve, reject) =>
-          client.exec(command, (err, channel) => (err ? reject(err) : resolve(channel))),
+        return await new Promise<Session>((resolve, reject) =>
+          client.exec(command, (err, channel) => {
+            if (err) return reject(err);
+            const exit: Session['exit'] = {};
+            channel.on('exit', (code: number | null, signal?: string) => {
+              if (typeof code === 'number') exit.code = code;
+              if (signal) exit.signal = signal;
+            });
+            resolve({ channel, exit });
+          }),
         );
       } catch (err) {
         const refused = /open fail/i.test((err as Error).message);
@@ -469,12 +479,11 @@ export class SshTransport {
   }
 
   /** Feeds stdin, collects output, and settles on the channel's close with its exit status. */
-  #run(host: HostSpec, step: string, stream: ClientChannel, opts: ExecOptions): Promise<ExecResult> {
+  #run(host: HostSpec, step: string, session: Session, opts: ExecOptions): Promise<ExecResult> {
+    const { channel: stream, exit } = session;
     return new Promise<ExecResult>((resolve, reject) => {
       const stdout: Buffer[] = [];
       const stderr: Buffer[] = [];
-      let code: number | undefined;
-      let signal: string | undefined;
       let settled = false;
       const settle = (fn: () => void) => {
         if (settled) return;
@@ -507,25 +516,22 @@ export class SshTransport {
         if (text.startsWith(PID_MARK)) group = Number(text.slice(PID_MARK.length, end)) || 0;
       });
       stream.stderr.on('data', (d: Buffer) => stderr.push(d));
-      stream.on('exit', (exitCode: number | null, exitSignal?: string) => {
-        if (typeof exitCode === 'number') code = exitCode;
-        if (exitSignal) signal = exitSignal;
-      });
       // Writing stdin to a command that already exited fails: its exit status is what matters.
       stream.on('error', () => {});
       stream.once('close', () => {
         let out = Buffer.concat(stdout).toString('utf8');
         if (opts.timeout !== undefined && out.startsWith(PID_MARK)) out = out.slice(out.indexOf('\n') + 1);
         const err = Buffer.concat(stderr).toString('utf8');
+        const { code, signal } = exit;
         if (code === undefined && signal === undefined) {
           return settle(() =>
             reject(hostUnreachable(host.name, step, new Error('the SSH connection was lost'))),
           );
         }
-        const exit = code ?? 128;
-        if (exit === 0 || opts.allowFailure)
-          return settle(() => resolve({ code: exit, stdout: out, stderr: err }));
-        settle(() => reject(hostStepFailed(host.name, step, commandFailure(exit, err, signal))));
+        const status = code ?? 128;
+        if (status === 0 || opts.allowFailure)
+          return settle(() => resolve({ code: status, stdout: out, stderr: err }));
+        settle(() => reject(hostStepFailed(host.name, step, commandFailure(status, err, signal))));
       });
       const input = opts.stdin;
       if (input === undefined) stream.end();
@@ -539,6 +545,12 @@ export class SshTransport {
       }
     });
   }
+}
+
+/** An exec channel and its exit, recorded from the channel's first moment. */
+interface Session {
+  channel: ClientChannel;
+  exit: { code?: number; signal?: string };
 }
 
 function poolKey(host: HostSpec): string {

@@ -3,7 +3,6 @@
 import assert from 'node:assert/strict';
 import { readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cliAsync, get, load, touchApp } from './fleet-harness.ts';
 import { events, hostsFleet } from './hosts-harness.ts';
@@ -11,7 +10,7 @@ import { events, hostsFleet } from './hosts-harness.ts';
 const f = hostsFleet();
 const { dir, app } = f;
 
-test('up sets every host up over SSH and runs 2 clones on each; setup again changes nothing', async () => {
+f.test('up sets every host up over SSH and runs 2 clones on each; setup again changes nothing', async () => {
   const s = f.status();
   assert.equal(s.clones.length, 6);
   assert.deepEqual(
@@ -61,7 +60,7 @@ test('up sets every host up over SSH and runs 2 clones on each; setup again chan
   assert.equal(again.stdout.match(/unchanged/g)?.length, 3, again.stdout);
 });
 
-test("a user's session follows them across hosts (Redis on the cache host)", async () => {
+f.test("a user's session follows them across hosts (Redis on the cache host)", async () => {
   const login = await get(f.up.port, '/login', { method: 'POST', body: 'name=ann' });
   assert.equal(login.status, 303);
   const cookie = String(login.headers['set-cookie']).split(';')[0]!;
@@ -82,52 +81,58 @@ test("a user's session follows them across hosts (Redis on the cache host)", asy
   assert.ok(seen.size >= 2, `served by hosts ${[...seen].join(', ')}`);
 });
 
-test('rolling deploy in batches of hosts under load: 0 failed, 0 old-release responses after it returns; a one-file change ships little', async () => {
-  const old = f.status().release;
-  const traffic = load(f.up.port, '/up', 4);
-  await sleep(500);
-  touchApp(app, 'rolling');
-  const r = await cliAsync(dir, ['deploy', 'shop', '--json', '--batch', '1']);
-  const returned = Date.now();
-  assert.equal(r.code, 0, r.stderr);
-  await sleep(1500);
-  await traffic.stop();
-  const later = traffic.samples.filter((s) => s.at > returned);
-  assert.ok(later.length > 50, `${later.length} requests after the deploy`);
-  assert.equal(later.filter((s) => s.release === old).length, 0);
-  assert.deepEqual(traffic.failures, []);
-  const ev = events(r.stdout);
-  const done = ev.find((e) => e.type === 'done')!;
-  // Hosts one after another: every clone of h1 is replaced before any of h2.
-  const starts = ev.filter((e) => e.type === 'clone' && e.state === 'serving').map((e) => String(e.host));
-  assert.deepEqual(starts, ['h1', 'h1', 'h2', 'h2', 'h3', 'h3']);
-  const shipped = ev.filter((e) => e.type === 'host' && String(e.step).startsWith('ship'));
-  assert.equal(shipped.length, 3);
-  for (const e of shipped)
-    assert.ok(Number(e.bytes) < 20_000, `one changed file: ${e.bytes} bytes to ${e.host}`);
-  const s = f.status();
-  assert.equal(s.release, done.release);
-  assert.ok(s.clones.every((c) => c.release === done.release));
-  assert.deepEqual(s.guard, [done.release]);
-});
-
-test('blue-green and canary across hosts under load: 0 failed, 0 old-release responses after return', async () => {
-  for (const args of [
-    ['--strategy', 'blue-green'],
-    ['--strategy', 'canary', '--steps', '50,100', '--step-wait', '2s'],
-  ]) {
+f.test(
+  'rolling deploy in batches of hosts under load: 0 failed, 0 old-release responses after it returns; a one-file change ships little',
+  async () => {
     const old = f.status().release;
     const traffic = load(f.up.port, '/up', 4);
-    touchApp(app, args[1]!);
-    const r = await cliAsync(dir, ['deploy', 'shop', '--json', ...args]);
+    await sleep(500);
+    touchApp(app, 'rolling');
+    const r = await cliAsync(dir, ['deploy', 'shop', '--json', '--batch', '1']);
     const returned = Date.now();
     assert.equal(r.code, 0, r.stderr);
     await sleep(1500);
     await traffic.stop();
-    assert.deepEqual(traffic.failures, [], args.join(' '));
-    assert.equal(traffic.samples.filter((s) => s.at > returned && s.release === old).length, 0);
+    const later = traffic.samples.filter((s) => s.at > returned);
+    assert.ok(later.length > 50, `${later.length} requests after the deploy`);
+    assert.equal(later.filter((s) => s.release === old).length, 0);
+    assert.deepEqual(traffic.failures, []);
+    const ev = events(r.stdout);
+    const done = ev.find((e) => e.type === 'done')!;
+    // Hosts one after another: every clone of h1 is replaced before any of h2.
+    const starts = ev.filter((e) => e.type === 'clone' && e.state === 'serving').map((e) => String(e.host));
+    assert.deepEqual(starts, ['h1', 'h1', 'h2', 'h2', 'h3', 'h3']);
+    const shipped = ev.filter((e) => e.type === 'host' && String(e.step).startsWith('ship'));
+    assert.equal(shipped.length, 3);
+    for (const e of shipped)
+      assert.ok(Number(e.bytes) < 20_000, `one changed file: ${e.bytes} bytes to ${e.host}`);
     const s = f.status();
-    assert.equal(s.clones.length, 6);
-    assert.ok(s.clones.every((c) => c.release === s.release && s.release !== old));
-  }
-});
+    assert.equal(s.release, done.release);
+    assert.ok(s.clones.every((c) => c.release === done.release));
+    assert.deepEqual(s.guard, [done.release]);
+  },
+);
+
+f.test(
+  'blue-green and canary across hosts under load: 0 failed, 0 old-release responses after return',
+  async () => {
+    for (const args of [
+      ['--strategy', 'blue-green'],
+      ['--strategy', 'canary', '--steps', '50,100', '--step-wait', '2s'],
+    ]) {
+      const old = f.status().release;
+      const traffic = load(f.up.port, '/up', 4);
+      touchApp(app, args[1]!);
+      const r = await cliAsync(dir, ['deploy', 'shop', '--json', ...args]);
+      const returned = Date.now();
+      assert.equal(r.code, 0, r.stderr);
+      await sleep(1500);
+      await traffic.stop();
+      assert.deepEqual(traffic.failures, [], args.join(' '));
+      assert.equal(traffic.samples.filter((s) => s.at > returned && s.release === old).length, 0);
+      const s = f.status();
+      assert.equal(s.clones.length, 6);
+      assert.ok(s.clones.every((c) => c.release === s.release && s.release !== old));
+    }
+  },
+);

@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict';
 import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cli, cliAsync, get, startUp, tempApp, touchApp, useSources } from './fleet-harness.ts';
 import { hostsFleet, hostsStatus, UP_ARGS, until } from './hosts-harness.ts';
@@ -16,7 +15,7 @@ const clonesDir = (name: string) => join(f.hosts.hosts.find((h) => h.name === na
 const releasesOn = (name: string) =>
   readdirSync(join(clonesDir(name), 'releases')).filter((n) => /^[0-9a-f]{64}$/.test(n));
 
-test('every clone gets CLONES_DATA_DIR on its own host; nothing is written into a release', async () => {
+f.test('every clone gets CLONES_DATA_DIR on its own host; nothing is written into a release', async () => {
   const s = f.status();
   assert.equal(s.clones.length, 6);
   assert.equal((await get(f.up.port, '/api/products')).status, 200);
@@ -35,7 +34,7 @@ test('every clone gets CLONES_DATA_DIR on its own host; nothing is written into 
   }
 });
 
-test('a canary clone killed on its host comes back as the canary release, not the stable one', async () => {
+f.test('a canary clone killed on its host comes back as the canary release, not the stable one', async () => {
   const stable = f.status().release;
   touchApp(app, 'canary-crash');
   const args = 'deploy shop --strategy canary --steps 50,100 --step-wait 25s';
@@ -68,7 +67,7 @@ test('a canary clone killed on its host comes back as the canary release, not th
   assert.ok(s.clones.every((c) => c.release === canary!.release));
 });
 
-test('clones logs -f and --since across hosts: host:clone prefixed, new lines followed', async () => {
+f.test('clones logs -f and --since across hosts: host:clone prefixed, new lines followed', async () => {
   const s = f.status();
   const on = (host: string) => s.clones.find((c) => c.host === host)!;
   const [, h2, h3] = f.hosts.hosts;
@@ -104,7 +103,7 @@ test('clones logs -f and --since across hosts: host:clone prefixed, new lines fo
   assert.equal(ended.code, 0, ended.stderr);
 });
 
-test('clones hosts remove/add are written into clones.json: a restarted clones up keeps them', async () => {
+f.test('clones hosts remove/add are written into clones.json: a restarted clones up keeps them', async () => {
   const h3 = f.hosts.hosts[2]!;
   const file = join(app, 'clones.json');
   const removed = cli(dir, ['hosts', 'remove', h3.name]);
@@ -129,41 +128,44 @@ test('clones hosts remove/add are written into clones.json: a restarted clones u
   assert.equal(s.clones.filter((c) => c.host === h3.address).length, 2);
 });
 
-test('one host, default SQLite: sessions and data live in the host data directory and survive a deploy', async () => {
-  const h4 = await f.hosts.addHost();
-  const one = tempApp();
-  try {
-    writeFileSync(
-      join(one.app, 'clones.json'),
-      JSON.stringify({
-        hosts: [{ name: h4.name, address: h4.address, user: 'root', clones: 2 }],
-        ssh: { identity: f.hosts.identity, knownHosts: f.hosts.knownHosts },
-      }),
-    );
-    useSources({}); // no SESSION_STORE: each clone's default, SQLite on its host
-    const up = await startUp(one.dir, UP_ARGS);
+f.test(
+  'one host, default SQLite: sessions and data live in the host data directory and survive a deploy',
+  async () => {
+    const h4 = await f.hosts.addHost();
+    const one = tempApp();
     try {
-      const login = await get(up.port, '/login', { method: 'POST', body: 'name=ada' });
-      const cookie = String(login.headers['set-cookie']).split(';')[0]!;
-      const note = await get(up.port, '/profile', { method: 'POST', body: 'note=kept', cookie });
-      assert.ok(note.status < 400, note.body);
-      touchApp(one.app, 'one-host');
-      const deployed = await cliAsync(one.dir, ['deploy', 'shop']);
-      assert.equal(deployed.code, 0, deployed.stderr);
-      assert.equal(hostsStatus(one.dir).clones.length, 2);
-      for (let i = 0; i < 4; i++) {
-        const profile = JSON.parse((await get(up.port, '/api/profile', { cookie })).body);
-        assert.deepEqual(profile, { user: 'ada', note: 'kept' }, 'session and data survive the deploy');
+      writeFileSync(
+        join(one.app, 'clones.json'),
+        JSON.stringify({
+          hosts: [{ name: h4.name, address: h4.address, user: 'root', clones: 2 }],
+          ssh: { identity: f.hosts.identity, knownHosts: f.hosts.knownHosts },
+        }),
+      );
+      useSources({}); // no SESSION_STORE: each clone's default, SQLite on its host
+      const up = await startUp(one.dir, UP_ARGS);
+      try {
+        const login = await get(up.port, '/login', { method: 'POST', body: 'name=ada' });
+        const cookie = String(login.headers['set-cookie']).split(';')[0]!;
+        const note = await get(up.port, '/profile', { method: 'POST', body: 'note=kept', cookie });
+        assert.ok(note.status < 400, note.body);
+        touchApp(one.app, 'one-host');
+        const deployed = await cliAsync(one.dir, ['deploy', 'shop']);
+        assert.equal(deployed.code, 0, deployed.stderr);
+        assert.equal(hostsStatus(one.dir).clones.length, 2);
+        for (let i = 0; i < 4; i++) {
+          const profile = JSON.parse((await get(up.port, '/api/profile', { cookie })).body);
+          assert.deepEqual(profile, { user: 'ada', note: 'kept' }, 'session and data survive the deploy');
+        }
+        const data = join(clonesDir(h4.name), 'data');
+        assert.ok(existsSync(join(data, 'sessions.db')) && existsSync(join(data, 'data.db')));
+        for (const r of releasesOn(h4.name))
+          assert.equal(existsSync(join(clonesDir(h4.name), 'releases', r, '.clones')), false);
+      } finally {
+        await up.stop();
       }
-      const data = join(clonesDir(h4.name), 'data');
-      assert.ok(existsSync(join(data, 'sessions.db')) && existsSync(join(data, 'data.db')));
-      for (const r of releasesOn(h4.name))
-        assert.equal(existsSync(join(clonesDir(h4.name), 'releases', r, '.clones')), false);
     } finally {
-      await up.stop();
+      rmSync(join(one.dir, '.clones', 'up.json'), { force: true });
+      one.cleanup();
     }
-  } finally {
-    rmSync(join(one.dir, '.clones', 'up.json'), { force: true });
-    one.cleanup();
-  }
-});
+  },
+);

@@ -1,7 +1,9 @@
 // Shared by the fleet-across-hosts tests: 3 test hosts (test/harness/hosts.ts) with sessions in Redis on the
 // cache host, a temp copy of examples/shop whose clones.json lists them, and `clones up` of it (2 clones a
 // host, the balancer here). Each test file starts its own set and leaves the fleet serving between tests.
-import { after, before } from 'node:test';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startTestHosts, type TestHosts } from '../harness/hosts.ts';
 import { startUp, status, tempApp, type Up, useTestHosts } from './fleet-harness.ts';
@@ -73,9 +75,25 @@ export function hostsFleet(): {
   hosts: TestHosts;
   up: Up;
   status(): HostsStatus;
+  /** node:test's `test`; a failure also shows what every host logged (a CI run shows only the report). */
+  test(name: string, fn: () => Promise<void>): void;
 } {
   const { dir, app, cleanup } = tempApp();
-  const f = { dir, app, status: () => hostsStatus(dir) } as ReturnType<typeof hostsFleet>;
+  const f = {
+    dir,
+    app,
+    status: () => hostsStatus(dir),
+    test: (name: string, fn: () => Promise<void>) => {
+      test(name, async () => {
+        try {
+          await fn();
+        } catch (err) {
+          if (err instanceof Error) err.message += `\n${hostsDiagnosis(f.hosts, f.up)}`;
+          throw err;
+        }
+      });
+    },
+  } as ReturnType<typeof hostsFleet>;
   before(async () => {
     Object.assign(f, await startHostsFleet(dir, app));
   });
@@ -85,4 +103,30 @@ export function hostsFleet(): {
     cleanup();
   });
   return f;
+}
+
+/** The last lines each host logged (its agent, its sshd) and what `clones up` printed, for a failed test. */
+export function hostsDiagnosis(hosts: TestHosts | undefined, up: Up | undefined, lines = 25): string {
+  const tail = (file: string) => {
+    if (!existsSync(file)) return '  (no such file)';
+    return readFileSync(file, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .slice(-lines)
+      .map((l) => `  ${l.length > 400 ? `${l.slice(0, 400)}...` : l}`)
+      .join('\n');
+  };
+  const out = ['--- what the hosts logged ---'];
+  for (const h of hosts?.hosts ?? []) {
+    const home = join(h.dir, 'clones');
+    const files = ['agent.pid', 'agent-keeper.pid', 'agent-clones.json'].filter((n) =>
+      existsSync(join(home, n)),
+    );
+    out.push(`${h.name}: ${files.join(', ') || 'no agent files'}`);
+    out.push(`${h.name} logs/agent.log:`, tail(join(home, 'logs/agent.log')));
+    out.push(`${h.name} sshd.log:`, tail(join(dirname(h.dir), 'sshd.log')));
+  }
+  const printed = up?.output().trimEnd().split('\n').slice(-lines) ?? [];
+  out.push('clones up printed:', ...printed.map((l) => `  ${l}`));
+  return out.join('\n');
 }

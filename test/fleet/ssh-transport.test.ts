@@ -120,6 +120,26 @@ describe('SSH transport against test hosts', { skip: !root && 'needs root' }, ()
     );
   });
 
+  test("a fast command's exit status is kept when the reply to exec and the exit arrive in one read", async () => {
+    // While this process is busy, sshd's reply to the exec request, the output, the exit status and the close
+    // pile up in the socket and are parsed in one go: a CI run lost such exits ("the SSH connection was lost").
+    const busy = setInterval(() => {
+      const until = Date.now() + 30;
+      while (Date.now() < until) {
+        // Keep the event loop busy so the host's answers arrive together.
+      }
+    }, 1);
+    try {
+      const results = await Promise.allSettled(
+        Array.from({ length: 120 }, (_, i) => ssh.exec(hosts[1]!, `echo ${i}`, { step: `fast ${i}` })),
+      );
+      const lost = results.filter((r) => r.status === 'rejected').map((r) => String(r.reason));
+      assert.deepEqual(lost, []);
+    } finally {
+      clearInterval(busy);
+    }
+  });
+
   test('a dropped connection is made again on the next command', async () => {
     const h3 = hosts[2]!;
     await ssh.exec(h3, 'true', { step: 'connect' });
