@@ -2,6 +2,7 @@
 // `clones up` process and the real CLI. Screenshots go to docs/ (made here, never by hand).
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { type Browser, chromium, type Page } from 'playwright-core';
@@ -164,8 +165,7 @@ test('the example shop: the status bar names the clone and release that served i
   assert.match((await shop.textContent('#cart')) ?? '', /Your cart is empty/);
   assert.match((await shop.textContent('#orders')) ?? '', /Cheese, Apple, Apple\s*\$8\.00/);
   await shop.click('button[value=bread]');
-  mkdirSync(join(repo, 'docs'), { recursive: true });
-  await shop.screenshot({ path: join(repo, 'docs/shop.png'), fullPage: true });
+  await shop.screenshot({ path: screenshotPath('shop.png'), fullPage: true });
   await context.close();
 });
 
@@ -212,8 +212,7 @@ test('a canary deploy from the CLI shows each step while it runs, then the new r
   measured.eventLatencyMedianMs = String(sorted[Math.floor(sorted.length / 2)]);
   measured.eventLatencyMaxMs = String(sorted.at(-1));
   measured.eventsSeen = String(latencies.length);
-  mkdirSync(join(repo, 'docs'), { recursive: true });
-  await page.screenshot({ path: join(repo, 'docs/dashboard.png'), fullPage: true });
+  await page.screenshot({ path: screenshotPath('dashboard.png'), fullPage: true });
   (globalThis as { oldRelease?: string }).oldRelease = old;
 });
 
@@ -272,3 +271,14 @@ test('the page survives a restart of the fleet without a reload', async () => {
   );
   assert.deepEqual((await rows(page)).length, 3);
 });
+
+/**
+ * Where a screenshot goes: docs/ when CLONES_SCREENSHOTS=1 (refreshing the ones the docs show), else a
+ * temporary directory, so that `npm test` leaves the checkout as it found it.
+ */
+function screenshotPath(name: string): string {
+  if (process.env.CLONES_SCREENSHOTS === '1') return join(repo, 'docs', name);
+  const dir = join(tmpdir(), 'clones-screenshots');
+  mkdirSync(dir, { recursive: true });
+  return join(dir, name);
+}
