@@ -13,14 +13,9 @@ import type { SoakReport } from '../../scripts/soak/report.ts';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 
-// Start-up (about a minute on a loaded 2-core machine), 2 minutes of users, 15 s after the last fault, stop.
-// Opt-in (CLONES_SOAK_TEST=1) until the fault injection is dependable on a fresh clone: in a fresh-clone run of
-// .ci/run the agent's files on one host were missing when agent-kill came (ENOENT on agent.pid), so two faults
-// could not be injected, although every checker passed; on the working tree the same test passed.
-const SKIP =
-  process.env.CLONES_SOAK_TEST === '1'
-    ? false
-    : 'opt-in with CLONES_SOAK_TEST=1: a fresh-clone CI run could not inject agent-kill (agent.pid missing on a host)';
+// Start-up (about a minute on a loaded 2-core machine), 2 minutes of users, 15 s after the last fault, stop:
+// about 3 minutes in all. CLONES_SOAK_TEST=0 leaves it out of a quick local run.
+const SKIP = process.env.CLONES_SOAK_TEST === '0' ? 'CLONES_SOAK_TEST=0' : false;
 
 test('a 2-minute soak with the default seed passes every checker on the built-in engine', {
   timeout: 12 * 60_000,
