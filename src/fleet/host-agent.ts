@@ -189,12 +189,12 @@ export async function startHostAgent(
           const body = await readJsonObject(req);
           if (typeof body.release !== 'string') throw agentBadRequest('release', 'must be a release id');
           const release = readRelease(paths, body.release).digest;
-          const clone = await gate.alone(() => supervisor.start(release));
+          const clone = await gate.shared(() => supervisor.start(release));
           return sendJson(res, 201, clone);
         }
         case 'DELETE /clones/:id': {
           const id = url.pathname.split('/')[2]!;
-          await gate.alone(() => supervisor.stop(id, 0));
+          await gate.shared(() => supervisor.stop(id, 0));
           return sendJson(res, 200, status());
         }
         case 'GET /logs':
