@@ -254,11 +254,16 @@ export const adminNotFound = (method: string, path: string): ClonesError =>
  * match its certificate, a chain out of order, a directory without any pair. At start-up the balancer does
  * not start; on a reload the old certificates stay in use. `reason` is the stable part of the code.
  */
-export const tlsUnusable = (
-  reason: 'FILE' | 'PEM' | 'KEY_MISMATCH' | 'CHAIN' | 'DIR_EMPTY',
-  file: string,
-  why: string,
-): ClonesError => new ClonesError(`CLONES_TLS_${reason}`, `${file}: ${why}`, { status: 422 });
+export const tlsUnusable = (reason: keyof typeof TLS_CODES, file: string, why: string): ClonesError =>
+  new ClonesError(TLS_CODES[reason], `${file}: ${why}`, { status: 422 });
+
+const TLS_CODES = {
+  FILE: 'CLONES_TLS_FILE',
+  PEM: 'CLONES_TLS_PEM',
+  KEY_MISMATCH: 'CLONES_TLS_KEY_MISMATCH',
+  CHAIN: 'CLONES_TLS_CHAIN',
+  DIR_EMPTY: 'CLONES_TLS_DIR_EMPTY',
+} as const;
 
 /** `reloadTls` (admin `POST /tls/reload`, SIGHUP) on a balancer started without TLS. */
 export const tlsOff = (): ClonesError =>
@@ -390,6 +395,22 @@ export const deployFailed = (why: string, rolledBackTo: string | undefined): Clo
 export const deployCancelled = (): ClonesError =>
   new ClonesError('CLONES_FLEET_CANCELLED', 'the deploy was cancelled (its client disconnected)', {
     status: 499,
+  });
+
+/** An operator aborted the deploy in progress (`clones deploy --abort`, the dashboard): it rolls back. */
+export const deployAborted = (): ClonesError =>
+  new ClonesError('CLONES_FLEET_ABORTED', 'the deploy was aborted by an operator (clones deploy --abort)', {
+    status: 409,
+  });
+
+/** `clones deploy --pause|--resume|--abort` with nothing to act on; `why` says what runs instead. */
+export const noDeployInProgress = (verb: string, why: string): ClonesError =>
+  new ClonesError('CLONES_FLEET_NO_DEPLOY', `cannot ${verb}: ${why}`, { status: 409 });
+
+/** `clones drain CLONE` (or the API) named a clone the fleet does not run. */
+export const unknownClone = (id: string): ClonesError =>
+  new ClonesError('CLONES_FLEET_UNKNOWN_CLONE', `the fleet runs no clone "${id}" (see clones status)`, {
+    status: 404,
   });
 
 /**

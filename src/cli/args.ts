@@ -173,6 +173,10 @@ export function eventLine(fleetEvent: object, detail = false): string | undefine
       return `release ${short(event.release)} is already deployed; nothing to do`;
     case 'scale':
       return `scale ${event.from} -> ${event.clones} clones of ${short(event.release)}`;
+    case 'paused':
+      return `canary ${short(event.release)} paused by an operator: its step waits (clones deploy --resume)`;
+    case 'resumed':
+      return `canary ${short(event.release)} resumed`;
     case 'done':
       return `done: ${short(event.release)}${event.clones !== undefined ? `, ${event.clones} clones` : ''}${event.ms !== undefined ? ` in ${(Number(event.ms) / 1000).toFixed(1)} s` : ''}`;
     default:

@@ -1,10 +1,28 @@
 import { STICKY_DURATION } from '../balancer/index.ts';
 import { usageError } from '../errors.ts';
-import type { Strategy } from '../fleet/index.ts';
+import type { DeployInProgress, Strategy } from '../fleet/index.ts';
 import { buildRelease, connectFleet, DesiredStateFile, fleetPaths, readRelease } from '../fleet/index.ts';
 import { duration, durationWithin, envFlags, int, oneOf, parse, positionals } from './args.ts';
 import { runWithProgress } from './live-progress.ts';
 import type { Verb } from './main.ts';
+
+/** `--pause`, `--resume`, `--abort`: acts on the deploy another `clones deploy` (or the dashboard) runs. */
+async function controlDeploy(
+  verb: 'pause' | 'resume' | 'abort',
+  paths: ReturnType<typeof fleetPaths>,
+  json: boolean,
+): Promise<number> {
+  const { deploy: d } = (await connectFleet(paths).post(`/deploy/${verb}`, {})) as {
+    deploy: DeployInProgress;
+  };
+  if (json) console.log(JSON.stringify({ type: verb, ...d }));
+  else {
+    const what = `${d.action} of ${d.release.slice(0, 12)} (${d.strategy})`;
+    const done = { pause: 'paused', resume: 'resumed', abort: 'aborted: the fleet rolls back' }[verb];
+    console.log(`${what} ${done}`);
+  }
+  return 0;
+}
 
 const HELP = `Usage: clones deploy [app-dir] [options]
 
@@ -26,7 +44,12 @@ Options:
   --skip-unreachable    across hosts: go on without hosts whose agent does not answer; they catch
                         up when they return (default: such a deploy fails, naming the host)
   --home DIR            the fleet's directory (default ./.clones)
-  --json                progress as NDJSON events (default: a live table on a terminal, else lines)`;
+  --json                progress as NDJSON events (default: a live table on a terminal, else lines)
+
+The deploy in progress (from another terminal, as the dashboard does):
+  --pause               hold the canary at its current step (its 5xx checks go on)
+  --resume              let a paused canary go on with the rest of its step
+  --abort               stop the deploy in progress: the fleet rolls back to the release before it`;
 
 export const deploy: Verb = {
   help: HELP,
@@ -41,7 +64,13 @@ export const deploy: Verb = {
       env: { type: 'string', multiple: true },
       batch: { type: 'string' },
       'skip-unreachable': { type: 'boolean' },
+      pause: { type: 'boolean' },
+      resume: { type: 'boolean' },
+      abort: { type: 'boolean' },
     });
+    const control = (['pause', 'resume', 'abort'] as const).filter((v) => values[v]);
+    if (control.length > 1) throw usageError('give one of --pause, --resume and --abort');
+    if (control[0]) return controlDeploy(control[0], fleetPaths(values.home), values.json ?? false);
     const [dir] = positionals(args, 1, 'clones deploy [app-dir]');
     const strategy = oneOf<Strategy>('--strategy', values.strategy, ['rolling', 'blue-green', 'canary']);
     const steps = values.steps?.split(',').map((s) => int('--steps', s.trim(), 1, 100)!);

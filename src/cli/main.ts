@@ -11,6 +11,7 @@ const verbs: Record<string, () => Promise<Verb>> = {
   deploy: async () => (await import('./deploy.ts')).deploy,
   rollback: async () => (await import('./rollback.ts')).rollback,
   scale: async () => (await import('./scale.ts')).scale,
+  drain: async () => (await import('./drain.ts')).drain,
   status: async () => (await import('./status.ts')).status,
   releases: async () => (await import('./releases.ts')).releases,
   balancer: async () => (await import('./balancer.ts')).balancer,
@@ -29,6 +30,7 @@ Commands:
   deploy [app-dir]    build and roll out a new release (rolling, blue-green or canary)
   rollback [release]  go back to the previous release
   scale N             run N clones
+  drain CLONE         replace one clone: a new one starts, then CLONE drains and stops
   status              the release, epoch, clones and group weights of the running fleet
   releases            releases on disk
   balancer            a standalone load balancer from flags or a config file

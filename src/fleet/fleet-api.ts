@@ -20,8 +20,11 @@ type Job = (emit: (event: FleetEvent) => void, signal: AbortSignal) => Promise<u
  *   GET  /dashboard/...              the web dashboard (its own login; see docs/dashboard.md)
  *   POST /deploy   { release, strategy?, steps?, stepWait?, canaryClones?, canaryMargin?, sticky? }
  *                                                                                          NDJSON events
+ *   POST /deploy/pause | /deploy/resume   hold the canary in progress at its step, let it go on  JSON
+ *   POST /deploy/abort               the deploy in progress rolls back                        JSON
  *   POST /rollback { release? }                                                            NDJSON events
  *   POST /scale    { clones }                                                              NDJSON events
+ *   POST /clones/<id>/drain          a new clone starts, then this one drains and stops       NDJSON events
  *   GET  /logs?clone=&lines=&since=&follow=1   the clones' logs (every host), text; with follow=1 a
  *                                    stream of new lines until the client goes away
  *   POST /hosts    { host: "user@address[:port]" }  set the host up; it serves once caught up  NDJSON events
@@ -67,6 +70,12 @@ export function createFleetApi(
             throw badTargetSpec('batch', 'must be a whole number of hosts or a percentage such as 25%');
           return stream(res, (emit, signal) => fleet.deploy(body as never, emit, signal));
         }
+        case 'POST /deploy/pause':
+          return sendJson(res, 200, { deploy: fleet.pauseDeploy() });
+        case 'POST /deploy/resume':
+          return sendJson(res, 200, { deploy: fleet.resumeDeploy() });
+        case 'POST /deploy/abort':
+          return sendJson(res, 200, { deploy: fleet.abortDeploy() });
         case 'POST /rollback': {
           const body = (await readJsonObject(req)) as { release?: unknown };
           const release = typeof body.release === 'string' ? body.release : undefined;
@@ -101,6 +110,10 @@ export function createFleetApi(
           if (req.method === 'DELETE' && route.startsWith('DELETE /hosts/')) {
             const name = decodeURIComponent(route.slice('DELETE /hosts/'.length));
             return stream(res, (emit) => fleet.removeHost(name, emit));
+          }
+          if (req.method === 'POST' && /^POST \/clones\/[^/]+\/drain$/.test(route)) {
+            const id = decodeURIComponent(route.split('/')[2]!);
+            return stream(res, (emit) => fleet.drainClone(id, emit));
           }
           throw adminNotFound(req.method ?? '', req.url ?? '');
       }

@@ -113,6 +113,8 @@ export function connectFleet(paths: FleetPaths) {
   return {
     info,
     get: (path: string) => call('GET', path, undefined),
+    /** A JSON answer to a POST (`/deploy/pause`). */
+    post: (path: string, body: unknown) => call('POST', path, body),
     /** NDJSON events of an action; `signal` drops the request (a deploy is then rolled back). */
     stream: (
       path: string,

@@ -68,6 +68,9 @@ export type FleetEvent =
   | (Stamped & { type: 'scale'; release: string; from: number; clones: number })
   | (Stamped & { type: 'unchanged'; release: string })
   | (Stamped & { type: 'step'; weight: number; wait: number })
+  /** A canary held at its step by an operator, and let go on. */
+  | (Stamped & { type: 'paused'; release: string })
+  | (Stamped & { type: 'resumed'; release: string })
   | (Stamped & { type: 'rollback'; reason: string; to: string })
   | (Stamped & { type: 'rollback-failed'; reason: string })
   | (Stamped & { type: 'gc'; removed: string[] })

@@ -9,8 +9,10 @@ import {
   noDesiredState,
   noPreviousRelease,
   staleClones,
+  unknownClone,
   unknownHost,
 } from '../errors.ts';
+import { DeployControl, type DeployInProgress } from './deploy-control.ts';
 import { acquireDeployLock, readLock } from './deploy-lock.ts';
 import {
   appendHistory,
@@ -31,6 +33,7 @@ import { gcReleases, listReleases, readRelease } from './release.ts';
 import { releaseToRestart } from './restart-release.ts';
 import { acrossHosts, batchSize } from './rollout/across-hosts.ts';
 import { type CanaryPlan, canarySteps, strategyFor } from './rollout/index.ts';
+import type { CloneDriver } from './rollout/rollout-context.ts';
 import {
   type CloneInfo,
   groupOf,
@@ -94,6 +97,8 @@ export interface FleetStatus {
   /** The balancer's version guard: the releases that may get new requests. */
   guard: string[] | null;
   lock: ReturnType<typeof readLock> | null;
+  /** The deploy in progress (paused when an operator holds its canary), null when none runs. */
+  deploy: DeployInProgress | null;
   /** The hosts, when the fleet spans hosts; null on one machine. */
   hosts: HostInfo[] | null;
   groups: { name: string; weight: number; targets: number; healthy: number }[];
@@ -172,6 +177,8 @@ export class Fleet {
   readonly #watchers = new Set<Emit>();
   readonly #published = new WeakSet<object>();
   #queue: Promise<unknown> = Promise.resolve();
+  /** The operator's pause and abort of the deploy in progress. */
+  readonly #control = new DeployControl();
 
   constructor(options: FleetOptions) {
     this.paths = options.paths;
@@ -431,6 +438,8 @@ export class Fleet {
     const strategy = request.strategy ?? fleetDefaults.strategy;
     const sticky = request.sticky;
     const unlock = acquireDeployLock(this.paths.lock, { action, release });
+    const handle = this.#control.begin({ action, release, strategy, emit }, signal);
+    signal = handle.signal;
     const started = Date.now();
     let epoch = prev.epoch;
     this.#rollout = { batch: request.batch, skipUnreachable: request.skipUnreachable ?? false };
@@ -459,6 +468,7 @@ export class Fleet {
               clones: () => this.#all(),
               emit,
               signal,
+              paused: handle.paused,
             });
           }
           await this.converge(
@@ -519,9 +529,48 @@ export class Fleet {
       emit({ type: 'done', release, ms: Date.now() - started });
     } finally {
       this.#rollout = { batch: undefined, skipUnreachable: true };
+      handle.end();
       unlock();
     }
     return this.status();
+  }
+
+  /** Holds the canary in progress at its step (`clones deploy --pause`); its breach checks go on. */
+  pauseDeploy(): DeployInProgress {
+    return this.#control.pause();
+  }
+
+  resumeDeploy(): DeployInProgress {
+    return this.#control.resume();
+  }
+
+  /** Aborts the deploy in progress: it rolls back to the release before it (`clones deploy --abort`). */
+  abortDeploy(): DeployInProgress {
+    return this.#control.abort();
+  }
+
+  /**
+   * Drains one clone and replaces it (`clones drain`): a new clone of the release it should run starts and
+   * passes its gate first, so capacity stays; then the old one leaves the balancer, finishes its in-flight
+   * requests and stops. For a clone that leaks or misbehaves; across hosts the new clone runs on the same host.
+   */
+  drainClone(id: string, emit: Emit): Promise<FleetStatus> {
+    emit = this.#tee(emit);
+    return this.#serially(async () => {
+      const state = this.#state;
+      if (!state) throw noDesiredState();
+      const clone = this.#all().find((c) => c.id === id);
+      if (!clone || clone.state === 'stopped') throw unknownClone(id);
+      const driver: CloneDriver = this.hosts
+        ? this.hosts.parts.find((p) => p.list().some((c) => c.id === id))!
+        : this.supervisor;
+      const release = this.#releaseFor(clone);
+      await driver.start(release);
+      await driver.stop(id);
+      this.#weigh(state, wantOf(state));
+      emit({ type: 'done', release, clones: this.#all().length });
+      return this.status();
+    });
   }
 
   async #assertNoStale(release: string): Promise<void> {
@@ -581,6 +630,7 @@ export class Fleet {
       groupStickiness: lb.groupStickiness.duration,
       guard: lb.releases,
       lock: readLock(this.paths.lock) ?? null,
+      deploy: this.#control.current,
       groups: lb.groups.map(({ name, weight, targets: n, healthy }) => ({
         name,
         weight,

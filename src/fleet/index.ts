@@ -7,6 +7,7 @@
  *   const up = await startFleet({ appDir: 'examples/shop', clones: 3, port: 8080 });
  */
 export { APP_CONFIG, appEnv } from './app-env.ts';
+export type { DeployInProgress } from './deploy-control.ts';
 export { acquireDeployLock, type LockInfo, readLock } from './deploy-lock.ts';
 export {
   appendHistory,

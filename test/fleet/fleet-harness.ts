@@ -261,6 +261,11 @@ export function load(port: number, path = '/up', concurrency = 4) {
   };
 }
 
+/** `clones deploy shop --strategy canary --steps <steps> --step-wait <stepWait>` in the background. */
+export function deployCanary(dir: string, steps: string, stepWait: string) {
+  return cliAsync(dir, ['deploy', 'shop', '--strategy', 'canary', '--steps', steps, '--step-wait', stepWait]);
+}
+
 /** Reads `clones status --json`. */
 export function status(dir: string): {
   release: string;

@@ -1,7 +1,12 @@
-import { deployCancelled } from '../../errors.ts';
 import type { Strategy } from '../desired-state.ts';
 import { blueGreen } from './blue-green.ts';
-import { type CloneDriver, type RolloutContext, startShort, tally } from './rollout-context.ts';
+import {
+  type CloneDriver,
+  type RolloutContext,
+  startShort,
+  tally,
+  throwIfStopped,
+} from './rollout-context.ts';
 
 /** One host's part of a rollout: its clones and what it should run. */
 export interface HostPart {
@@ -47,7 +52,7 @@ export async function acrossHosts(parts: readonly HostPart[], o: AcrossHostsOpti
   if (o.strategy === 'blue-green') {
     o.guard(true);
     await Promise.all(parts.map((p) => startShort(ctxOf(p), tally(ctxOf(p)))));
-    if (o.signal?.aborted) throw deployCancelled();
+    throwIfStopped(o.signal);
     o.guard(false);
     o.weigh();
     await Promise.all(parts.flatMap((p) => tally(ctxOf(p)).stale.map((c) => p.clones.stop(c.id))));
@@ -56,7 +61,7 @@ export async function acrossHosts(parts: readonly HostPart[], o: AcrossHostsOpti
   const replacing = parts.some((p) => tally(ctxOf(p)).stale.length > 0);
   const batch = replacing ? Math.max(1, o.batch) : parts.length;
   for (let i = 0; i < parts.length; i += batch) {
-    if (o.signal?.aborted) throw deployCancelled();
+    throwIfStopped(o.signal);
     await Promise.all(parts.slice(i, i + batch).map((p) => blueGreen(ctxOf(p))));
   }
   o.guard(false);

@@ -1,9 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { canaryBreach, cloneFailed, deployCancelled } from '../../errors.ts';
+import { canaryBreach, cloneFailed } from '../../errors.ts';
 import type { DesiredState } from '../desired-state.ts';
 import type { Emit } from '../fleet-event.ts';
 import type { CloneInfo } from '../supervisor.ts';
 import type { TargetState } from '../target-state.ts';
+import { throwIfStopped } from './rollout-context.ts';
 
 /** The canary's knobs, as a deploy request gives them (defaults filled in). */
 export interface CanaryPlan {
@@ -25,12 +26,15 @@ export interface CanaryDeps {
   clones(): CloneInfo[];
   emit: Emit;
   signal?: AbortSignal | undefined;
+  /** An operator holds the canary at its step: the watch goes on, the step's time stands still. */
+  paused?: () => boolean;
 }
 
 /**
  * Canary: the canary release runs beside the stable one and gets each step's share of new clients (the
  * balancer's group weights, sticky per client), watched for `stepWait` each; a 5xx rate above the stable
- * group's by more than `margin`, or a failed canary clone, throws (the deploy then rolls back). Returns
+ * group's by more than `margin`, or a failed canary clone, throws (the deploy then rolls back); while `paused`
+ * holds, the step's clock stops and the checks go on. Returns
  * before the 100 % step: the caller promotes by converging to the new release.
  *
  * @example
@@ -67,9 +71,13 @@ async function watchCanary(
 ): Promise<void> {
   const sample = () => new Map(deps.targets().map((t) => [t.id, t]));
   const start = sample();
-  const end = Date.now() + plan.stepWait;
+  let end = Date.now() + plan.stepWait;
+  let last = Date.now();
   for (;;) {
-    if (deps.signal?.aborted) throw deployCancelled();
+    throwIfStopped(deps.signal);
+    const now = Date.now();
+    if (deps.paused?.()) end += now - last;
+    last = now;
     const failed = deps.clones().find((c) => c.release === canary && c.state === 'failed');
     if (failed) throw cloneFailed(`${failed.id} (canary)`, failed.reason ?? 'failed');
     const totals = { [stable]: { requests: 0, errors: 0 }, [canary]: { requests: 0, errors: 0 } };
@@ -91,7 +99,7 @@ async function watchCanary(
         );
       }
     }
-    if (Date.now() >= end) return;
-    await sleep(Math.min(200, Math.max(1, end - Date.now())));
+    if (now >= end && !deps.paused?.()) return;
+    await sleep(Math.min(200, Math.max(1, end - now)));
   }
 }

@@ -89,14 +89,14 @@ export async function trimExcess(ctx: RolloutContext, t: Tally): Promise<void> {
 /**
  * The loop every strategy shares: tally, set the guard (old releases pass while their clones are still
  * there), stop when nothing is short, stale or in excess, else take the strategy's next `step`. Ends with
- * the guard on the wanted releases only. Throws CLONES_FLEET_CANCELLED when `signal` aborts.
+ * the guard on the wanted releases only. Throws when `signal` aborts (see throwIfStopped).
  *
  * @example
  *   await untilConverged(ctx, async (t) => { if (t.short.length > 0) await startShort(ctx, t); });
  */
 export async function untilConverged(ctx: RolloutContext, step: (t: Tally) => Promise<void>): Promise<void> {
   for (;;) {
-    if (ctx.signal?.aborted) throw deployCancelled();
+    throwIfStopped(ctx.signal);
     const t = tally(ctx);
     ctx.guard(t.stale.length > 0);
     if (t.short.length === 0 && t.stale.length === 0 && t.excess.length === 0) break;
@@ -104,4 +104,16 @@ export async function untilConverged(ctx: RolloutContext, step: (t: Tally) => Pr
   }
   ctx.guard(false);
   ctx.weigh();
+}
+
+/**
+ * Throws why a deploy must stop when its signal is aborted: the operator's abort, or its client gone.
+ *
+ * @example
+ *   throwIfStopped(ctx.signal);
+ */
+export function throwIfStopped(signal: AbortSignal | undefined): void {
+  if (!signal?.aborted) return;
+  const reason = signal.reason as unknown;
+  throw reason instanceof Error && 'code' in reason ? reason : deployCancelled();
 }
