@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import {
-  cliAsync,
+  deployCanary,
   load,
   repo,
   startUp,
@@ -174,16 +174,7 @@ test('a canary deploy from the CLI shows each step while it runs, then the new r
   touchApp(join(app.dir, 'shop'), 'canary');
   // A little traffic (bounded: 2 loops, stopped below) so the charts and per-clone figures have data.
   const traffic = load(up.port, '/', 2);
-  const deploy = cliAsync(app.dir, [
-    'deploy',
-    'shop',
-    '--strategy',
-    'canary',
-    '--steps',
-    '25,50,100',
-    '--step-wait',
-    '2s',
-  ]);
+  const deploy = deployCanary(app.dir, '25,50,100', '2s');
   // 100 promotes the canary (no watch step): the page shows 25% and 50% while the deploy runs.
   for (const weight of [25, 50]) {
     await page.waitForSelector(`#deploy-steps li:has-text("canary at ${weight}%")`, { timeout: 60_000 });
@@ -232,6 +223,51 @@ test('rollback from the page, confirmed with the admin token, converges the flee
   );
   assert.equal((await fleetStatus()).release, old);
   assert.match((await page.textContent('#deploy-line')) ?? '', /rollback/);
+});
+
+/** Clicks an action button, confirms it with the admin token, and waits for its outcome line. */
+async function confirmAction(selector: string): Promise<string> {
+  await page.evaluate(() => {
+    const out = document.getElementById('action-result')!;
+    out.textContent = '';
+    delete out.dataset.outcome;
+  });
+  await page.click(selector);
+  await page.fill('#admin-token', adminToken());
+  await page.click('#confirm-ok');
+  await page.waitForSelector('#action-result[data-outcome]', { timeout: 90_000 });
+  return (await page.getAttribute('#action-result', 'data-outcome')) ?? '';
+}
+
+test('a canary paused, resumed and then aborted from the page; a clone drained from the page', async () => {
+  const old = (await fleetStatus()).release;
+  touchApp(join(app.dir, 'shop'), 'operator');
+  const deploy = deployCanary(app.dir, '50,100', '60s');
+  await page.waitForSelector('#deploy-steps li:has-text("canary at 50%")', { timeout: 60_000 });
+  assert.equal(await confirmAction('#deploy-pause'), 'ok');
+  await page.waitForSelector('#deploy-line[data-outcome="paused"]', { timeout: 5000 });
+  assert.ok(await page.isVisible('#deploy-resume'), 'a paused canary offers Resume');
+  assert.equal(await confirmAction('#deploy-resume'), 'ok');
+  await page.waitForSelector('#deploy-line[data-outcome="running"]', { timeout: 5000 });
+  assert.equal(await confirmAction('#deploy-abort'), 'ok');
+  const result = await deploy;
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /aborted by an operator/);
+  await page.waitForSelector('#deploy-line[data-outcome="rolled back"]', { timeout: 30_000 });
+  assert.equal((await fleetStatus()).release, old);
+
+  const victim = (await fleetStatus()).clones[0]!.id;
+  assert.equal(await confirmAction(`button[data-drain="${victim}"]`), 'ok');
+  await page.waitForFunction(
+    (id) =>
+      !document.querySelector(`#clones tbody tr[data-clone="${id}"]`) &&
+      document.querySelectorAll('#clones tbody tr[data-state="serving"]').length === 3,
+    victim,
+    { timeout: 30_000 },
+  );
+  const now = await fleetStatus();
+  assert.ok(!now.clones.some((c) => c.id === victim), `${victim} was replaced`);
+  assert.equal(now.clones.length, 3);
 });
 
 test('a clone killed with SIGKILL shows its restart', async () => {

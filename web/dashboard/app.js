@@ -82,6 +82,7 @@ function renderClones() {
       td(fmtUptime(s.uptime), 'num'),
       td(s.cpu === null || s.cpu === undefined ? '–' : `${s.cpu.toFixed(0)}%`, 'num'),
       td(fmtBytes(s.rss), 'num'),
+      drainCell(key, c),
     );
     rows.push(tr);
   }
@@ -96,23 +97,57 @@ function renderClones() {
     sticky;
   if (status.lock && !state.deploy) {
     state.deploy = { action: status.lock.action, release: status.lock.release, steps: [], running: true };
-    renderDeploy();
   }
+  // A failed deploy ends with its rollback (no done event): once the lock is gone it is over.
+  if (state.deploy?.running && state.deploy.reason && !status.lock) {
+    state.deploy.running = false;
+    state.deploy.outcome = 'rolled back';
+  }
+  if (state.deploy?.running && status.deploy) {
+    state.deploy.paused = status.deploy.paused;
+    state.deploy.strategy ??= status.deploy.strategy;
+  }
+  renderDeploy();
+}
+
+function drainCell(key, clone) {
+  const cell = document.createElement('td');
+  if (clone.state !== 'serving') return cell;
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'small';
+  button.textContent = 'Drain…';
+  button.dataset.drain = key;
+  button.setAttribute('aria-label', `Drain and replace clone ${key}`);
+  button.addEventListener('click', () =>
+    act(
+      `Drain clone ${key}? A new clone of its release starts first; then ${key} finishes its requests and stops.`,
+      `/clones/${encodeURIComponent(key)}/drain`,
+      {},
+    ),
+  );
+  cell.append(button);
+  return cell;
 }
 
 function renderDeploy() {
   const d = state.deploy;
   const line = $('deploy-line');
   if (!d) {
+    $('deploy-actions').hidden = true;
     line.textContent = 'No deploy in progress.';
     $('deploy-steps').replaceChildren();
     return;
   }
   const where = d.from ? `${short(d.from)} → ${short(d.release)}` : short(d.release);
-  const now = d.running ? 'in progress' : d.outcome;
+  const now = d.running ? (d.paused ? 'paused' : 'in progress') : d.outcome;
+  const canary = d.running && d.strategy === 'canary' && d.action === 'deploy';
+  $('deploy-actions').hidden = !d.running;
+  $('deploy-pause').hidden = !canary || d.paused;
+  $('deploy-resume').hidden = !canary || !d.paused;
   line.textContent = `${d.action} ${where}${d.strategy ? ` (${d.strategy})` : ''} · ${now}${d.running && d.step !== undefined ? ` · canary at ${d.step}%` : ''}${d.reason ? ` · ${d.reason}` : ''}`;
   line.className = d.running ? 'running' : d.outcome === 'done' ? 'ok' : 'bad';
-  line.dataset.outcome = d.running ? 'running' : d.outcome;
+  line.dataset.outcome = d.running ? (d.paused ? 'paused' : 'running') : d.outcome;
   $('deploy-steps').replaceChildren(
     ...d.steps.slice(-12).map((s) => {
       const li = document.createElement('li');
@@ -140,6 +175,10 @@ function eventText(e) {
       return `done ${short(e.release)}${e.ms !== undefined ? ` in ${(e.ms / 1000).toFixed(1)} s` : ''}`;
     case 'host':
       return `host ${e.host} ${e.step} ${e.outcome}${e.detail ? `: ${e.detail}` : ''}`;
+    case 'paused':
+      return `canary ${short(e.release)} paused`;
+    case 'resumed':
+      return `canary ${short(e.release)} resumed`;
     default:
       return e.type;
   }
@@ -158,10 +197,24 @@ function foldDeploy(e) {
   }
   const d = state.deploy;
   if (!d) return;
-  if (['deploy', 'step', 'desired', 'converged', 'rollback', 'done', 'rollback-failed'].includes(e.type))
-    d.steps.push(eventText(e));
+  const steps = [
+    'deploy',
+    'step',
+    'desired',
+    'converged',
+    'rollback',
+    'done',
+    'rollback-failed',
+    'paused',
+    'resumed',
+  ];
+  if (steps.includes(e.type)) d.steps.push(eventText(e));
   if (e.type === 'step') d.step = e.weight;
-  if (e.type === 'rollback') d.reason = e.reason;
+  if (e.type === 'paused' || e.type === 'resumed') d.paused = e.type === 'paused';
+  if (e.type === 'rollback') {
+    d.reason = e.reason;
+    d.paused = false;
+  }
   if (e.type === 'rollback-failed') {
     d.running = false;
     d.outcome = 'rollback failed';
@@ -364,10 +417,12 @@ async function act(text, path, body) {
     const text = await res.text();
     const last = text.trim().split('\n').pop();
     const result = last ? JSON.parse(last) : {};
+    // Streams end with a result event; the others (pause, resume, abort) answer JSON at once.
+    const ok = res.ok && (result.type !== 'result' || result.ok);
     if (!res.ok) out.textContent = `${path.slice(1)} refused: ${result.error?.message ?? res.status}`;
-    else if (result.ok) out.textContent = `${path.slice(1)}: done.`;
+    else if (ok) out.textContent = `${path.slice(1)}: done.`;
     else out.textContent = `${path.slice(1)} failed: ${result.error?.message ?? 'unknown error'}`;
-    out.dataset.outcome = res.ok && result.ok ? 'ok' : 'failed';
+    out.dataset.outcome = ok ? 'ok' : 'failed';
   } catch (err) {
     out.textContent = `${path.slice(1)} failed: ${err.message}`;
     out.dataset.outcome = 'failed';
@@ -381,5 +436,14 @@ $('scale').addEventListener('click', () => {
   const n = Number($('scale-n').value);
   act(`Run ${n} clone(s) of the current release?`, '/scale', { clones: n });
 });
+$('deploy-pause').addEventListener('click', () =>
+  act('Pause the canary at its current step? Its 5xx checks go on.', '/deploy/pause', {}),
+);
+$('deploy-resume').addEventListener('click', () =>
+  act('Resume the canary with the rest of its step?', '/deploy/resume', {}),
+);
+$('deploy-abort').addEventListener('click', () =>
+  act('Abort the deploy in progress? The fleet rolls back to the release before it.', '/deploy/abort', {}),
+);
 window.addEventListener('resize', renderCharts);
 connect();
