@@ -1,7 +1,7 @@
 import { usageError } from '../errors.ts';
 import { startHostAgent } from '../fleet/host-agent.ts';
 import { int, parse, positionals } from './args.ts';
-import type { Verb } from './main.ts';
+import type { Verb } from './verb.ts';
 
 const HELP = `Usage: clones agent --home DIR --bind ADDRESS [--port P]
 

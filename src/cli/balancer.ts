@@ -10,7 +10,7 @@ import {
 import { invalidOption, usageError } from '../errors.ts';
 import { logger } from '../logger.ts';
 import { duration, int, oneOf, parse, positionals } from './args.ts';
-import type { Verb } from './main.ts';
+import type { Verb } from './verb.ts';
 
 const HELP = `Usage: clones balancer --port P --target URL [--target URL ...] [options]
        clones balancer --config FILE [flags override the file]

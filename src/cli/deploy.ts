@@ -4,7 +4,7 @@ import type { DeployInProgress, Strategy } from '../fleet/index.ts';
 import { buildRelease, connectFleet, DesiredStateFile, fleetPaths, readRelease } from '../fleet/index.ts';
 import { duration, durationWithin, envFlags, int, oneOf, parse, positionals } from './args.ts';
 import { runWithProgress } from './live-progress.ts';
-import type { Verb } from './main.ts';
+import type { Verb } from './verb.ts';
 
 /** `--pause`, `--resume`, `--abort`: acts on the deploy another `clones deploy` (or the dashboard) runs. */
 async function controlDeploy(

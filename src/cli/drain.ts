@@ -2,7 +2,7 @@ import { usageError } from '../errors.ts';
 import { connectFleet, fleetPaths } from '../fleet/index.ts';
 import { parse, positionals } from './args.ts';
 import { runWithProgress } from './live-progress.ts';
-import type { Verb } from './main.ts';
+import type { Verb } from './verb.ts';
 
 const HELP = `Usage: clones drain CLONE [options]
 

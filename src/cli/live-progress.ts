@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { actionInterrupted } from '../errors.ts';
 import type { FleetClient, FleetEvent, FleetStatus } from '../fleet/index.ts';
-import { eventLine, printEvent } from './args.ts';
 import { applyEvent, applyStatus, type DeployView, newView, renderTable } from './deploy-table.ts';
+import { eventLine, printEvent } from './event-line.ts';
 
 /** Where progress goes: process.stdout, or anything shaped like it (tests). */
 export interface ProgressOutput {

@@ -2,7 +2,7 @@ import { ClonesError, usageError } from '../errors.ts';
 import { connectFleet, type FleetStatus, fleetPaths } from '../fleet/index.ts';
 import { duration, int, parse, positionals } from './args.ts';
 import { localLogs } from './logs-local.ts';
-import type { Verb } from './main.ts';
+import type { Verb } from './verb.ts';
 
 const HELP = `Usage: clones logs [clone|release] [options]
 

@@ -1,6 +1,6 @@
 import { DesiredStateFile, fleetPaths, listReleases, readHistory } from '../fleet/index.ts';
 import { parse, positionals } from './args.ts';
-import type { Verb } from './main.ts';
+import type { Verb } from './verb.ts';
 
 const HELP = `Usage: clones releases [options]
 

@@ -3,8 +3,9 @@ import { fleetPaths } from '../fleet/fleet-paths.ts';
 import { hostsConfig } from '../fleet/host-config.ts';
 import { setupHosts } from '../fleet/host-setup.ts';
 import { SshTransport } from '../fleet/ssh-transport.ts';
-import { parse, positionals, printEvent } from './args.ts';
-import type { Verb } from './main.ts';
+import { parse, positionals } from './args.ts';
+import { printEvent } from './event-line.ts';
+import type { Verb } from './verb.ts';
 
 const HELP = `Usage: clones setup [app-dir] [options]
 

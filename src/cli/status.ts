@@ -2,7 +2,7 @@ import { processUsage } from '../fleet/dashboard/process-usage.ts';
 import { connectFleet, type FleetStatus, fleetPaths } from '../fleet/index.ts';
 import { parse, positionals } from './args.ts';
 import { durationText } from './deploy-table.ts';
-import type { Verb } from './main.ts';
+import type { Verb } from './verb.ts';
 
 const HELP = `Usage: clones status [options]
 

@@ -2,7 +2,7 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { appError, lastLogLines } from '../fleet/app-error.ts';
 import type { FleetEvent } from '../fleet/index.ts';
-import { printEvent } from './args.ts';
+import { printEvent } from './event-line.ts';
 
 /**
  * What `clones up` prints while it runs: every fleet event (a deploy, rollback or scale from any client, and

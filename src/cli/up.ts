@@ -1,10 +1,11 @@
 import { STICKY_DURATION } from '../balancer/index.ts';
 import { startFleet } from '../fleet/index.ts';
 import { logOutput } from '../logger.ts';
-import { duration, durationWithin, envFlags, int, oneOf, parse, positionals, printEvent } from './args.ts';
-import type { Verb } from './main.ts';
-import { report } from './main.ts';
+import { duration, durationWithin, envFlags, int, oneOf, parse, positionals } from './args.ts';
+import { printEvent } from './event-line.ts';
 import { upEventPrinter } from './up-events.ts';
+import type { Verb } from './verb.ts';
+import { report } from './verb.ts';
 
 const HELP = `Usage: clones up [app-dir] [options]
 
