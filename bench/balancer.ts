@@ -746,6 +746,15 @@ async function main(): Promise<void> {
       BENCH_TLS_KEY: leaf.keyFile,
     });
     const haTls = found('/usr/sbin/haproxy') ? await startHaproxyTls(dir, ports, pem) : undefined;
+    // Issue 13 over TLS: clones driving HAProxy with the same chain, beside the raw TLS config above.
+    const onHaTls = found('/usr/sbin/haproxy')
+      ? await startNode([...process.execArgv, self, 'serve', ...urls], {
+          BENCH_ENGINE: 'haproxy',
+          BENCH_TLS_CERT: leaf.fullchainFile,
+          BENCH_TLS_KEY: leaf.keyFile,
+        })
+      : undefined;
+    const onHaTlsWorker = onHaTls ? haproxyWorkerOf(onHaTls.pid) : undefined;
     const ngTls = found('/usr/sbin/nginx')
       ? await startNginxProxy(dir, ports, { cert: leaf.fullchainFile, key: leaf.keyFile })
       : undefined;
@@ -759,6 +768,7 @@ async function main(): Promise<void> {
       for (const [name, proc] of [
         ['clones balancer', lbTls],
         ['haproxy (1 thread)', haTls],
+        ['clones on HAProxy', onHaTls && onHaTlsWorker ? { ...onHaTls, pid: onHaTlsWorker } : undefined],
         ['nginx (1 worker)', ngTls],
       ] as const) {
         configs.push({
@@ -946,8 +956,20 @@ async function main(): Promise<void> {
           rpsRatio: Math.round((onHa.rps / rawHa.rps) * 100) / 100,
           p99Ratio: Math.round((onHa.p99! / rawHa.p99!) * 100) / 100,
           beatsBuiltin: ours.rps !== null && onHa.rps > ours.rps && rawHa.rps > ours.rps,
+          // Over TLS, against the hand-written TLS config (HAProxy's rows of the https kinds).
+          ...tlsEngineRatios('https h1.1', 'Https'),
+          ...tlsEngineRatios('https h2', 'H2'),
         }
       : null;
+  function tlsEngineRatios(label: string, key: string): Record<string, number | null> {
+    const on = row(`clones on HAProxy ${label}`);
+    const raw = row(`haproxy (1 thread) ${label}`);
+    const ok = on?.rps && raw?.rps && on.p99 !== null && raw.p99 !== null;
+    return {
+      [`rpsRatio${key}`]: ok ? Math.round((on!.rps! / raw!.rps!) * 100) / 100 : null,
+      [`p99Ratio${key}`]: ok ? Math.round((on!.p99! / raw!.p99!) * 100) / 100 : null,
+    };
+  }
   if (engines) {
     console.log('\n| target (issue 13) | measured | |');
     console.log('|---|--:|---|');
@@ -958,6 +980,17 @@ async function main(): Promise<void> {
     console.log(
       `| both beat the built-in engine | ${engines.beatsBuiltin} | ${check(engines.beatsBuiltin)} |`,
     );
+    for (const [label, key] of [
+      ['HTTPS h1.1', 'Https'],
+      ['HTTPS h2', 'H2'],
+    ] as const) {
+      const tls = engines as unknown as Record<string, number | null>;
+      const r = tls[`rpsRatio${key}`];
+      const p = tls[`p99Ratio${key}`];
+      console.log(
+        `| ${label}: clones on HAProxy ÷ raw HAProxy (req/s, p99) | ${r ?? ''}, ${p ?? ''} | ${check(r == null || p == null ? null : r >= 0.9 && p <= 1.2)} |`,
+      );
+    }
   }
 
   await mkdir(join(ROOT, 'bench', 'results'), { recursive: true });
