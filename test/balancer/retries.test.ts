@@ -48,6 +48,9 @@ describe('balancer: retries', () => {
       await waitFor(out, 3000);
       const outAfter = Date.now() - killedAt;
       await sleep(500);
+      // On a loaded machine 8 workers may not reach 100 answers in that time: go on until they do (bounded).
+      const deadline = Date.now() + 10_000;
+      while (ok <= 100 && Date.now() < deadline) await sleep(50);
       stop = true;
       await Promise.all(workers);
       assert.deepEqual(failures, []);
