@@ -41,6 +41,8 @@ export class AgentClient {
       env?: Record<string, string>;
       /** The path the agent's supervisor checks a clone on before it counts as ready. */
       healthPath?: string;
+      /** How long a clone has to get ready (ms): the control machine's --ready-timeout. */
+      readyTimeout?: number;
       converge?: boolean;
     },
     timeout = 120_000,

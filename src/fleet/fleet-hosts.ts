@@ -296,6 +296,7 @@ export class FleetHosts {
           ...(canary ? { canary } : {}),
           env: this.#o.env,
           healthPath: this.#o.healthPath,
+          readyTimeout: this.#o.readyTimeout,
         });
       }),
     );
@@ -327,6 +328,7 @@ export class FleetHosts {
             clones: state.clones,
             env: this.#o.env,
             healthPath: this.#o.healthPath,
+            readyTimeout: this.#o.readyTimeout,
             converge: true,
           },
           300_000,

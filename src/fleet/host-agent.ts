@@ -89,10 +89,11 @@ export async function startHostAgent(
   };
   let state = desired.read();
   // Kept on disk like the env: a restarted agent adopts and restarts clones on the fleet's health path.
-  const settings = readJson<{ healthPath?: string }>(file(agentFiles.settings)) ?? {};
+  const settings = readJson<{ healthPath?: string; readyTimeout?: number }>(file(agentFiles.settings)) ?? {};
   const supervisor = new Supervisor({
     ...options.supervisor,
     ...(settings.healthPath ? { healthPath: settings.healthPath } : {}),
+    ...(settings.readyTimeout ? { readyTimeout: settings.readyTimeout } : {}),
     paths,
     bind: options.bind,
     detached: true,
@@ -168,16 +169,27 @@ export async function startHostAgent(
           const next = parseDesired(body);
           readRelease(paths, next.release); // CLONES_FLEET_UNKNOWN_RELEASE when it was not shipped
           if (next.canary) readRelease(paths, next.canary.release);
-          if (body.env !== undefined) {
-            const env = parseEnv(body.env);
+          // Every field checked before anything changes.
+          const env = body.env === undefined ? undefined : parseEnv(body.env);
+          const healthPath =
+            body.healthPath === undefined ? undefined : checkHealthPath('healthPath', body.healthPath);
+          const readyTimeout =
+            body.readyTimeout === undefined ? undefined : parseReadyTimeout(body.readyTimeout);
+          if (env) {
             writeJsonAtomic(file(agentFiles.env), env, 0o600);
             Object.assign(cloneEnv, env);
           }
-          if (body.healthPath !== undefined) {
-            const healthPath = checkHealthPath('healthPath', body.healthPath);
-            writeJsonAtomic(file(agentFiles.settings), { healthPath }, 0o600);
+          if (healthPath !== undefined) {
+            settings.healthPath = healthPath;
             supervisor.setHealthPath(healthPath);
           }
+          if (readyTimeout !== undefined) {
+            settings.readyTimeout = readyTimeout;
+            supervisor.setReadyTimeout(readyTimeout);
+          }
+          // Kept on disk: a restarted agent checks and times clones as the control machine asked.
+          if (body.healthPath !== undefined || body.readyTimeout !== undefined)
+            writeJsonAtomic(file(agentFiles.settings), settings, 0o600);
           if (!state || next.epoch >= state.epoch) {
             state = next;
             desired.write(state);
@@ -254,6 +266,12 @@ function parseCanary(value: unknown): { release: string; clones: number } {
   if (!Number.isInteger(c.clones) || (c.clones as number) < 0 || (c.clones as number) > 256)
     throw agentBadRequest('canary.clones', 'must be a whole number 0-256');
   return { release: c.release, clones: c.clones as number };
+}
+
+function parseReadyTimeout(value: unknown): number {
+  if (!Number.isInteger(value) || (value as number) < 100 || (value as number) > 3_600_000)
+    throw agentBadRequest('readyTimeout', 'must be whole milliseconds, 100 to 3600000');
+  return value as number;
 }
 
 function parseEnv(value: unknown): Record<string, string> {

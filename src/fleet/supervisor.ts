@@ -217,6 +217,7 @@ export class Supervisor {
   readonly #o: Required<Omit<SupervisorOptions, 'onEvent' | 'balancer' | 'healthPath'>> &
     Pick<SupervisorOptions, 'onEvent' | 'balancer'>;
   #healthPath: string;
+  #readyTimeout: number;
   readonly #clones = new Map<string, Clone>();
   #next = 1;
   #closed = false;
@@ -231,6 +232,7 @@ export class Supervisor {
       detached: options.detached ?? false,
     };
     this.#healthPath = checkHealthPath('healthPath', options.healthPath ?? DEFAULT_HEALTH_PATH);
+    this.#readyTimeout = this.#o.readyTimeout;
     mkdirSync(options.paths.logs, { recursive: true, mode: 0o700 });
     this.#stopRotation = startLogRotation(options.paths.logs);
   }
@@ -247,6 +249,11 @@ export class Supervisor {
    */
   setHealthPath(path: string): void {
     this.#healthPath = checkHealthPath('healthPath', path);
+  }
+
+  /** Changes how long clones started from now on have to get ready (the control machine's --ready-timeout). */
+  setReadyTimeout(ms: number): void {
+    this.#readyTimeout = ms;
   }
 
   /** Starts one clone of `release` and resolves once it serves behind the balancer; rejects when its gate fails. */
@@ -280,7 +287,7 @@ export class Supervisor {
     const n = Number(/^c(\d+)$/.exec(info.id)?.[1] ?? 0);
     if (n >= this.#next) this.#next = n + 1;
     void proc.exited.then(() => this.#onExit(clone, proc, null, null));
-    await this.#register(clone, Date.now() + this.#o.readyTimeout);
+    await this.#register(clone, Date.now() + this.#readyTimeout);
     this.#emitServing(clone);
     return true;
   }
@@ -308,8 +315,8 @@ export class Supervisor {
   }
 
   async #boot(clone: Clone): Promise<void> {
-    const o = this.#o;
-    const deadline = Date.now() + o.readyTimeout;
+    const readyTimeout = this.#readyTimeout;
+    const deadline = Date.now() + readyTimeout;
     for (;;) {
       clone.port = await freePort(this.#o.bind);
       clone.state = 'starting';
@@ -329,7 +336,7 @@ export class Supervisor {
       if (result === 'stopped') throw cloneFailed(clone.id, 'stopped while starting');
       if (result === 'timeout') {
         await this.#terminate(clone, 0);
-        const within = o.readyTimeout % 1000 === 0 ? `${o.readyTimeout / 1000}s` : `${o.readyTimeout} ms`;
+        const within = readyTimeout % 1000 === 0 ? `${readyTimeout / 1000}s` : `${readyTimeout} ms`;
         const said = clone.checked || `GET ${this.#healthPath} got no answer`;
         return this.#fail(clone, `not ready within ${within}: ${said}`, (detail) =>
           cloneNotReady(clone.id, within, said, detail),

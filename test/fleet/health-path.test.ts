@@ -156,33 +156,8 @@ test('an app that never listens: the failure names the connection error', async 
 });
 
 test('a host agent checks clones on the health path it was given, and a restarted agent keeps it', async () => {
-  const dir = appDir(HEALTHZ_ONLY);
-  const home = join(dir, 'host');
-  mkdirSync(home, { recursive: true, mode: 0o700 });
-  writeFileSync(join(home, agentFiles.token), 'test-token\n', { mode: 0o600 });
-  const release = buildRelease(join(dir, 'shop'), fleetPaths(home)).digest;
-  const port = await freePort();
-  const client = new AgentClient({ host: 'h1', address: '127.0.0.1', port, token: 'test-token' });
-  // The agent as it runs on a host: its own process, its clones detached from it.
-  const startAgent = async () => {
-    const run = cliAsync(dir, ['agent', '--home', home, '--bind', '127.0.0.1', '--port', String(port)]);
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const answers = await client.status(1000).then(
-        () => true,
-        () => false,
-      );
-      if (answers) return { run };
-      if (run.child.exitCode !== null || Date.now() > deadline)
-        throw new Error(`agent: ${(await run).stderr}`);
-      await sleep(100);
-    }
-  };
-  // Wrapped: an async function would wait for the run (the agent's exit) if it returned it.
-  const stopAgent = async ({ run }: Awaited<ReturnType<typeof startAgent>>) => {
-    run.child.kill('SIGTERM');
-    await run;
-  };
+  const { dir, home, release } = agentHome(HEALTHZ_ONLY);
+  const { client, startAgent, stopAgent } = await agentOn(dir, home);
   let agent = await startAgent();
   try {
     await assert.rejects(
@@ -219,5 +194,67 @@ test('a host agent checks clones on the health path it was given, and a restarte
         // Gone.
       }
     }
+  }
+});
+
+/** A host agent for `home`, run as on a host (its own process, its clones detached), and its client. */
+async function agentOn(dir: string, home: string) {
+  const port = await freePort();
+  const client = new AgentClient({ host: 'h1', address: '127.0.0.1', port, token: 'test-token' });
+  const startAgent = async () => {
+    const run = cliAsync(dir, ['agent', '--home', home, '--bind', '127.0.0.1', '--port', String(port)]);
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const answers = await client.status(1000).then(
+        () => true,
+        () => false,
+      );
+      if (answers) return { run };
+      if (run.child.exitCode !== null || Date.now() > deadline)
+        throw new Error(`agent: ${(await run).stderr}`);
+      await sleep(100);
+    }
+  };
+  // Wrapped: an async function would wait for the run (the agent's exit) if it returned it.
+  const stopAgent = async ({ run }: Awaited<ReturnType<typeof startAgent>>) => {
+    run.child.kill('SIGTERM');
+    await run;
+  };
+  return { client, startAgent, stopAgent };
+}
+
+/** A host home with the agent's token and a release of `server` built into it. */
+function agentHome(server: string): { dir: string; home: string; release: string } {
+  const dir = appDir(server);
+  const home = join(dir, 'host');
+  mkdirSync(home, { recursive: true, mode: 0o700 });
+  writeFileSync(join(home, agentFiles.token), 'test-token\n', { mode: 0o600 });
+  return { dir, home, release: buildRelease(join(dir, 'shop'), fleetPaths(home)).digest };
+}
+
+test("a host agent gives clones the control machine's ready timeout, and a restarted agent keeps it", async () => {
+  const { dir, home, release } = agentHome(DB_DOWN);
+  const { client, startAgent, stopAgent } = await agentOn(dir, home);
+  let agent = await startAgent();
+  try {
+    await assert.rejects(
+      client.setDesired({ release, epoch: 1, clones: 0, readyTimeout: 50 }),
+      /CLONES_AGENT_BAD_REQUEST|readyTimeout/,
+    );
+    await client.setDesired({ release, epoch: 1, clones: 0, readyTimeout: 1500 });
+    assert.deepEqual(JSON.parse(readFileSync(join(home, agentFiles.settings), 'utf8')), {
+      readyTimeout: 1500,
+    });
+    await stopAgent(agent);
+    agent = await startAgent();
+    // The default is 30 s: the clone fails after the 1.5 s it was given, saying what its check got.
+    const started = Date.now();
+    await assert.rejects(
+      client.startClone(release, 20_000),
+      /not ready within 1500 ms: GET \/up answered 503/,
+    );
+    assert.ok(Date.now() - started < 15_000, `failed after ${Date.now() - started} ms`);
+  } finally {
+    await stopAgent(agent);
   }
 });
