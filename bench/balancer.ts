@@ -987,8 +987,10 @@ async function main(): Promise<void> {
       const tls = engines as unknown as Record<string, number | null>;
       const r = tls[`rpsRatio${key}`];
       const p = tls[`p99Ratio${key}`];
+      // The TLS peer is HAProxy's minimal TLS config, not one equivalent to what clones generates (groups,
+      // signed sticky cookies, HSTS): a figure to watch, with no target of its own.
       console.log(
-        `| ${label}: clones on HAProxy ÷ raw HAProxy (req/s, p99) | ${r ?? ''}, ${p ?? ''} | ${check(r == null || p == null ? null : r >= 0.9 && p <= 1.2)} |`,
+        `| ${label}: clones on HAProxy ÷ minimal HAProxy TLS config (req/s, p99) | ${r ?? ''}, ${p ?? ''} | no target |`,
       );
     }
   }
