@@ -3,7 +3,9 @@
 // `npm run hosts -- status` lists them; `npm run hosts -- down` removes every one of them. Needs root.
 import { listRuns, removeStaleRuns, startTestHosts, teardownRun } from '../test/harness/hosts.ts';
 
-const USAGE = `usage: npm run hosts -- up [N] [--no-cache]   start N test hosts (default 3) and a Redis cache host
+const USAGE = `usage: npm run hosts -- up [N] [--no-cache] [--systemd]
+                                            start N test hosts (default 3) and a Redis cache host;
+                                            --systemd: each host runs systemd as its init
        npm run hosts -- status                   list running test hosts
        npm run hosts -- down [K]                 remove every test-host run (or only run K)`;
 
@@ -11,14 +13,24 @@ async function main(argv: string[]): Promise<number> {
   const [verb, ...rest] = argv;
   if (verb === 'up') {
     const count = Number(rest.find((a) => /^\d+$/.test(a)) ?? 3);
-    const unknown = rest.filter((a) => !/^\d+$/.test(a) && a !== '--no-cache');
+    const flags = ['--no-cache', '--systemd'];
+    const unknown = rest.filter((a) => !/^\d+$/.test(a) && !flags.includes(a));
     if (unknown.length > 0 || count < 1) {
       console.error(`unknown argument(s): ${unknown.join(' ') || count}\n${USAGE}`);
       return 2;
     }
-    const run = await startTestHosts({ count, cache: !rest.includes('--no-cache'), persistent: true });
+    const run = await startTestHosts({
+      count,
+      cache: !rest.includes('--no-cache'),
+      persistent: true,
+      systemd: rest.includes('--systemd'),
+    });
     console.log(`Test hosts run ${run.k} (prefix ${run.prefix}, bridge ${run.prefix}br ${run.gateway}/24):`);
-    for (const h of run.hosts) console.log(`  ${h.name}  root@${h.address}  ns ${h.ns}  home ${h.dir}`);
+    for (const h of run.hosts) {
+      const init =
+        h.systemdPid === undefined ? '' : `  systemd pid ${h.systemdPid} (nsenter -t ${h.systemdPid} -a)`;
+      console.log(`  ${h.name}  root@${h.address}  ns ${h.ns}  home ${h.dir}${init}`);
+    }
     if (run.cache) console.log(`  cache  ${run.cache.redisUrl}  ns ${run.cache.ns}`);
     console.log(`\nSSH identity: ${run.identity}\nknown_hosts:  ${run.knownHosts}`);
     console.log(

@@ -243,6 +243,9 @@ function agentStart(node: string, root: string, host: FleetHost, restart: boolea
     '[Service]',
     `ExecStart=${shellQuote(argv)}`,
     'Environment=CLONES_LOG_LEVEL=info',
+    // The same log file as the detached process: `clones logs` and a failed setup's message point at it.
+    `StandardOutput=append:${root}/logs/agent.log`,
+    'StandardError=inherit',
     'Restart=always',
     'RestartSec=1',
     'KillMode=process',

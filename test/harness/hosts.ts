@@ -26,6 +26,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ClonesError, hostsNeedRoot } from '../../src/errors.ts';
 import { ensureBinary } from './ensure-binary.ts';
+import { enterSystemd, removeHostCgroups, systemdBootArgv, waitForSystemd } from './systemd-host.ts';
 
 /** One test host: a network namespace with its own address and sshd, and a home directory of its own. */
 export interface TestHost {
@@ -43,6 +44,8 @@ export interface TestHost {
   readonly hostKeyFile: string;
   /** `<address> ssh-ed25519 AAAA...`: this host's known_hosts line. */
   readonly knownHostsLine: string;
+  /** With `systemd: true`: the pid (here) of the host's systemd, its PID 1 (test/harness/systemd-host.ts). */
+  readonly systemdPid?: number;
 }
 
 /** The "cache host": a namespace on the same bridge running redis-server on its own address. */
@@ -74,7 +77,7 @@ export interface TestHosts {
   /** Cuts the host off the network (its veth goes down): packets to and from it are lost, like a dead link. */
   linkDown(name: string): Promise<void>;
   linkUp(name: string): Promise<void>;
-  /** Runs argv inside the host's namespace (as root, for tests: kill -9 an agent, look at its files). */
+  /** Runs argv inside the host (its network namespace, or its systemd's namespaces; as root, for tests). */
   exec(name: string, argv: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
   /** Starts a long-running process inside the host's namespace; `stop()` kills it if it still runs. */
   spawn(name: string, argv: string[]): ChildProcess;
@@ -90,6 +93,8 @@ export interface StartTestHostsOptions {
   cache?: boolean;
   /** Keep the run after this process exits (`npm run hosts -- up`); only `stop()`/`down` remove it. */
   persistent?: boolean;
+  /** Every host runs systemd as its PID 1, which runs its sshd (as a real server does). */
+  systemd?: boolean;
 }
 
 /** Where runs are claimed and keep their files. */
@@ -208,8 +213,17 @@ export async function startTestHosts(options: StartTestHostsOptions): Promise<Te
       keygen(hostKey, `clones-test-${ns}`);
       const config = join(base, 'sshd_config');
       writeFileSync(config, sshdConfig({ address, hostKey, base, dir, runDir, name }));
-      const sshd = startDaemon(ns, ['/usr/sbin/sshd', '-D', '-e', '-f', config], join(base, 'sshd.log'));
-      pids.push(sshd.pid);
+      const sshdArgv = ['/usr/sbin/sshd', '-D', '-e', '-f', config];
+      let systemdPid: number | undefined;
+      if (options.systemd) {
+        const log = join(base, 'systemd.log');
+        const boot = startDaemon(ns, systemdBootArgv(ns, base, sshdArgv, join(base, 'sshd.log')), log);
+        pids.push(boot.pid);
+        systemdPid = await waitForSystemd(boot.pid, log);
+        pids.push(systemdPid);
+      } else {
+        pids.push(startDaemon(ns, sshdArgv, join(base, 'sshd.log')).pid);
+      }
       await waitFor(`sshd of ${name} (${address}:22)`, join(base, 'sshd.log'), () =>
         probe(address, 22, null, (reply) => reply.startsWith('SSH-2.0-')),
       );
@@ -223,6 +237,7 @@ export async function startTestHosts(options: StartTestHostsOptions): Promise<Te
         dir,
         hostKeyFile: `${hostKey}.pub`,
         knownHostsLine: `${address} ${pub[0]} ${pub[1]}`,
+        ...(systemdPid === undefined ? {} : { systemdPid }),
       });
       hosts.push(host);
       writeFileSync(knownHosts, hosts.map((h) => `${h.knownHostsLine}\n`).join(''));
@@ -287,9 +302,9 @@ export async function startTestHosts(options: StartTestHostsOptions): Promise<Te
         ip('link', 'set', find(name).ns, 'up');
       },
       exec(name, argv) {
-        const { ns } = find(name);
+        const [cmd, ...args] = inHost(find(name), argv);
         return new Promise((resolve) => {
-          const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+          const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
           let stdout = '';
           let stderr = '';
           child.stdout.on('data', (d) => {
@@ -303,9 +318,8 @@ export async function startTestHosts(options: StartTestHostsOptions): Promise<Te
         });
       },
       spawn(name, argv) {
-        const child = spawn('ip', ['netns', 'exec', find(name).ns, ...argv], {
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
+        const [cmd, ...args] = inHost(find(name), argv);
+        const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
         children.add(child);
         child.once('exit', () => children.delete(child));
         return child;
@@ -313,8 +327,9 @@ export async function startTestHosts(options: StartTestHostsOptions): Promise<Te
       async killAll(name, signal = 'SIGKILL') {
         const keep = new Set(pids);
         let killed = 0;
-        for (const pid of netnsPids(find(name).ns)) {
-          if (keep.has(pid) || isSshdOf(pid, keep)) continue;
+        const host = find(name);
+        for (const pid of netnsPids(host.ns)) {
+          if (keep.has(pid) || isSshdOf(pid, keep, host.systemdPid !== undefined)) continue;
           try {
             process.kill(pid, signal);
             killed++;
@@ -409,6 +424,9 @@ export function teardownRun(k: number): void {
   for (const link of listLinks().filter((l) => l.startsWith(prefix))) {
     spawnSync('ip', ['link', 'del', link], { stdio: 'ignore' });
   }
+  const cgroups = join(HOSTS_BASE, `cgroups-${k}`);
+  removeHostCgroups(prefix, cgroups, (ms) => Atomics.wait(SLEEPER, 0, 0, ms));
+  rmSync(cgroups, { recursive: true, force: true });
   rmSync(join(HOSTS_BASE, String(k)), { recursive: true, force: true });
   rmSync(join(HOSTS_BASE, `claim-${k}`), { force: true });
 }
@@ -548,13 +566,23 @@ function netnsPids(ns: string): number[] {
     .filter((n) => n > 0 && n !== process.pid);
 }
 
-/** sshd's own per-connection processes are children of the listening sshd: `killAll` spares them too. */
-function isSshdOf(pid: number, daemons: Set<number>): boolean {
+/** How argv runs inside a host: in its network namespace, or inside its systemd's namespaces. */
+function inHost(host: Pick<TestHost, 'ns' | 'systemdPid'>, argv: string[]): string[] {
+  return host.systemdPid === undefined
+    ? ['ip', 'netns', 'exec', host.ns, ...argv]
+    : [...enterSystemd(host.systemdPid), ...argv];
+}
+
+/**
+ * sshd's own per-connection processes are children of the listening sshd: `killAll` spares them too. On a
+ * systemd host the listening sshd is a unit of the host's systemd: every sshd there is spared.
+ */
+function isSshdOf(pid: number, daemons: Set<number>, anySshd: boolean): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
     const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    return comm === 'sshd' && daemons.has(ppid);
+    return comm === 'sshd' && (anySshd || daemons.has(ppid));
   } catch {
     return false;
   }
