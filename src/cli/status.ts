@@ -1,5 +1,5 @@
-import { processUsage } from '../fleet/dashboard/process-usage.ts';
 import { connectFleet, type FleetStatus, fleetPaths } from '../fleet/index.ts';
+import { processUsage } from '../fleet/process-usage.ts';
 import { parse, positionals } from './args.ts';
 import { durationText } from './deploy-table.ts';
 import type { Verb } from './verb.ts';

@@ -19,6 +19,7 @@ import type { CloneEvent } from './fleet-event.ts';
 import type { FleetPaths } from './fleet-paths.ts';
 import { checkHealthPath, DEFAULT_HEALTH_PATH } from './health-path.ts';
 import { startLogRotation } from './log-rotation.ts';
+import { processUsage } from './process-usage.ts';
 import { probeReady } from './readiness-probe.ts';
 import { readRelease } from './release.ts';
 import { targetStates } from './target-state.ts';
@@ -283,6 +284,8 @@ export class Supervisor {
     clone.child = proc;
     clone.state = 'serving';
     clone.readyMs = 0;
+    // Its uptime counts from its own start, not from this supervisor's.
+    clone.startedAt = processUsage(info.pid)?.startedAt ?? clone.startedAt;
     this.#clones.set(clone.id, clone);
     const n = Number(/^c(\d+)$/.exec(info.id)?.[1] ?? 0);
     if (n >= this.#next) this.#next = n + 1;

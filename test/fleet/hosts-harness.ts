@@ -19,6 +19,7 @@ export type HostsStatus = Omit<ReturnType<typeof status>, 'clones'> & {
     port: number;
     state: string;
     health: string;
+    startedAt?: string;
   }[];
 };
 

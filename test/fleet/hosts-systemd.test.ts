@@ -115,6 +115,13 @@ describe('a host run by systemd', { skip: process.getuid?.() !== 0 && 'needs roo
       clones.map((c) => c.pid).sort(),
       'the same clone processes serve (taken over, not restarted)',
     );
+    // Their uptime counts from their own start (read from /proc, whose boot time has 1 s resolution), not
+    // from the takeover, which came seconds later (systemd waits 1 s, then the agent starts).
+    for (const c of after) {
+      const was = clones.find((x) => x.id === c.id)!;
+      const drift = Math.abs(Date.parse(c.startedAt!) - Date.parse(was.startedAt!));
+      assert.ok(drift <= 1500, `${c.id} started ${was.startedAt}, after the takeover ${c.startedAt}`);
+    }
   });
 
   check('stopping the run ends the host: no process, namespace or cgroup of it is left', async () => {

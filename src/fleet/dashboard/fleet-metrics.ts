@@ -1,7 +1,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { readHistory } from '../desired-state.ts';
 import type { Fleet } from '../fleet.ts';
-import { processUsage } from './process-usage.ts';
+import { processUsage } from '../process-usage.ts';
 
 const DURATION_BUCKETS = [1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
 

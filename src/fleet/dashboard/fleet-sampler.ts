@@ -1,5 +1,5 @@
 import type { Fleet, FleetStatus } from '../fleet.ts';
-import { processUsage } from './process-usage.ts';
+import { processUsage } from '../process-usage.ts';
 
 /** One clone's figures over the last few seconds. */
 export interface CloneStats {
