@@ -51,14 +51,14 @@ export const status: Verb = {
   },
 };
 
-/** Uptime, CPU time and RSS of a clone (like `pm2 ls`); CPU and RSS only for clones on this machine. */
+/** Uptime, CPU time and RSS of a clone (like `pm2 ls`); CPU and RSS measured here, or by the host agent of a clone on another host. */
 function usageColumns(c: FleetStatus['clones'][number], local: boolean): string {
   const up = Math.max(0, Math.round((Date.now() - Date.parse(c.startedAt)) / 1000));
   const uptime =
     up < 3600
       ? `${Math.floor(up / 60)}m${up % 60}s`
       : `${Math.floor(up / 3600)}h${Math.floor((up % 3600) / 60)}m`;
-  const u = local && c.pid ? processUsage(c.pid) : undefined;
+  const u = local && c.pid ? processUsage(c.pid) : c.usage;
   const cpu = u ? `${u.cpuSeconds.toFixed(1)}s` : '-';
   const rss = u ? `${Math.round(u.rss / 1048576)}MiB` : '-';
   return `${uptime.padEnd(8)} ${cpu.padEnd(8)} ${rss.padEnd(8)}`;

@@ -11,6 +11,7 @@ import { fleetPaths } from './fleet-paths.ts';
 import { checkHealthPath } from './health-path.ts';
 import { JobGate } from './job-gate.ts';
 import { logsQuery, serveLogs } from './log-stream.ts';
+import { processUsage } from './process-usage.ts';
 import { readRelease } from './release.ts';
 import { releaseToRestart } from './restart-release.ts';
 import { rolling } from './rollout/rolling.ts';
@@ -153,7 +154,11 @@ export async function startHostAgent(
     canary: state?.canary?.release ?? null,
     epoch: state?.epoch ?? 0,
     clonesWanted: state?.clones ?? 0,
-    clones: supervisor.list(),
+    // CPU and RSS read here, on the clones' host: the control machine cannot read this host's /proc.
+    clones: supervisor.list().map((c) => {
+      const u = c.pid ? processUsage(c.pid) : undefined;
+      return u ? { ...c, usage: { cpuSeconds: u.cpuSeconds, rss: u.rss } } : c;
+    }),
     releases: listHeld(paths.releases),
   });
   const server = createServer(async (req, res) => {

@@ -40,6 +40,8 @@ export interface CloneInfo {
   /** Milliseconds from the process's start to serving (its /up passed and the balancer has it); null before. */
   readyMs: number | null;
   reason?: string;
+  /** CPU time and RSS, measured on the clone's own host (a host agent's answer carries them). */
+  usage?: { cpuSeconds: number; rss: number };
 }
 
 /**

@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import {
   deployCanary,
   load,
@@ -17,9 +17,9 @@ import {
   useSources,
 } from '../fleet/fleet-harness.ts';
 import { freePort } from '../harness/free-port.ts';
+import { dashboardUrl, launchChromium } from './browser.ts';
 
 useSources();
-const CHROMIUM = '/usr/bin/chromium';
 const app = tempApp();
 let up: Up;
 let adminPort: number;
@@ -30,16 +30,6 @@ const measured: Record<string, string> = {};
 
 const adminToken = () => readFileSync(join(app.dir, '.clones/admin-token'), 'utf8').trim();
 const base = () => `http://127.0.0.1:${adminPort}`;
-
-async function dashboardUrl(u: Up): Promise<string> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const m = /dashboard: (http\S+)/.exec(u.output());
-    if (m) return m[1]!;
-    if (Date.now() > deadline) throw new Error(`no dashboard URL in:\n${u.output()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** The clone rows as the page shows them. */
 function rows(p: Page) {
@@ -65,20 +55,7 @@ before(async () => {
   adminPort = await freePort();
   up = await startUp(app.dir, ['--clones', '3', '--admin-port', String(adminPort)]);
   loginUrl = await dashboardUrl(up);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -81,12 +81,13 @@ function renderClones() {
       td(String(c.restarts), c.restarts > 0 ? 'num warn restarts' : 'num restarts'),
       td(fmtUptime(s.uptime), 'num'),
       td(s.cpu === null || s.cpu === undefined ? '–' : `${s.cpu.toFixed(0)}%`, 'num'),
-      td(fmtBytes(s.rss), 'num'),
+      td(fmtBytes(s.rss), 'num rss'),
       drainCell(key, c),
     );
     rows.push(tr);
   }
   body.replaceChildren(...rows);
+  renderHosts(multi ? status.hosts : [], status, sample);
   $('clone-count').textContent = `${status.clones.length} of ${status.clonesWanted} wanted`;
   const sticky = status.groupStickiness
     ? ` · a client keeps its group for ${Math.round(status.groupStickiness / 1000)} s`
@@ -108,6 +109,46 @@ function renderClones() {
     state.deploy.strategy ??= status.deploy.strategy;
   }
   renderDeploy();
+}
+
+/**
+ * A host's state in words: serving (its agent answers and it is in service), unreachable (its agent does not
+ * answer: the balancer's health checks decide about its clones), catching up (back, converging to the
+ * desired release before it serves again).
+ */
+function hostState(h) {
+  if (h.inService) return h.reachable ? 'serving' : 'unreachable';
+  return h.reachable ? 'catching up' : 'out of service, unreachable';
+}
+
+function renderHosts(hosts, status, sample) {
+  $('hosts-section').hidden = hosts.length === 0;
+  if (hosts.length === 0) return;
+  const rows = hosts.map((h) => {
+    const mine = status.clones.filter((c) => c.host === h.name);
+    const healthy = mine.filter((c) => c.health === 'healthy').length;
+    let rps;
+    for (const c of mine) {
+      const r = sample.clones[`${h.name}:${c.id}`]?.rps;
+      if (r !== undefined) rps = (rps ?? 0) + r;
+    }
+    const st = hostState(h);
+    const tr = document.createElement('tr');
+    tr.dataset.host = h.name;
+    tr.dataset.state = st;
+    tr.append(
+      td(h.name, 'id'),
+      td(h.address, 'mono'),
+      td(st, st === 'serving' ? 'state state-serving' : st === 'catching up' ? 'state warn' : 'state bad'),
+      td(short(h.release) || '–', 'mono'),
+      td(`${healthy}/${mine.length}`, healthy < mine.length ? 'num warn' : 'num'),
+      td(rps === undefined ? '–' : String(Math.round(rps)), 'num'),
+    );
+    return tr;
+  });
+  $('hosts').tBodies[0].replaceChildren(...rows);
+  const serving = hosts.filter((h) => h.inService && h.reachable).length;
+  $('host-count').textContent = `${serving} of ${hosts.length} serving`;
 }
 
 function drainCell(key, clone) {

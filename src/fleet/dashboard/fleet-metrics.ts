@@ -50,7 +50,7 @@ function tracker(fleet: Fleet): DeployTracker {
 
 /**
  * The fleet's Prometheus text (`GET /metrics` on its admin API): clones by state and release, restarts,
- * deploys by outcome and their duration, each local clone's CPU and memory, this process's own metrics
+ * deploys by outcome and their duration, each clone's CPU and memory (a host agent measures its own), this process's own metrics
  * (named as prom-client's default collectors name them), then the balancer's metrics. Names follow the
  * Prometheus conventions (base units, `_total` counters); see docs/metrics.md.
  *
@@ -83,22 +83,20 @@ export function fleetMetrics(fleet: Fleet): string {
     'Restarts of each clone after it exited.',
     status.clones.map((c) => [`clone="${c.id}",release="${c.release.slice(0, 12)}"`, c.restarts]),
   );
-  const usage = status.hosts
-    ? []
-    : status.clones.flatMap((c) => {
-        const u = c.pid ? processUsage(c.pid) : undefined;
-        return u ? [{ labels: `clone="${c.id}",release="${c.release.slice(0, 12)}"`, ...u }] : [];
-      });
+  const usage = status.clones.flatMap((c) => {
+    const u = !status.hosts && c.pid ? processUsage(c.pid) : c.usage;
+    return u ? [{ labels: `clone="${c.id}",release="${c.release.slice(0, 12)}"`, ...u }] : [];
+  });
   metric(
     'clones_fleet_clone_cpu_seconds_total',
     'counter',
-    'CPU time (user + system) of each local clone.',
+    'CPU time (user + system) of each clone (measured on its host).',
     usage.map((u) => [u.labels, u.cpuSeconds]),
   );
   metric(
     'clones_fleet_clone_resident_memory_bytes',
     'gauge',
-    'Resident memory of each local clone.',
+    'Resident memory of each clone (measured on its host).',
     usage.map((u) => [u.labels, u.rss]),
   );
 

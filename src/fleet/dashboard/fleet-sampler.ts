@@ -103,7 +103,7 @@ export class FleetSampler {
     const rss = new Map<number, number>();
     const local = status.hosts === null;
     for (const c of status.clones) {
-      const u = local && c.pid ? processUsage(c.pid) : undefined;
+      const u = local && c.pid ? processUsage(c.pid) : c.usage;
       if (u && c.pid) {
         cpu.set(c.pid, u.cpuSeconds);
         rss.set(c.pid, u.rss);
