@@ -98,18 +98,27 @@ test('the login link logs in once, and the page shows 3 serving clones', async (
   await page.waitForFunction(
     () => document.querySelectorAll('#clones tbody tr[data-state="serving"]').length === 3,
   );
-  // First paint of a fresh load with the cookie.
-  await page.goto(`${base()}/dashboard/`);
-  await page.waitForFunction(() => document.querySelectorAll('#clones tbody tr').length === 3);
-  const fcp = await page.evaluate(
-    () => performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1,
-  );
-  measured.firstContentfulPaintMs = fcp.toFixed(0);
-  const loaded = await page.evaluate(() => {
-    const nav = performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming;
-    return nav.domContentLoadedEventEnd;
-  });
-  measured.domContentLoadedMs = loaded.toFixed(0);
+  // First paint of a fresh load with the cookie, 5 loads (the machine is shared: the median says more).
+  const paints: number[] = [];
+  const loads: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    await page.goto(`${base()}/dashboard/`);
+    await page.waitForFunction(() => document.querySelectorAll('#clones tbody tr').length === 3);
+    paints.push(
+      await page.evaluate(() => performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1),
+    );
+    loads.push(
+      await page.evaluate(() => {
+        const nav = performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming;
+        return nav.domContentLoadedEventEnd;
+      }),
+    );
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  assert.ok(paints.every((p) => p > 0), 'every load painted');
+  measured.firstContentfulPaintMs = median(paints).toFixed(0);
+  measured.firstContentfulPaintSamplesMs = paints.map((p) => p.toFixed(0)).join(' ');
+  measured.domContentLoadedMs = median(loads).toFixed(0);
 
   const other = await browser.newContext();
   const again = await other.newPage();
