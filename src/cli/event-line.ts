@@ -44,7 +44,7 @@ export function eventLine(fleetEvent: object, detail = false): string | undefine
     case 'unchanged':
       return `release ${short(event.release)} is already deployed; nothing to do`;
     case 'scale':
-      return `scale ${event.from} -> ${event.clones} clones of ${short(event.release)}`;
+      return `scale ${event.from} -> ${event.clones} clones of ${short(event.release)}${event.host ? ` on ${event.host}` : ''}`;
     case 'paused':
       return `canary ${short(event.release)} paused by an operator: its step waits (clones deploy --resume)`;
     case 'resumed':

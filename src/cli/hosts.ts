@@ -49,7 +49,7 @@ export const hosts: Verb = {
     for (const h of s.hosts) {
       const state = !h.reachable ? 'unreachable' : h.inService ? 'serving' : 'catching up';
       console.log(
-        `${h.name.padEnd(16)} ${h.address.padEnd(16)} ${state.padEnd(12)} ${(h.release ?? '-').slice(0, 12).padEnd(13)} ${h.clones}`,
+        `${h.name.padEnd(16)} ${h.address.padEnd(16)} ${state.padEnd(12)} ${(h.release ?? '-').slice(0, 12).padEnd(13)} ${h.clones} of ${h.clonesWanted}`,
       );
     }
     return 0;

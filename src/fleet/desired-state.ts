@@ -16,8 +16,13 @@ export interface DesiredState {
   strategy: Strategy;
   /** Balancer group weights by release (0-1000); empty means all traffic to `release`. */
   weights: Record<string, number>;
-  /** How many clones of `release`. */
+  /** How many clones of `release` (across hosts: on each host that `hostClones` does not name). */
   clones: number;
+  /**
+   * Across hosts: hosts that run another number of clones than `clones`, by name (a host's own `clones` in
+   * clones.json, or `clones scale N --host NAME`). `clones scale N` without `--host` clears it.
+   */
+  hostClones?: Record<string, number> | undefined;
   /** A canary release run beside `release` while a canary deploy is in progress. */
   canary?: { release: string; clones: number } | undefined;
   /**
@@ -25,6 +30,16 @@ export interface DesiredState {
    * given. Set by `deploy --sticky`; absent means the balancer's own `groupStickiness.duration`.
    */
   sticky?: number | undefined;
+}
+
+/**
+ * The clones of `state.release` that host `name` runs: its own count, else the fleet's.
+ *
+ * @example
+ *   clonesOn({ clones: 2, hostClones: { big: 6 } }, 'big'); // 6
+ */
+export function clonesOn(state: Pick<DesiredState, 'clones' | 'hostClones'>, name: string): number {
+  return state.hostClones?.[name] ?? state.clones;
 }
 
 /**

@@ -23,7 +23,7 @@ type Job = (emit: (event: FleetEvent) => void, signal: AbortSignal) => Promise<u
  *   POST /deploy/pause | /deploy/resume   hold the canary in progress at its step, let it go on  JSON
  *   POST /deploy/abort               the deploy in progress rolls back                        JSON
  *   POST /rollback { release? }                                                            NDJSON events
- *   POST /scale    { clones }                                                              NDJSON events
+ *   POST /scale    { clones, host? }   on every host, or on that host only                 NDJSON events
  *   POST /clones/<id>/drain          a new clone starts, then this one drains and stops       NDJSON events
  *   GET  /logs?clone=&lines=&since=&follow=1   the clones' logs (every host), text; with follow=1 a
  *                                    stream of new lines until the client goes away
@@ -82,11 +82,14 @@ export function createFleetApi(
           return stream(res, (emit, signal) => fleet.rollback(emit, signal, release));
         }
         case 'POST /scale': {
-          const body = (await readJsonObject(req)) as { clones?: unknown };
+          const body = (await readJsonObject(req)) as { clones?: unknown; host?: unknown };
           const n = body.clones;
           if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 256)
             throw badTargetSpec('clones', 'must be a whole number 0-256');
-          return stream(res, (emit) => fleet.scale(n, emit));
+          if (body.host !== undefined && typeof body.host !== 'string')
+            throw badTargetSpec('host', 'must be the name of a host');
+          const host = body.host;
+          return stream(res, (emit) => fleet.scale(n, emit, host));
         }
         case 'GET /logs': {
           const q = logsQuery(new URL(req.url ?? '/', 'http://fleet').searchParams);

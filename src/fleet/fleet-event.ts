@@ -65,7 +65,7 @@ export type FleetEvent =
   | (Stamped & { type: 'converged'; release: string; epoch: number; canary?: string })
   | (Stamped & { type: 'deploy'; action: string; release: string; from: string; strategy: Strategy })
   /** `clones scale`: from `from` to `clones` clones (per host, across hosts) of `release`. */
-  | (Stamped & { type: 'scale'; release: string; from: number; clones: number })
+  | (Stamped & { type: 'scale'; release: string; from: number; clones: number; host?: string })
   | (Stamped & { type: 'unchanged'; release: string })
   | (Stamped & { type: 'step'; weight: number; wait: number })
   /** A canary held at its step by an operator, and let go on. */

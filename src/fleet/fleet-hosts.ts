@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Balancer } from '../balancer/index.ts';
 import { agentUnavailable } from '../errors.ts';
 import { AgentClient } from './agent-client.ts';
-import type { DesiredState } from './desired-state.ts';
+import { clonesOn, type DesiredState } from './desired-state.ts';
 import type { Emit } from './fleet-event.ts';
 import type { FleetPaths } from './fleet-paths.ts';
 import { type HostCloneInfo, HostClones } from './host-clones.ts';
@@ -24,6 +24,8 @@ export interface HostInfo {
   /** The release the host's agent holds as desired (what it boots from). */
   release: string | null;
   clones: number;
+  /** The clones of the desired release it should run (its own count, or the fleet's). */
+  clonesWanted: number;
 }
 
 export interface FleetHostsOptions {
@@ -292,7 +294,7 @@ export class FleetHosts {
         return p.agent.setDesired({
           release: state.release,
           epoch: state.epoch,
-          clones: want.get(state.release) ?? state.clones,
+          clones: want.get(state.release) ?? clonesOn(state, p.host.name),
           ...(canary ? { canary } : {}),
           env: this.#o.env,
           healthPath: this.#o.healthPath,
@@ -325,7 +327,7 @@ export class FleetHosts {
           {
             release: state.release,
             epoch: state.epoch,
-            clones: state.clones,
+            clones: clonesOn(state, p.host.name),
             env: this.#o.env,
             healthPath: this.#o.healthPath,
             readyTimeout: this.#o.readyTimeout,
@@ -353,9 +355,10 @@ export class FleetHosts {
     return joined;
   }
 
-  /** Every host as last seen (the poll runs every second). */
-  info(): HostInfo[] {
+  /** Every host as last seen (the poll runs every second), with what `state` wants of it. */
+  info(state: DesiredState | undefined): HostInfo[] {
     return this.parts.map((p) => ({
+      clonesWanted: state ? clonesOn(state, p.host.name) : 0,
       name: p.host.name,
       address: p.host.address,
       bind: p.host.bind,

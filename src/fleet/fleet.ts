@@ -16,6 +16,7 @@ import { DeployControl, type DeployInProgress } from './deploy-control.ts';
 import { acquireDeployLock, readLock } from './deploy-lock.ts';
 import {
   appendHistory,
+  clonesOn,
   type DesiredState,
   type DesiredStateSource,
   previousRelease,
@@ -125,6 +126,13 @@ export interface FleetOptions {
     FleetHostsOptions,
     'balancer' | 'emit' | 'logger' | 'drainTimeout' | 'readyTimeout' | 'healthPath'
   >;
+}
+
+/** `state.hostClones` with `host` at `clones`; a host at the fleet's count is not listed. */
+function hostCounts(state: DesiredState, host: string, clones: number): Record<string, number> | undefined {
+  const { [host]: _old, ...others } = state.hostClones ?? {};
+  const counts = clones === state.clones ? others : { ...others, [host]: clones };
+  return Object.keys(counts).length > 0 ? counts : undefined;
 }
 
 /** The clones each release of a record wants: the release's, plus the canary's beside it. */
@@ -370,7 +378,7 @@ export class Fleet {
     await hosts.ship([...want.keys()], { skipUnreachable: this.#rollout.skipUnreachable });
     const first = hosts.inService()[0];
     const wantFor = (p: HostClones) => {
-      const m = new Map([[state.release, state.clones]]);
+      const m = new Map([[state.release, clonesOn(state, p.host.name)]]);
       if (state.canary && p === first)
         m.set(state.canary.release, (m.get(state.canary.release) ?? 0) + state.canary.clones);
       return m;
@@ -472,7 +480,15 @@ export class Fleet {
             });
           }
           await this.converge(
-            { release, epoch: ++epoch, strategy, weights: {}, clones: prev.clones, sticky },
+            {
+              release,
+              epoch: ++epoch,
+              strategy,
+              weights: {},
+              clones: prev.clones,
+              hostClones: prev.hostClones,
+              sticky,
+            },
             emit,
             signal,
           );
@@ -591,15 +607,29 @@ export class Fleet {
     return this.deploy({ release: target, strategy: 'rolling' }, emit, signal, 'rollback');
   }
 
-  /** Sets the number of clones; new ones boot from the current desired release. */
-  async scale(clones: number, emit: Emit): Promise<FleetStatus> {
+  /**
+   * Sets the number of clones (on every host), or with `host` on that host only; new ones boot from the
+   * current desired release.
+   */
+  async scale(clones: number, emit: Emit, host?: string): Promise<FleetStatus> {
     emit = this.#tee(emit);
     const state = this.#state;
     if (!state) throw noDesiredState();
+    if (host !== undefined && !this.hosts?.parts.some((p) => p.host.name === host)) throw unknownHost(host);
     const unlock = acquireDeployLock(this.paths.lock, { action: 'scale', release: state.release });
     try {
-      emit({ type: 'scale', release: state.release, from: state.clones, clones });
-      await this.converge({ ...state, epoch: state.epoch + 1, clones }, emit);
+      const next: DesiredState =
+        host === undefined
+          ? { ...state, epoch: state.epoch + 1, clones, hostClones: undefined }
+          : { ...state, epoch: state.epoch + 1, hostClones: hostCounts(state, host, clones) };
+      emit({
+        type: 'scale',
+        release: state.release,
+        from: host === undefined ? state.clones : clonesOn(state, host),
+        clones,
+        ...(host === undefined ? {} : { host }),
+      });
+      await this.converge(next, emit);
       appendHistory(this.paths.history, {
         release: state.release,
         epoch: state.epoch + 1,
@@ -624,7 +654,12 @@ export class Fleet {
       release: state?.release ?? '',
       epoch: state?.epoch ?? 0,
       strategy: state?.strategy ?? fleetDefaults.strategy,
-      clonesWanted: state?.clones ?? 0,
+      // Across hosts: the sum of every host's count (a host catching up included).
+      clonesWanted: !state
+        ? 0
+        : this.hosts
+          ? this.hosts.parts.reduce((n, p) => n + clonesOn(state, p.host.name), 0)
+          : state.clones,
       weights: Object.fromEntries(lb.groups.map((g) => [g.name, g.weight])),
       canary: state?.canary ?? null,
       groupStickiness: lb.groupStickiness.duration,
@@ -637,7 +672,7 @@ export class Fleet {
         targets: n,
         healthy,
       })),
-      hosts: this.hosts?.info() ?? null,
+      hosts: this.hosts?.info(state) ?? null,
       clones: this.#all().map((c) => ({
         ...c,
         health: targets.get(c.id)?.health ?? 'none',

@@ -182,6 +182,21 @@ function hostsConfigFrom(raw: Record<string, unknown>, input: HostsInput): Hosts
 }
 
 /**
+ * The hosts whose `clones` differ from the fleet's count, by name (a desired state's `hostClones`);
+ * undefined when every host runs the fleet's count.
+ *
+ * @example
+ *   hostCountsOf([{ name: 'a', clones: 2 }, { name: 'big', clones: 6 }], 2); // { big: 6 }
+ */
+export function hostCountsOf(
+  hosts: readonly Pick<FleetHost, 'name' | 'clones'>[],
+  clones: number,
+): Record<string, number> | undefined {
+  const counts = Object.fromEntries(hosts.filter((h) => h.clones !== clones).map((h) => [h.name, h.clones]));
+  return Object.keys(counts).length > 0 ? counts : undefined;
+}
+
+/**
  * One more host from `user@address[:port]`, with the defaults and SSH settings of `config`.
  *
  * @example

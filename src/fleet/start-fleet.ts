@@ -10,14 +10,14 @@ import { logger as rootLogger } from '../logger.ts';
 import { APP_CONFIG } from './app-env.ts';
 import { createDashboard } from './dashboard/dashboard.ts';
 import { isAlive, readLock } from './deploy-lock.ts';
-import { appendHistory, DesiredStateFile, writeJsonAtomic } from './desired-state.ts';
+import { appendHistory, type DesiredState, DesiredStateFile, writeJsonAtomic } from './desired-state.ts';
 import { Fleet, fleetDefaults } from './fleet.ts';
 import { createFleetApi } from './fleet-api.ts';
 import type { RuntimeInfo } from './fleet-client.ts';
 import type { FleetEvent } from './fleet-event.ts';
 import { BALANCER_LOG, type FleetPaths, fleetPaths } from './fleet-paths.ts';
 import { appHealthPath } from './health-path.ts';
-import { assertSharedStore, type HostsConfig, hostsConfig } from './host-config.ts';
+import { assertSharedStore, type HostsConfig, hostCountsOf, hostsConfig } from './host-config.ts';
 import { savedToken, setupHosts } from './host-setup.ts';
 import { buildRelease } from './release.ts';
 import { SshTransport } from './ssh-transport.ts';
@@ -132,12 +132,14 @@ export async function startFleet(options: StartFleetOptions): Promise<RunningFle
     }
   };
   try {
-    const state = {
+    const clones = options.clones ?? hostsConfigured?.hosts[0]?.clones ?? fleetDefaults.clones;
+    const state: DesiredState = {
       release: release.digest,
       epoch: (previous?.epoch ?? 0) + 1,
       strategy: fleetDefaults.strategy,
       weights: {},
-      clones: options.clones ?? hostsConfigured?.hosts[0]?.clones ?? fleetDefaults.clones,
+      clones,
+      hostClones: hostCountsOf(hostsConfigured?.hosts ?? [], clones),
     };
     if (fleet.hosts) {
       // Clones the hosts already run (a `clones up` before this one): the reachable hosts are in service,

@@ -461,7 +461,10 @@ export function balancerConformance(under: EngineUnderTest): void {
         const agent = new Agent({ keepAlive: true, maxSockets: 4 });
         const worker = async () => {
           while (!stop) {
-            const res = await fetchText(`${url}/up`, { agent }).catch((e) => ({ status: 0, body: String(e) }));
+            const res = await fetchText(`${url}/up`, { agent }).catch((e) => ({
+              status: 0,
+              body: String(e),
+            }));
             if (res.status !== 200) failures.push(`${res.status} ${res.body}`);
             done++;
           }
@@ -471,7 +474,8 @@ export function balancerConformance(under: EngineUnderTest): void {
         lb.setReleases(['blue', 'green']);
         for (const u of fresh) lb.addTarget({ id: u.id, url: u.url, group: 'green', release: 'green' });
         await waitFor(
-          () => lb.state().targets.filter((t) => t.release === 'green' && t.health === 'healthy').length === 2,
+          () =>
+            lb.state().targets.filter((t) => t.release === 'green' && t.health === 'healthy').length === 2,
           10_000,
         );
         await settle(lb);

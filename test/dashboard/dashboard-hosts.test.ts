@@ -69,6 +69,7 @@ describe('the dashboard of a fleet across hosts', { skip: process.getuid?.() !==
     );
     assert.equal(await page.textContent('#host-count'), '2 of 2 serving');
     assert.equal(await page.locator('#hosts-section').isVisible(), true);
+    assert.equal(await page.textContent('#clone-count'), '4 of 4 wanted', 'every host counts');
   });
 
   check(

@@ -115,7 +115,10 @@ test('the login link logs in once, and the page shows 3 serving clones', async (
     );
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  assert.ok(paints.every((p) => p > 0), 'every load painted');
+  assert.ok(
+    paints.every((p) => p > 0),
+    'every load painted',
+  );
   measured.firstContentfulPaintMs = median(paints).toFixed(0);
   measured.firstContentfulPaintSamplesMs = paints.map((p) => p.toFixed(0)).join(' ');
   measured.domContentLoadedMs = median(loads).toFixed(0);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import type { ClonesError } from '../../src/errors.ts';
-import { assertSharedStore, hostsConfig } from '../../src/fleet/host-config.ts';
+import { assertSharedStore, hostCountsOf, hostsConfig } from '../../src/fleet/host-config.ts';
 import { batchSize } from '../../src/fleet/rollout/across-hosts.ts';
 import { cli, tempApp, useSources } from './fleet-harness.ts';
 
@@ -107,4 +107,18 @@ test('rolling batches: a number of hosts or a percentage, at least one', () => {
   assert.equal(batchSize(9, 5), 5);
   assert.equal(batchSize('50%', 5), 3);
   assert.equal(batchSize('1%', 5), 1);
+});
+
+test("a host's own clones count goes into the desired state; hosts at the fleet's count are not listed", () => {
+  const config = hostsConfig(
+    withConfig({
+      hosts: [
+        { address: '10.0.0.11', name: 'a' },
+        { address: '10.0.0.12', name: 'big', clones: 6 },
+        { address: '10.0.0.13', name: 'none', clones: 0 },
+      ],
+    }),
+  )!;
+  assert.deepEqual(hostCountsOf(config.hosts, 2), { big: 6, none: 0 });
+  assert.equal(hostCountsOf(config.hosts.slice(0, 1), 2), undefined);
 });

@@ -34,6 +34,36 @@ f.test('every clone gets CLONES_DATA_DIR on its own host; nothing is written int
   }
 });
 
+f.test('clones scale N --host NAME scales that host only; clones scale N sets every host again', async () => {
+  const one = cli(dir, ['scale', '3', '--host', 'h2', '--json']);
+  assert.equal(one.code, 0, one.stderr);
+  await until('h2 runs 3 serving clones', () => {
+    const s = f.status();
+    return s.clones.filter((c) => c.host === 'h2' && c.state === 'serving').length === 3;
+  });
+  let s = f.status();
+  const wanted = Object.fromEntries(s.hosts.map((h) => [h.name, h.clonesWanted]));
+  assert.deepEqual(wanted, { h1: 2, h2: 3, h3: 2 });
+  assert.deepEqual(
+    ['h1', 'h2', 'h3'].map((h) => s.clones.filter((c) => c.host === h).length),
+    [2, 3, 2],
+    'the other hosts keep their count',
+  );
+  assert.equal(s.clonesWanted, 7, 'the fleet wants the sum of its hosts');
+  assert.match(cli(dir, ['hosts']).stdout, /^h2\s.*\s3 of 3$/m);
+  const unknown = cli(dir, ['scale', '1', '--host', 'nowhere']);
+  assert.notEqual(unknown.code, 0);
+  assert.match(unknown.stderr, /nowhere/);
+  const all = cli(dir, ['scale', '2', '--json']);
+  assert.equal(all.code, 0, all.stderr);
+  await until('every host back to 2 clones', () => {
+    const now = f.status();
+    return ['h1', 'h2', 'h3'].every((h) => now.clones.filter((c) => c.host === h).length === 2);
+  });
+  s = f.status();
+  assert.equal(s.clonesWanted, 6);
+});
+
 f.test('a canary clone killed on its host comes back as the canary release, not the stable one', async () => {
   const stable = f.status().release;
   touchApp(app, 'canary-crash');

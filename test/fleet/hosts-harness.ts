@@ -10,7 +10,15 @@ import { startUp, status, tempApp, type Up, useTestHosts } from './fleet-harness
 
 /** `clones status --json` of a fleet across hosts. */
 export type HostsStatus = Omit<ReturnType<typeof status>, 'clones'> & {
-  hosts: { name: string; reachable: boolean; inService: boolean; release: string | null; clones: number }[];
+  hosts: {
+    name: string;
+    reachable: boolean;
+    inService: boolean;
+    release: string | null;
+    clones: number;
+    clonesWanted: number;
+  }[];
+  clonesWanted: number;
   clones: {
     id: string;
     host: string;

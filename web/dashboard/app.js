@@ -141,7 +141,10 @@ function renderHosts(hosts, status, sample) {
       td(h.address, 'mono'),
       td(st, st === 'serving' ? 'state state-serving' : st === 'catching up' ? 'state warn' : 'state bad'),
       td(short(h.release) || '–', 'mono'),
-      td(`${healthy}/${mine.length}`, healthy < mine.length ? 'num warn' : 'num'),
+      td(
+        `${healthy}/${h.clonesWanted ?? mine.length}`,
+        healthy < (h.clonesWanted ?? mine.length) ? 'num warn' : 'num',
+      ),
       td(rps === undefined ? '–' : String(Math.round(rps)), 'num'),
     );
     return tr;
