@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Cache } from './cache.ts';
 import type { DataMetrics } from './data-metrics.ts';
-import { withTimeout } from './with-timeout.ts';
 
 /** Reads the value from the database at position `minLsn` or later. */
 export type Load<T> = (minLsn: number) => Promise<T>;
@@ -107,11 +106,7 @@ export class CacheAside {
     if (!this.#cache) return;
     this.#unsynced.delete(key);
     try {
-      await withTimeout(
-        this.#cache.written(key, lsn, data, this.#jitter(ttlMs), before),
-        this.#options.timeout,
-        'cache',
-      );
+      await this.#cache.written(key, lsn, data, this.#jitter(ttlMs), before);
     } catch (err) {
       this.#remember(key, lsn, before);
       throw err;
@@ -148,11 +143,7 @@ export class CacheAside {
     try {
       for (const [key, { lsn, before }] of [...this.#unsynced]) {
         try {
-          await withTimeout(
-            this.#cache.written(key, lsn, undefined, 1, before),
-            this.#options.timeout,
-            'cache',
-          );
+          await this.#cache.written(key, lsn, undefined, 1, before);
         } catch {
           return; // still unreachable: the next tick tries again
         }
@@ -187,10 +178,10 @@ export class CacheAside {
       return { value: await load(Math.max(minLsn, unsynced.lsn)) };
     }
     const token = `${this.#tokenPrefix}.${++this.#tokens}`;
-    const { leaseTtl, leasePoll, timeout } = this.#options;
+    const { leaseTtl, leasePoll } = this.#options;
     let answer: Awaited<ReturnType<Cache['lookup']>>;
     try {
-      answer = await withTimeout(cache.lookup(key, token, leaseTtl), timeout, 'cache');
+      answer = await cache.lookup(key, token, leaseTtl);
     } catch {
       // The cache is down: the database answers, nobody fills. A miss storm is bounded by the local rounds.
       this.#metrics.cacheErrors++;
@@ -215,11 +206,7 @@ export class CacheAside {
     if (data === undefined)
       throw new TypeError(`cached("${key}"): the loader returned a value that is not JSON`);
     try {
-      const stored = await withTimeout(
-        cache.fill(key, token, data, readAt, this.#jitter(ttlMs)),
-        timeout,
-        'cache',
-      );
+      const stored = await cache.fill(key, token, data, readAt, this.#jitter(ttlMs));
       if (!stored) this.#metrics.cacheStaleFills++;
     } catch {
       this.#metrics.cacheErrors++;

@@ -4,16 +4,17 @@ import { CacheAside } from './cache-aside.ts';
 import { type DataMetrics, newMetrics } from './data-metrics.ts';
 import { dataPrometheus } from './data-prometheus.ts';
 import { isConnectionError, isReadOnlyError, isRecoveryConflict } from './db-error.ts';
-import type { Driver, QueryResult, Transaction } from './driver.ts';
+import type { QueryResult, Transaction } from './driver.ts';
 import { formatLsn, lsnOf } from './lsn.ts';
 import type { DataOptions, ResolvedDataOptions } from './options.ts';
 import { resolveDataOptions } from './options.ts';
 import { PostgresDriver } from './postgres-driver.ts';
 import { RedisCache } from './redis-cache.ts';
 import { ReplicaPool, type ReplicaStatus } from './replica-pool.ts';
+import { RuntimeCache } from './runtime-cache.ts';
+import { type DriverBackend, RuntimeDriver } from './runtime-driver.ts';
 import { type LsnSession, recordLsn, sessionLsn } from './session-lsn.ts';
 import { SqliteDriver } from './sqlite-driver.ts';
-import { withTimeout } from './with-timeout.ts';
 
 /**
  * How fresh a read must be. `eventual`: any replica in rotation. `read-your-writes`: a replica that has
@@ -54,10 +55,10 @@ const WRITE_TTL = 60_000;
  */
 export class Database {
   readonly options: ResolvedDataOptions;
-  readonly #primary: Driver;
+  readonly #primary: RuntimeDriver;
   readonly #pool: ReplicaPool;
   readonly #aside: CacheAside;
-  readonly #cache: RedisCache | undefined;
+  readonly #cache: RuntimeCache | undefined;
   readonly #metrics: DataMetrics = newMetrics();
   readonly #log: Logger;
   readonly #ready: Promise<void>;
@@ -67,11 +68,12 @@ export class Database {
     const o = resolveDataOptions(options);
     this.options = o;
     this.#log = o.logger;
+    const runtime = (driver: DriverBackend) => new RuntimeDriver(driver, { timeout: o.timeout });
     const pg = (url: string, role: 'primary' | 'replica') =>
-      new PostgresDriver({ url, role, timeout: o.timeout, poolSize: o.poolSize, logger: o.logger });
+      runtime(new PostgresDriver({ url, role, timeout: o.timeout, poolSize: o.poolSize, logger: o.logger }));
     this.#primary =
       o.primary.kind === 'sqlite'
-        ? new SqliteDriver({ path: o.primary.path, timeout: o.timeout })
+        ? runtime(new SqliteDriver({ path: o.primary.path, timeout: o.timeout }))
         : pg(o.primary.url, 'primary');
     const replicas = o.replicas.map((r) => pg(r.kind === 'postgres' ? r.url : '', 'replica'));
     this.#pool = new ReplicaPool(
@@ -81,13 +83,16 @@ export class Database {
       this.#metrics,
     );
     this.#cache = o.cache
-      ? new RedisCache({
-          url: o.cache,
-          prefix: o.cachePrefix,
-          timeout: o.timeout,
-          markTtl: o.writeMarkTtl,
-          logger: o.logger,
-        })
+      ? new RuntimeCache(
+          new RedisCache({
+            url: o.cache,
+            prefix: o.cachePrefix,
+            timeout: o.timeout,
+            markTtl: o.writeMarkTtl,
+            logger: o.logger,
+          }),
+          { timeout: o.timeout },
+        )
       : undefined;
     this.#aside = new CacheAside(this.#cache, o, this.#metrics);
     this.#ready = this.#pool.start();
@@ -114,16 +119,16 @@ export class Database {
     sql: string,
     params?: readonly unknown[],
   ): Promise<WriteResult<T>> {
-    const { value, lsn } = await this.#write(
-      async () => ({ ...(await this.#primary.write<T>(sql, params)), before: 0 }),
-      true,
-    );
+    const { value, lsn } = await this.#write(async () => ({
+      ...(await this.#primary.write<T>(sql, params)),
+      before: 0,
+    }));
     return { ...value, lsn };
   }
 
   /** `fn` in a transaction on the primary; answers its value and the commit position. */
   async transaction<R>(fn: (tx: Transaction) => Promise<R>): Promise<Committed<R>> {
-    const { value, lsn } = await this.#write(() => this.#primary.transaction(fn), false);
+    const { value, lsn } = await this.#write(() => this.#primary.transaction(fn));
     return { value, lsn };
   }
 
@@ -158,7 +163,7 @@ export class Database {
     writer: (tx: Transaction) => Promise<R>,
     ttlMs = WRITE_TTL,
   ): Promise<Committed<R>> {
-    const { before, ...committed } = await this.#write(() => this.#primary.transaction(writer), false);
+    const { before, ...committed } = await this.#write(() => this.#primary.transaction(writer));
     const entry = typeof value === 'function' ? (value as (r: R) => V)(committed.value) : value;
     const data = entry === undefined ? undefined : JSON.stringify(entry);
     try {
@@ -221,15 +226,11 @@ export class Database {
     minLsn: number,
     consistency: Consistency,
   ): Promise<QueryResult<T>> {
-    const timeout = this.options.timeout;
     if (consistency !== 'strong' && this.#pool.size > 0) {
       const tried = new Set<string>();
       for (let replica = this.#pool.pick(minLsn); replica; replica = this.#pool.pick(minLsn, tried)) {
         try {
-          const result = await this.#pool.track(
-            replica,
-            withTimeout(replica.read<T>(sql, params), timeout, replica.name),
-          );
+          const result = await this.#pool.track(replica, replica.read<T>(sql, params));
           this.#count(replica.name);
           return result;
         } catch (err) {
@@ -244,7 +245,7 @@ export class Database {
       else this.#metrics.readsPrimaryNoReplica++;
     }
     try {
-      const result = await withTimeout(this.#primary.read<T>(sql, params), timeout, this.#primary.name);
+      const result = await this.#primary.read<T>(sql, params);
       this.#count(this.#primary.name);
       return result;
     } catch (err) {
@@ -256,11 +257,10 @@ export class Database {
 
   async #write<R>(
     work: () => Promise<{ value: R; lsn: number; before: number }>,
-    bounded: boolean,
   ): Promise<{ value: R; lsn: string | undefined; before: number }> {
     try {
-      // A transaction's statements are each bounded by the driver (query and statement timeouts).
-      const r = await (bounded ? withTimeout(work(), this.options.timeout, this.#primary.name) : work());
+      // The primary's RuntimeDriver bounds a write; a transaction's statements are each bounded by the driver.
+      const r = await work();
       this.#metrics.writes++;
       if (r.lsn > 0) this.#pool.notePrimaryLsn(r.lsn);
       return { value: r.value, lsn: r.lsn > 0 ? formatLsn(r.lsn) : undefined, before: r.before };

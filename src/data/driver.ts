@@ -11,7 +11,8 @@ export interface Transaction {
 
 /**
  * One database server as the router sees it: a small interface, one file per backend (postgres-driver.ts,
- * sqlite-driver.ts). Timeouts, routing, metrics and errors with codes are added around it by database.ts.
+ * sqlite-driver.ts). Each runs inside a RuntimeDriver (runtime-driver.ts: init once, closed check, close once,
+ * timeouts, counts); routing, metrics and errors with codes are added around it by database.ts.
  * Parameters are written `$1, $2, ...` for every backend.
  *
  * @example

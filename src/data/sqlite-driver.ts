@@ -2,7 +2,8 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { readOnlyViolation } from '../errors.ts';
 import { driverLoadFailed, requireDriver } from '../require-driver.ts';
-import type { Driver, QueryResult, Transaction } from './driver.ts';
+import type { QueryResult, Transaction } from './driver.ts';
+import type { DriverBackend } from './runtime-driver.ts';
 
 export interface SqliteDriverOptions {
   /** A file path, or `:memory:` (one process only). */
@@ -16,17 +17,26 @@ export interface SqliteDriverOptions {
  * for the writer). There are no replicas and no WAL positions: every read sees every committed write.
  * Transactions are serialised inside the process (one write connection) and across processes by SQLite's lock.
  *
+ * The file is opened by `init()`: use it through RuntimeDriver, which runs that once before the first call.
+ *
  * @example
- *   const driver = new SqliteDriver({ path: '.clones/data.db', timeout: 2000 });
+ *   const driver = new RuntimeDriver(new SqliteDriver({ path: '.clones/data.db', timeout: 2000 }), { timeout: 2000 });
  */
-export class SqliteDriver implements Driver {
+export class SqliteDriver implements DriverBackend {
   readonly name: string;
-  readonly #writer: SqliteDb;
-  readonly #reader: SqliteDb;
+  readonly #options: SqliteDriverOptions;
+  #writer!: SqliteDb;
+  #reader!: SqliteDb;
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: SqliteDriverOptions) {
     this.name = `sqlite ${options.path}`;
+    this.#options = options;
+  }
+
+  /** Opens the file (RuntimeDriver runs this once, before the first statement). */
+  async init(): Promise<void> {
+    const options = this.#options;
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
     const Sqlite = requireDriver<SqliteConstructor>('better-sqlite3', 'a sqlite: database');
     try {
