@@ -1,5 +1,5 @@
-import { deployCancelled } from '../../errors.ts';
-import type { CloneInfo } from '../supervisor.ts';
+import { ClonesError, deployCancelled } from '../../errors.ts';
+import type { CloneInfo } from '../clone-info.ts';
 
 /**
  * The clones a rollout moves: today's Supervisor on one host, or the clones of one or many hosts reached
@@ -115,5 +115,5 @@ export async function untilConverged(ctx: RolloutContext, step: (t: Tally) => Pr
 export function throwIfStopped(signal: AbortSignal | undefined): void {
   if (!signal?.aborted) return;
   const reason = signal.reason as unknown;
-  throw reason instanceof Error && 'code' in reason ? reason : deployCancelled();
+  throw reason instanceof ClonesError ? reason : deployCancelled();
 }
