@@ -2,11 +2,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Balancer } from '../balancer/index.ts';
 import type { AgentClient } from './agent-client.ts';
+import { type CloneInfo, groupOf } from './clone-info.ts';
 import type { Emit } from './fleet-event.ts';
 import type { FleetHost } from './host-config.ts';
 import type { CloneDriver } from './rollout/rollout-context.ts';
-import { type CloneInfo, groupOf } from './supervisor.ts';
-import { targetStates } from './target-state.ts';
 
 /** A clone of a fleet that spans hosts: its id is `<host>:<id on the host>`. */
 export type HostCloneInfo = CloneInfo & { host: string };
@@ -174,7 +173,7 @@ export class HostClones implements CloneDriver {
     // The balancer runs its own checks across the network; callers rely on the clone counting as healthy.
     const deadline = Date.now() + this.#o.readyTimeout;
     while (Date.now() < deadline) {
-      if (targetStates(this.#balancer).find((t) => t.id === id)?.health === 'healthy') return;
+      if (this.#balancer.target(id)?.health === 'healthy') return;
       await sleep(25);
     }
   }
