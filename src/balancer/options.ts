@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
 import pino, { type Logger } from 'pino';
-import { OptionIssues } from './option-issues.ts';
+import { OptionIssues } from '../option-issues.ts';
 import type { PickerName } from './pick/picker.ts';
 import { STICKY_DURATION } from './sticky-duration.ts';
 import { type ListenerOptions, listenerDefaults, resolveListenerOptions } from './tls-options.ts';

@@ -1,4 +1,4 @@
-import { OptionIssues } from './option-issues.ts';
+import { OptionIssues } from '../option-issues.ts';
 
 const SECOND = 1000;
 

@@ -1,4 +1,4 @@
-import { invalidOptions } from '../errors.ts';
+import { invalidOptions } from './errors.ts';
 
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
