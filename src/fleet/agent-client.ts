@@ -1,8 +1,8 @@
 import { request } from 'node:http';
 import { agentUnavailable, ClonesError } from '../errors.ts';
+import type { CloneInfo } from './clone-info.ts';
 import type { AgentStatus } from './host-agent.ts';
 import { LOGS_HEARTBEAT_MS, type LogsQuery } from './log-stream.ts';
-import type { CloneInfo } from './supervisor.ts';
 
 /** Where a host's agent answers, and its token. */
 export interface AgentEndpoint {

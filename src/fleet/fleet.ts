@@ -12,6 +12,7 @@ import {
   unknownClone,
   unknownHost,
 } from '../errors.ts';
+import { type CloneInfo, groupOf } from './clone-info.ts';
 import { DeployControl, type DeployInProgress } from './deploy-control.ts';
 import { acquireDeployLock, readLock } from './deploy-lock.ts';
 import {
@@ -35,13 +36,7 @@ import { releaseToRestart } from './restart-release.ts';
 import { acrossHosts, batchSize } from './rollout/across-hosts.ts';
 import { type CanaryPlan, canarySteps, strategyFor } from './rollout/index.ts';
 import type { CloneDriver } from './rollout/rollout-context.ts';
-import {
-  type CloneInfo,
-  groupOf,
-  Supervisor,
-  type SupervisorOptions,
-  supervisorDefaults,
-} from './supervisor.ts';
+import { Supervisor, type SupervisorOptions, supervisorDefaults } from './supervisor.ts';
 import { targetStates } from './target-state.ts';
 
 /**

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { bearerCheck, readJsonObject, sendJson } from '../admin-http.ts';
 import { adminNotFound, agentBadRequest, ClonesError } from '../errors.ts';
 import { logger as rootLogger } from '../logger.ts';
+import type { CloneInfo } from './clone-info.ts';
 import { type DesiredState, DesiredStateFile, writeJsonAtomic } from './desired-state.ts';
 import { fleetPaths } from './fleet-paths.ts';
 import { checkHealthPath } from './health-path.ts';
@@ -15,7 +16,7 @@ import { processUsage } from './process-usage.ts';
 import { readRelease } from './release.ts';
 import { releaseToRestart } from './restart-release.ts';
 import { rolling } from './rollout/rolling.ts';
-import { type CloneInfo, Supervisor, type SupervisorTimings } from './supervisor.ts';
+import { Supervisor, type SupervisorTimings } from './supervisor.ts';
 
 /** Files of the agent inside its host directory (next to `releases/`, `logs/`, `desired.json`). */
 export const agentFiles = Object.freeze({

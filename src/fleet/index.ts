@@ -7,6 +7,7 @@
  *   const up = await startFleet({ appDir: 'examples/shop', clones: 3, port: 8080 });
  */
 export { APP_CONFIG, appEnv } from './app-env.ts';
+export type { CloneInfo, CloneState } from './clone-info.ts';
 export type { DeployInProgress } from './deploy-control.ts';
 export { acquireDeployLock, type LockInfo, readLock } from './deploy-lock.ts';
 export {
@@ -45,8 +46,6 @@ export {
 } from './rollout/index.ts';
 export { type RunningFleet, type StartFleetOptions, startFleet } from './start-fleet.ts';
 export {
-  type CloneInfo,
-  type CloneState,
   Supervisor,
   type SupervisorOptions,
   type SupervisorTimings,

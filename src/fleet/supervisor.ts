@@ -1,48 +1,22 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import {
-  closeSync,
-  createWriteStream,
-  mkdirSync,
-  openSync,
-  readSync,
-  statSync,
-  type WriteStream,
-} from 'node:fs';
-import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
+import { mkdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Balancer } from '../balancer/index.ts';
 import { type ClonesError, cloneFailed, cloneNotReady } from '../errors.ts';
 import { appError, lastLogLines } from './app-error.ts';
+import { type CloneInfo, groupOf } from './clone-info.ts';
+import { adoptedProc, type CloneProc, childProc } from './clone-proc.ts';
 import type { CloneEvent } from './fleet-event.ts';
 import type { FleetPaths } from './fleet-paths.ts';
+import { freePort } from './free-port.ts';
 import { checkHealthPath, DEFAULT_HEALTH_PATH } from './health-path.ts';
 import { startLogRotation } from './log-rotation.ts';
 import { processUsage } from './process-usage.ts';
 import { probeReady } from './readiness-probe.ts';
-import { readRelease } from './release.ts';
+import { RestartPolicy, type RestartTimings } from './restart-policy.ts';
+import { lastLines, spawnClone } from './spawn-clone.ts';
+import { SupervisedClone } from './supervised-clone.ts';
 import { targetStates } from './target-state.ts';
-import { tsxLoader } from './tsx-loader.ts';
-
-export type CloneState = 'starting' | 'serving' | 'draining' | 'stopped' | 'backoff' | 'failed';
-
-/** One clone as `clones status` shows it. */
-export interface CloneInfo {
-  id: string;
-  release: string;
-  group: string;
-  port: number;
-  pid: number | null;
-  state: CloneState;
-  restarts: number;
-  startedAt: string;
-  /** Milliseconds from the process's start to serving (its /up passed and the balancer has it); null before. */
-  readyMs: number | null;
-  reason?: string;
-  /** CPU time and RSS, measured on the clone's own host (a host agent's answer carries them). */
-  usage?: { cpuSeconds: number; rss: number };
-}
 
 /**
  * Supervisor timings; the defaults follow kamal-proxy and PM2 (see docs/fleet.md).
@@ -50,16 +24,10 @@ export interface CloneInfo {
  * @example
  *   new Supervisor({ ...supervisorDefaults, readyTimeout: 5000, paths, balancer, env, logger, ... });
  */
-export interface SupervisorTimings {
+export interface SupervisorTimings extends RestartTimings {
   readyTimeout: number;
   stopGrace: number;
   drainTimeout: number;
-  initialBackoff: number;
-  backoffFactor: number;
-  maxBackoff: number;
-  crashLoopExits: number;
-  crashLoopWindow: number;
-  stableAfter: number;
 }
 
 export const supervisorDefaults: Readonly<SupervisorTimings> = Object.freeze({
@@ -101,115 +69,12 @@ export interface SupervisorOptions extends Partial<SupervisorTimings> {
   onEvent?: (event: CloneEvent) => void;
 }
 
-const LOG_LINES = 40;
-
-/** A clone's process: a child of this supervisor, or one adopted from a supervisor before it (by pid). */
-interface Proc {
-  readonly pid: number | undefined;
-  alive(): boolean;
-  kill(signal: NodeJS.Signals): void;
-  /** Resolves when the process is gone. */
-  readonly exited: Promise<void>;
-  readonly exitText: () => string;
-}
-
-function childProc(child: ChildProcess): Proc {
-  const exited = new Promise<void>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve();
-    else child.once('exit', () => resolve());
-  });
-  return {
-    pid: child.pid,
-    alive: () => child.exitCode === null && child.signalCode === null,
-    kill: (signal) => child.kill(signal),
-    exited,
-    exitText: () => `exit code ${child.exitCode ?? child.signalCode}`,
-  };
-}
-
-/** A process this supervisor did not start: its exit is seen by polling its pid. */
-function adoptedProc(pid: number): Proc {
-  const alive = () => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch (err) {
-      return (err as NodeJS.ErrnoException).code === 'EPERM';
-    }
-  };
-  const exited = new Promise<void>((resolve) => {
-    const timer = setInterval(() => {
-      if (alive()) return;
-      clearInterval(timer);
-      resolve();
-    }, 200);
-    timer.unref();
-  });
-  return {
-    pid,
-    alive,
-    kill: (signal) => {
-      try {
-        process.kill(pid, signal);
-      } catch {
-        // Already gone.
-      }
-    },
-    exited,
-    exitText: () => 'exited',
-  };
-}
-
-class Clone {
-  readonly id: string;
-  release: string;
-  group: string;
-  port = 0;
-  child: Proc | undefined;
-  state: CloneState = 'starting';
-  restarts = 0;
-  exits: number[] = [];
-  backoff = 0;
-  startedAt = Date.now();
-  readyMs: number | null = null;
-  reason: string | undefined;
-  stopping = false;
-  registered = false;
-  lines: string[] = [];
-  log: WriteStream | undefined;
-  /** What the last readiness check got, for the message when the clone never gets ready. */
-  checked = '';
-
-  constructor(id: string, release: string) {
-    this.id = id;
-    this.release = release;
-    this.group = groupOf(release);
-  }
-
-  info(): CloneInfo {
-    return {
-      id: this.id,
-      release: this.release,
-      group: this.group,
-      port: this.port,
-      pid: this.child?.pid ?? null,
-      state: this.state,
-      restarts: this.restarts,
-      startedAt: new Date(this.startedAt).toISOString(),
-      readyMs: this.readyMs,
-      ...(this.reason ? { reason: this.reason } : {}),
-    };
-  }
-}
-
-/** The balancer group of a release: its first 12 hex digits. */
-export const groupOf = (release: string): string => release.slice(0, 12);
-
 /**
  * Starts, watches and stops clone processes. A clone is ready when its process is up and its health path
  * (GET /up by default) answers 200; only then is it added to the balancer. A clone that exits is taken out
  * of the balancer at once and restarted, from the current desired release, with backoff; 10 exits in a
- * minute mark it failed.
+ * minute mark it failed. How a clone's process starts is spawn-clone.ts, how it is handled clone-proc.ts, and
+ * when it restarts restart-policy.ts.
  *
  * @example
  *   const sup = new Supervisor({ paths, balancer, env, logger, releaseFor: () => desired.release });
@@ -221,7 +86,8 @@ export class Supervisor {
     Pick<SupervisorOptions, 'onEvent' | 'balancer'>;
   #healthPath: string;
   #readyTimeout: number;
-  readonly #clones = new Map<string, Clone>();
+  readonly #clones = new Map<string, SupervisedClone>();
+  readonly #restart: RestartPolicy;
   #next = 1;
   #closed = false;
   /** Stops the size-based rotation of the clones' logs (copy and truncate, see log-rotation.ts). */
@@ -236,6 +102,7 @@ export class Supervisor {
     };
     this.#healthPath = checkHealthPath('healthPath', options.healthPath ?? DEFAULT_HEALTH_PATH);
     this.#readyTimeout = this.#o.readyTimeout;
+    this.#restart = new RestartPolicy(this.#o);
     mkdirSync(options.paths.logs, { recursive: true, mode: 0o700 });
     this.#stopRotation = startLogRotation(options.paths.logs);
   }
@@ -261,7 +128,7 @@ export class Supervisor {
 
   /** Starts one clone of `release` and resolves once it serves behind the balancer; rejects when its gate fails. */
   async start(release: string): Promise<CloneInfo> {
-    const clone = new Clone(`c${this.#next++}`, release);
+    const clone = new SupervisedClone(`c${this.#next++}`, release);
     this.#clones.set(clone.id, clone);
     try {
       await this.#boot(clone);
@@ -281,7 +148,7 @@ export class Supervisor {
   async adopt(info: { id: string; release: string; port: number; pid: number }): Promise<boolean> {
     const proc = adoptedProc(info.pid);
     if (!proc.alive() || !(await probeReady(this.#o.bind, info.port, this.#healthPath)).ready) return false;
-    const clone = new Clone(info.id, info.release);
+    const clone = new SupervisedClone(info.id, info.release);
     clone.port = info.port;
     clone.child = proc;
     clone.state = 'serving';
@@ -319,7 +186,7 @@ export class Supervisor {
     await Promise.all([...this.#clones.keys()].map((id) => this.stop(id, drainTimeout)));
   }
 
-  async #boot(clone: Clone): Promise<void> {
+  async #boot(clone: SupervisedClone): Promise<void> {
     const readyTimeout = this.#readyTimeout;
     const deadline = Date.now() + readyTimeout;
     for (;;) {
@@ -347,7 +214,7 @@ export class Supervisor {
           cloneNotReady(clone.id, within, said, detail),
         );
       }
-      if (this.#crashLooping(clone)) return this.#fail(clone, this.#crashLoopReason());
+      if (this.#restart.crashLooping(clone)) return this.#fail(clone, this.#restart.crashLoopReason);
       if (Date.now() + clone.backoff > deadline)
         return this.#fail(clone, `exited before it was ready (${result})`);
       clone.state = 'backoff';
@@ -359,7 +226,7 @@ export class Supervisor {
     this.#emitServing(clone);
   }
 
-  #emitServing(clone: Clone): void {
+  #emitServing(clone: SupervisedClone): void {
     this.#emit({
       type: 'clone',
       clone: clone.id,
@@ -370,13 +237,13 @@ export class Supervisor {
   }
 
   #fail(
-    clone: Clone,
+    clone: SupervisedClone,
     why: string,
     toError = (detail: string): ClonesError => cloneFailed(clone.id, `${why}${detail}`),
   ): never {
     clone.state = 'failed';
     // The app's own error (message and first frame) says why; the very last lines are Node's stack tail.
-    const lines = this.#lastLines(clone);
+    const lines = lastLines(this.#o, clone);
     const error = appError(lines);
     const shown = error.length > 0 ? error : lastLogLines(lines);
     const tail = shown.map((l) => `  ${l}`).join('\n');
@@ -385,80 +252,15 @@ export class Supervisor {
     throw toError(tail ? `; ${error.length > 0 ? "the app's error" : 'last log lines'}:\n${tail}` : '');
   }
 
-  /**
-   * CLONES_DATA_DIR: writable, on this machine, the same for every release (the release directory, a
-   * clone's cwd, is read-only). The environment's own value wins (made absolute); else `<home>/data`.
-   */
-  #dataDir(): string {
-    const dir = resolve(this.#o.env.CLONES_DATA_DIR ?? this.#o.paths.data);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    return dir;
-  }
-
-  #lastLines(clone: Clone): string[] {
-    if (!this.#o.detached) return clone.lines;
-    return tailLines(join(this.#o.paths.logs, `${clone.id}.log`), LOG_LINES);
-  }
-
-  #spawn(clone: Clone): Proc {
-    const release = readRelease(this.#o.paths, clone.release);
-    const entry = join(release.dir, release.manifest.entry);
-    // A TypeScript app runs through tsx (the app's own, else clones's), and takes clones's own TypeScript
-    // sources (the `clones-source` export condition); a JavaScript app takes the compiled dist/.
-    const args = /\.[cm]?ts$/.test(entry)
-      ? [
-          '--conditions=clones-source',
-          '--import',
-          tsxLoader(release.manifest.entry, [release.dir, release.manifest.source]),
-          entry,
-        ]
-      : [entry];
-    const logFile = join(this.#o.paths.logs, `${clone.id}.log`);
-    const env = {
-      ...this.#o.env,
-      // The release's declared env wins over the host's: it is part of what was deployed (and its digest).
-      ...release.manifest.env,
-      PORT: String(clone.port),
-      HOST: this.#o.bind,
-      CLONES_CLONE_ID: clone.id,
-      CLONES_RELEASE: clone.release,
-      CLONES_DATA_DIR: this.#dataDir(),
-    };
-    if (this.#o.detached) {
-      // Its own session and its log file as stdout: nothing ties it to this process's life.
-      const fd = openSync(logFile, 'a', 0o600);
-      const child = spawn(process.execPath, args, {
-        cwd: release.dir,
-        env,
-        stdio: ['ignore', fd, fd],
-        detached: true,
-      });
-      closeSync(fd);
-      const proc = childProc(child);
-      clone.child = proc;
-      child.once('exit', (code, signal) => this.#onExit(clone, proc, code, signal));
-      return proc;
-    }
-    clone.log ??= createWriteStream(logFile, { flags: 'a', mode: 0o600 });
-    const child = spawn(process.execPath, args, {
-      cwd: release.dir,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+  #spawn(clone: SupervisedClone): CloneProc {
+    const child = spawnClone(this.#o, clone);
     const proc = childProc(child);
     clone.child = proc;
-    const collect = (chunk: Buffer) => {
-      clone.log?.write(chunk);
-      const lines = chunk.toString('utf8').split('\n').filter(Boolean);
-      clone.lines = [...clone.lines, ...lines].slice(-LOG_LINES);
-    };
-    child.stdout?.on('data', collect);
-    child.stderr?.on('data', collect);
     child.once('exit', (code, signal) => this.#onExit(clone, proc, code, signal));
     return proc;
   }
 
-  async #waitReady(clone: Clone, child: Proc, deadline: number): Promise<string> {
+  async #waitReady(clone: SupervisedClone, child: CloneProc, deadline: number): Promise<string> {
     for (;;) {
       if (clone.stopping) return 'stopped';
       if (!child.alive()) return child.exitText();
@@ -470,7 +272,7 @@ export class Supervisor {
     }
   }
 
-  async #register(clone: Clone, deadline: number): Promise<void> {
+  async #register(clone: SupervisedClone, deadline: number): Promise<void> {
     const balancer = this.#o.balancer;
     if (!balancer) return;
     balancer.addTarget({
@@ -488,7 +290,7 @@ export class Supervisor {
     }
   }
 
-  async #unregister(clone: Clone, drainTimeout: number): Promise<void> {
+  async #unregister(clone: SupervisedClone, drainTimeout: number): Promise<void> {
     if (!clone.registered || !this.#o.balancer) return;
     clone.registered = false;
     try {
@@ -498,7 +300,7 @@ export class Supervisor {
     }
   }
 
-  async #terminate(clone: Clone, grace = this.#o.stopGrace): Promise<void> {
+  async #terminate(clone: SupervisedClone, grace = this.#o.stopGrace): Promise<void> {
     const child = clone.child;
     if (!child?.alive()) return;
     child.kill(grace === 0 ? 'SIGKILL' : 'SIGTERM');
@@ -510,26 +312,25 @@ export class Supervisor {
     }
   }
 
-  #onExit(clone: Clone, child: Proc, code: number | null, signal: NodeJS.Signals | null): void {
+  #onExit(
+    clone: SupervisedClone,
+    child: CloneProc,
+    code: number | null,
+    signal: NodeJS.Signals | null,
+  ): void {
     if (clone.child !== child || clone.stopping) return;
-    const now = Date.now();
-    clone.exits = [...clone.exits.filter((t) => now - t < this.#o.crashLoopWindow), now];
-    const uptime = now - clone.startedAt;
-    clone.backoff =
-      clone.backoff === 0 || uptime > this.#o.stableAfter
-        ? this.#o.initialBackoff
-        : Math.min(clone.backoff * this.#o.backoffFactor, this.#o.maxBackoff);
+    this.#restart.exited(clone);
     if (clone.state !== 'serving') return; // #boot is watching it.
     this.#o.logger.warn({ clone: clone.id, code, signal }, 'clone exited');
     this.#emit({ type: 'clone', clone: clone.id, release: clone.release, state: 'exited', code, signal });
     void this.#recover(clone);
   }
 
-  async #recover(clone: Clone): Promise<void> {
+  async #recover(clone: SupervisedClone): Promise<void> {
     await this.#unregister(clone, 0);
-    if (this.#crashLooping(clone)) {
+    if (this.#restart.crashLooping(clone)) {
       clone.state = 'failed';
-      clone.reason = this.#crashLoopReason();
+      clone.reason = this.#restart.crashLoopReason;
       this.#emit({
         type: 'clone',
         clone: clone.id,
@@ -555,46 +356,7 @@ export class Supervisor {
     }
   }
 
-  #crashLooping(clone: Clone): boolean {
-    return clone.exits.length >= this.#o.crashLoopExits;
-  }
-
-  #crashLoopReason(): string {
-    return `crash loop: ${this.#o.crashLoopExits} exits within ${this.#o.crashLoopWindow / 1000} s`;
-  }
-
   #emit(event: CloneEvent): void {
     this.#o.onEvent?.({ ...event, at: new Date().toISOString() });
-  }
-}
-
-/** A port of `host` (default loopback) that was free a moment ago (the OS picks it). */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** The last `n` lines of a log file (its last 16 KiB), for a failed clone's reason. */
-function tailLines(file: string, n: number): string[] {
-  try {
-    const size = statSync(file).size;
-    const fd = openSync(file, 'r');
-    try {
-      const length = Math.min(size, 16_384);
-      const buffer = Buffer.alloc(length);
-      readSync(fd, buffer, 0, length, size - length);
-      return buffer.toString('utf8').split('\n').filter(Boolean).slice(-n);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    return [];
   }
 }

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { canaryBreach, cloneFailed } from '../../errors.ts';
+import type { CloneInfo } from '../clone-info.ts';
 import type { DesiredState } from '../desired-state.ts';
 import type { Emit } from '../fleet-event.ts';
-import type { CloneInfo } from '../supervisor.ts';
 import type { TargetState } from '../target-state.ts';
 import { throwIfStopped } from './rollout-context.ts';
 

@@ -1,0 +1,20 @@
+import { createServer } from 'node:net';
+
+/**
+ * A port of `host` (default loopback) that was free a moment ago (the OS picks it): the port a new clone is
+ * told to listen on.
+ *
+ * @example
+ *   const port = await freePort('127.0.0.1');
+ */
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
