@@ -1,5 +1,5 @@
 import { request } from 'node:http';
-import { agentUnavailable, ClonesError } from '../errors.ts';
+import { agentUnavailable, errorFromBody } from '../errors.ts';
 import type { CloneInfo } from './clone-info.ts';
 import type { AgentStatus } from './host-agent.ts';
 import { LOGS_HEARTBEAT_MS, type LogsQuery } from './log-stream.ts';
@@ -165,7 +165,7 @@ export class AgentClient {
               const parsed = JSON.parse(data) as { error?: { code: string; message: string } };
               if (parsed?.error) {
                 return reject(
-                  new ClonesError(parsed.error.code, `host ${host}: ${step}: ${parsed.error.message}`, {
+                  errorFromBody(parsed.error.code, `host ${host}: ${step}: ${parsed.error.message}`, {
                     status: res.statusCode ?? 500,
                   }),
                 );

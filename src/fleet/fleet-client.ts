@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { ClonesError, fleetNotRunning } from '../errors.ts';
+import { errorFromBody, fleetNotRunning } from '../errors.ts';
 import { isAlive } from './deploy-lock.ts';
 import type { FleetEvent } from './fleet-event.ts';
 import type { FleetPaths } from './fleet-paths.ts';
@@ -81,12 +81,12 @@ export function connectFleet(paths: FleetPaths) {
                   throw fleetNotRunning(paths.home, 'the fleet closed the stream early');
                 if (last.ok) return resolve(last.status);
                 const e = last.error as { code: string; message: string };
-                return reject(new ClonesError(e.code, e.message));
+                return reject(errorFromBody(e.code, e.message));
               }
               const parsed = JSON.parse(buffer) as { error?: { code: string; message: string } };
               if (parsed.error)
                 reject(
-                  new ClonesError(parsed.error.code, parsed.error.message, { status: res.statusCode ?? 500 }),
+                  errorFromBody(parsed.error.code, parsed.error.message, { status: res.statusCode ?? 500 }),
                 );
               else resolve(parsed);
             } catch (err) {
@@ -141,7 +141,7 @@ export function connectFleet(paths: FleetPaths) {
               res.on('end', () => {
                 try {
                   const e = (JSON.parse(body) as { error: { code: string; message: string } }).error;
-                  reject(new ClonesError(e.code, e.message, { status: res.statusCode ?? 500 }));
+                  reject(errorFromBody(e.code, e.message, { status: res.statusCode ?? 500 }));
                 } catch {
                   reject(fleetNotRunning(paths.home, `answered ${res.statusCode}`));
                 }

@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { missingBinary } from '../../src/errors.ts';
+import { ClonesError } from '../../src/errors.ts';
 
 /** Debian package that provides each server binary the tests start. */
 const PACKAGES: Record<string, string> = {
@@ -10,6 +10,10 @@ const PACKAGES: Record<string, string> = {
 };
 
 let aptUpdated = false;
+
+/** A binary the tests need is missing and cannot be installed here (not root): the message is the command. */
+const missingBinary = (binary: string, installCommand: string): ClonesError =>
+  new ClonesError('CLONES_MISSING_BINARY', `${binary} is not installed; run: ${installCommand}`);
 
 /**
  * Returns the path of `binary`, installing its Debian package with apt when running as root; otherwise throws

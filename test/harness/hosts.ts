@@ -24,7 +24,7 @@ import {
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ClonesError, hostsNeedRoot } from '../../src/errors.ts';
+import { ClonesError } from '../../src/errors.ts';
 import { ensureBinary } from './ensure-binary.ts';
 import { enterSystemd, removeHostCgroups, systemdBootArgv, waitForSystemd } from './systemd-host.ts';
 
@@ -137,7 +137,11 @@ let hooked = false;
  *   await fleet.stop();
  */
 export async function startTestHosts(options: StartTestHostsOptions): Promise<TestHosts> {
-  if (process.getuid?.() !== 0) throw hostsNeedRoot('test hosts');
+  if (process.getuid?.() !== 0)
+    throw new ClonesError(
+      'CLONES_HOST_NEEDS_ROOT',
+      'test hosts needs root (it creates network namespaces, a bridge and sshd servers); run it as root, e.g. sudo npm run hosts -- up 3',
+    );
   if (!Number.isInteger(options.count) || options.count < 0 || options.count > 200) {
     throw new ClonesError('CLONES_INVALID_OPTION', `count: must be an integer 0..200, got ${options.count}`);
   }
