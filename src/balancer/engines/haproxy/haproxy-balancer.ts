@@ -1,13 +1,4 @@
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,23 +11,23 @@ import { checkGroupWeights } from '../../check-group-weights.ts';
 import { healthProbe } from '../../health-probe.ts';
 import type { ResolvedOptions } from '../../options.ts';
 import { checkGroupStickiness } from '../../sticky-duration.ts';
-import { type CertificateInfo, loadTlsMaterial } from '../../tls-material.ts';
 import { watchTlsFiles } from '../../tls-watch.ts';
 import { writeErrorPages } from './error-pages.ts';
 import { freePort } from './free-port.ts';
-import { backendOf, haproxyFiles, renderHaproxyConfig } from './haproxy-config.ts';
+import { HaproxyCertificates } from './haproxy-certificates.ts';
+import { haproxyFiles, renderHaproxyConfig } from './haproxy-config.ts';
 import { type HaproxyEntry as Entry, HaproxyModel } from './haproxy-model.ts';
 import { HaproxyProcess } from './haproxy-process.ts';
-import { parseStat, runtimeChange, runtimeCommand, runtimeQuery } from './runtime-api.ts';
+import { HaproxyRuntime } from './haproxy-runtime.ts';
 import { scrapeMetrics } from './scrape-metrics.ts';
 
 /**
  * The balancer contract on HAProxy: the same options, methods and admin API as the built-in engine, with
  * HAProxy doing the proxying. The engine keeps the model (targets, groups, weights, guard) and makes HAProxy
  * match it: topology (servers, groups) through a generated haproxy.cfg and a seamless reload; everything
- * else (admit, drain, guard, group weights, stickiness duration) through the runtime API on the stats socket,
- * with no reload. Changes are applied in order; `settled()` resolves when every change made so far is live.
- * If haproxy exits, it is started again from the model.
+ * else (admit, drain, guard, group weights, stickiness duration) through the runtime API on the stats socket
+ * (haproxy-runtime.ts), with no reload. Changes are applied in order; `settled()` resolves when every change
+ * made so far is live. If haproxy exits, it is started again from the model.
  *
  * @example
  *   const lb = createBalancer({ engine: 'haproxy', targets: [{ id: 'c1', url: 'http://127.0.0.1:3001' }] });
@@ -53,6 +44,9 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
   let dir = '';
   let ownDir = false;
   let files = haproxyFiles('/nonexistent');
+  let runtime = new HaproxyRuntime(files, model);
+  const certificates = options.tls === undefined ? undefined : new HaproxyCertificates(options.tls, logger);
+  const certDir = () => join(dir, 'certs');
   let proc: HaproxyProcess | undefined;
   let listenAt: { host: string; port: number } | undefined;
   let admin: { host: string; port: number; apiPort: number } | undefined;
@@ -88,7 +82,7 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
       admin,
       groups: configGroups,
       servers: model.servers(),
-      certDir: options.tls === undefined ? undefined : join(dir, 'certs'),
+      certDir: options.tls === undefined ? undefined : certDir(),
       secret,
       redirectPort,
     });
@@ -98,25 +92,10 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
     for (const e of entries.values()) e.applied = model.wanted(e);
   };
 
-  /** Keeps HAProxy's view of each surviving server (health, weight, drain) across the reload, and nothing else (F7). */
-  const saveServerState = async (): Promise<void> => {
-    const text = await runtimeCommand(files.stats, 'show servers state');
-    const lines = text.split('\n');
-    const kept = lines.filter((line, i) => {
-      if (i < 2 || line.trim() === '' || line.startsWith('#')) return i < 2 && line.trim() !== '';
-      const cols = line.split(' ');
-      const e = entries.get(cols[3] ?? '');
-      return (
-        e !== undefined && backendOf(e.group) === cols[1] && cols[4] === e.host && cols[18] === String(e.port)
-      );
-    });
-    writeFileSync(files.state, `${kept.join('\n')}\n`, { mode: 0o600 });
-  };
-
   const reload = async (): Promise<void> => {
     if (proc === undefined || closed) return;
     await writeFiles();
-    await saveServerState();
+    await runtime.saveServerState();
     await proc.reload();
     await poll();
   };
@@ -124,7 +103,7 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
   const setState = async (e: Entry): Promise<void> => {
     const want = model.wanted(e);
     if (e.applied === want || !entries.has(e.id) || proc === undefined) return;
-    await runtimeChange(files.stats, `set server ${backendOf(e.group)}/${e.id} state ${want}`);
+    await runtime.setServerState(e, want);
     e.applied = want;
   };
 
@@ -155,18 +134,10 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
 
   const probe = (e: Entry): Promise<boolean> => healthProbe(e, options.healthCheck);
 
-  /** Reads health and in-flight requests back from `show stat`. */
+  /** Reads health and in-flight requests back from HAProxy. */
   const poll = async (): Promise<void> => {
     if (proc?.pid === undefined) return;
-    const rows = parseStat(await runtimeQuery(files.stats, 'show stat', 3000));
-    for (const row of rows) {
-      const e = entries.get(row.svname ?? '');
-      if (e === undefined || backendOf(e.group) !== row.pxname) continue;
-      e.inFlight = Number(row.scur ?? 0);
-      const status = row.status ?? '';
-      if (status.startsWith('UP') || status === 'no check' || status === 'DRAIN') e.health = 'healthy';
-      else if (status.startsWith('DOWN')) e.health = 'unhealthy';
-    }
+    await runtime.readStats();
   };
 
   const restart = async (why: string): Promise<void> => {
@@ -202,44 +173,13 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
       }
       if (e.inFlight > 0) {
         logger.warn({ target: id, inFlight: e.inFlight }, 'drain deadline passed');
-        await runtimeChange(files.stats, `shutdown sessions server ${backendOf(e.group)}/${id}`).catch(
-          () => {},
-        );
+        await runtime.shutdownSessions(e).catch(() => {});
       }
     });
     drains.set(id, done);
     return done;
   };
 
-  /** Certificate files HAProxy loads from the directory, in name order: the first is the default. */
-  let certFiles: string[] = [];
-  const certFile = (i: number) => join(dir, 'certs', `${String(i).padStart(3, '0')}.pem`);
-  /**
-   * Checks and loads every certificate (a bad one throws CLONES_TLS_* and changes nothing), then writes one
-   * PEM per certificate, default first. Returns what changed: the files whose content differs, and whether
-   * the set of files itself changed (which the runtime API cannot apply to a directory bind: that takes a
-   * reload).
-   */
-  const writeCertificates = async (): Promise<{
-    certificates: CertificateInfo[];
-    changed: string[];
-    sameFiles: boolean;
-  }> => {
-    const material = await loadTlsMaterial(options.tls!, logger);
-    mkdirSync(join(dir, 'certs'), { recursive: true, mode: 0o700 });
-    const next = material.bundles.map((_, i) => certFile(i));
-    const sameFiles = next.length === certFiles.length;
-    const changed: string[] = [];
-    material.bundles.forEach((pem, i) => {
-      const file = certFile(i);
-      if (existsSync(file) && readFileSync(file, 'utf8') === pem) return;
-      writeFileSync(file, pem, { mode: 0o600 });
-      changed.push(file);
-    });
-    for (const stale of certFiles.slice(next.length)) rmSync(stale, { force: true });
-    certFiles = next;
-    return { certificates: material.certificates, changed, sameFiles };
-  };
   let unwatchTls: (() => void) | undefined;
   let accessLog: AccessLog | undefined;
 
@@ -251,9 +191,10 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       chmodSync(dir, 0o700);
       files = haproxyFiles(dir);
+      runtime = new HaproxyRuntime(files, model);
       writeErrorPages(dir);
       writeFileSync(files.state, '');
-      if (options.tls !== undefined) await writeCertificates();
+      await certificates?.write(certDir());
       listenAt = { host, port: port === 0 ? await freePort(host) : port };
       if (options.redirect.port !== undefined) {
         const rhost = options.redirect.host ?? host;
@@ -315,20 +256,14 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
     async reloadTls() {
       if (options.tls === undefined) throw tlsOff();
       return enqueue(async () => {
-        const { certificates, changed, sameFiles } = await writeCertificates();
-        if (!sameFiles) await reload();
-        else {
-          // Through the runtime API: new handshakes get the new certificate, open connections keep theirs.
-          for (const file of changed) {
-            await runtimeChange(files.stats, `set ssl cert ${file} <<\n${readFileSync(file, 'utf8')}\n`);
-            await runtimeChange(files.stats, `commit ssl cert ${file}`);
-          }
-        }
+        const written = await certificates!.write(certDir());
+        if (!written.sameFiles) await reload();
+        else for (const file of written.changed) await runtime.updateCertificate(file);
         logger.info(
-          { certificates: certificates.map((c) => c.file), changed: changed.length },
+          { certificates: written.certificates.map((c) => c.file), changed: written.changed.length },
           'TLS certificates loaded',
         );
-        return certificates;
+        return written.certificates;
       });
     },
     async close() {
@@ -340,7 +275,7 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
       if (proc?.pid !== undefined) {
         // Stop accepting, let what is in flight finish (up to drain.deadline), then stop haproxy at once:
         // idle keep-alive clients are not worth waiting for.
-        await runtimeChange(files.stats, 'disable frontend clones_web').catch(() => {});
+        await runtime.disableFrontend().catch(() => {});
         const deadline = Date.now() + options.drain.deadline;
         while (Date.now() < deadline) {
           await poll().catch(() => {});
@@ -387,12 +322,8 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
         enqueue(reload).catch(() => {});
         return;
       }
-      // A canary step: the map changes in the running worker (and on disk, for the next reload), no reload.
-      enqueue(async () => {
-        writeFileSync(files.groups, model.groupsMap(), { mode: 0o600 });
-        for (const [name, weight] of Object.entries(weights))
-          await runtimeChange(files.stats, `set map ${files.groups} ${name} ${weight}`);
-      }).catch(() => {});
+      // A canary step: no reload.
+      enqueue(() => runtime.setGroupWeights(weights)).catch(() => {});
     },
     setReleases(releases) {
       model.allowed = releases === undefined ? undefined : new Set(releases);
@@ -403,13 +334,7 @@ export function createHaproxyBalancer(options: ResolvedOptions): Balancer {
       checkGroupStickiness(duration);
       model.groupDuration = duration ?? options.groupStickiness.duration;
       if (proc === undefined) return;
-      enqueue(async () => {
-        writeFileSync(files.groups, model.groupsMap(), { mode: 0o600 });
-        await runtimeChange(
-          files.stats,
-          `set map ${files.groups} @duration ${Math.floor(model.groupDuration / 1000)}`,
-        );
-      }).catch(() => {});
+      enqueue(() => runtime.setGroupDuration()).catch(() => {});
     },
     checkNow(id) {
       const e = entries.get(id);

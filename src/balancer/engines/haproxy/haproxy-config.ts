@@ -47,6 +47,9 @@ export const haproxyFiles = (dir: string) => ({
   pid: join(dir, 'haproxy.pid'),
 });
 
+/** The files of one engine directory, by role. */
+export type HaproxyFiles = ReturnType<typeof haproxyFiles>;
+
 /** The backend of a group. */
 export const backendOf = (group: string): string => `g_${group}`;
 
