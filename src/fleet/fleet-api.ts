@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Logger } from 'pino';
 import { bearerCheck, readJsonObject, sendJson } from '../admin-http.ts';
 import { isStickyDuration } from '../balancer/index.ts';
-import { adminNotFound, badTargetSpec, ClonesError } from '../errors.ts';
+import { adminNotFound, badTargetSpec, ClonesError, internalError } from '../errors.ts';
 import { fleetMetrics } from './dashboard/fleet-metrics.ts';
 import type { Fleet } from './fleet.ts';
 import type { FleetEvent } from './fleet-event.ts';
@@ -147,7 +147,5 @@ async function stream(res: ServerResponse, job: Job): Promise<void> {
 }
 
 function toClonesError(err: unknown): ClonesError {
-  return err instanceof ClonesError
-    ? err
-    : new ClonesError('CLONES_INTERNAL', String((err as Error)?.message ?? err), { cause: err });
+  return err instanceof ClonesError ? err : internalError(err, String((err as Error)?.message ?? err));
 }

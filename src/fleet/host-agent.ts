@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { bearerCheck, readJsonObject, sendJson } from '../admin-http.ts';
-import { adminNotFound, agentBadRequest, ClonesError } from '../errors.ts';
+import { adminNotFound, agentBadRequest, ClonesError, internalError } from '../errors.ts';
 import { logger as rootLogger } from '../logger.ts';
 import type { CloneInfo } from './clone-info.ts';
 import { type DesiredState, DesiredStateFile, writeJsonAtomic } from './desired-state.ts';
@@ -223,10 +223,7 @@ export async function startHostAgent(
           throw adminNotFound(req.method ?? '', req.url ?? '');
       }
     } catch (err) {
-      const e =
-        err instanceof ClonesError
-          ? err
-          : new ClonesError('CLONES_INTERNAL', String((err as Error)?.message ?? err));
+      const e = err instanceof ClonesError ? err : internalError(err, String((err as Error)?.message ?? err));
       if (e.status >= 500) logger.error({ err }, 'agent API error');
       sendJson(res, e.status, e.toJSON());
     }

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ClonesError } from '../../errors.ts';
 import type { SessionEngine } from '../engine.ts';
 import { requestInfo } from '../request-info.ts';
 import { type AppSessionData, type Session, sessionProxy } from '../session-proxy.ts';
@@ -60,7 +61,7 @@ export function expressAdapter(engine: SessionEngine) {
  */
 export function expressErrors() {
   return (err: unknown, _req: IncomingMessage, res: ServerResponse, next: Next): void => {
-    if (err instanceof Error && err.name === 'ClonesError' && !res.headersSent) sendError(res, err);
+    if (err instanceof ClonesError && !res.headersSent) sendError(res, err);
     else next(err);
   };
 }

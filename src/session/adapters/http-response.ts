@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { ClonesError, headersSent } from '../../errors.ts';
+import { ClonesError, headersSent, internalError } from '../../errors.ts';
 import { logger } from '../../logger.ts';
 import type { RequestSession } from '../request-session.ts';
 
@@ -48,8 +48,7 @@ export function saveBeforeEnd(
 
 /** Answers with the project's JSON error body; errors that are not ours become a plain coded 500. */
 export function sendError(res: ServerResponse, err: unknown, end: ServerResponse['end'] = res.end): void {
-  const coded =
-    err instanceof ClonesError ? err : new ClonesError('CLONES_INTERNAL', 'internal error', { cause: err });
+  const coded = err instanceof ClonesError ? err : internalError(err);
   for (const name of res.getHeaderNames()) res.removeHeader(name);
   const body = JSON.stringify(coded.toJSON());
   res.statusCode = coded.status;
