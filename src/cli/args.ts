@@ -1,4 +1,5 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { DURATION_EXAMPLES, parseDuration } from '../duration.ts';
 import { usageError } from '../errors.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -53,8 +54,6 @@ export function int(flag: string, value: string | undefined, min: number, max: n
   return n;
 }
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
 /**
  * A duration such as `500ms`, `30s`, `5m`, `1h`, `7d` (a bare number is seconds), in milliseconds.
  *
@@ -63,9 +62,10 @@ const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000,
  */
 export function duration(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value.trim());
-  if (!m) throw usageError(`${flag} must be a duration such as 500ms, 30s, 5m, 1h; got "${value}"`);
-  return Math.round(Number(m[1]) * UNITS[m[2] ?? 's']!);
+  const ms = parseDuration(value);
+  if (ms === undefined)
+    throw usageError(`${flag} must be a duration such as ${DURATION_EXAMPLES}; got "${value}"`);
+  return ms;
 }
 
 /**
