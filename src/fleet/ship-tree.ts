@@ -3,6 +3,8 @@ import { createReadStream, lstatSync, readdirSync, readFileSync, readlinkSync } 
 import { basename, join, posix } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { hostBlobCorrupt, hostNodeMissing, hostStepFailed, hostTreeConflict } from '../errors.ts';
+import { commandFailure } from './command-failure.ts';
+import type { HostSpec } from './host-spec.ts';
 import {
   blobHeader,
   manifestFrame,
@@ -11,7 +13,7 @@ import {
   receiveCommand,
   TREE_MANIFEST,
 } from './ship-tree-remote.ts';
-import { commandFailure, type HostSpec, type SshTransport } from './ssh-transport.ts';
+import type { SshTransport } from './ssh-transport.ts';
 
 /** One entry of a tree: a directory, a file (sha256, size, executable) or a symlink (kept as a link). */
 export type TreeEntry =

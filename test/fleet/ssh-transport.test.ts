@@ -16,11 +16,13 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ClonesError } from '../../src/errors.ts';
+import type { HostSpec } from '../../src/fleet/host-spec.ts';
 import { addKnownHost, checkHostKey, hostKeyFingerprint } from '../../src/fleet/known-hosts.ts';
 import { shellQuote } from '../../src/fleet/shell-quote.ts';
 import { type ShipResult, shipTree, treeManifest } from '../../src/fleet/ship-tree.ts';
 import { blobHeader, manifestFrame, receiveCommand } from '../../src/fleet/ship-tree-remote.ts';
-import { type HostSpec, type SshOptions, SshTransport } from '../../src/fleet/ssh-transport.ts';
+import type { SshOptions } from '../../src/fleet/ssh-options.ts';
+import { SshTransport } from '../../src/fleet/ssh-transport.ts';
 import { hostSpec, startTestHosts, type TestHosts } from '../harness/hosts.ts';
 
 const root = process.getuid?.() === 0;
