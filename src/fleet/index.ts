@@ -10,6 +10,7 @@ export { APP_CONFIG, appEnv } from './app-env.ts';
 export type { CloneInfo, CloneState } from './clone-info.ts';
 export type { DeployInProgress } from './deploy-control.ts';
 export { acquireDeployLock, type LockInfo, readLock } from './deploy-lock.ts';
+export type { DeployRequest } from './deploy-request.ts';
 export {
   appendHistory,
   type DesiredState,
@@ -21,11 +22,13 @@ export {
   type Strategy,
 } from './desired-state.ts';
 export { devPackages } from './dev-packages.ts';
-export { type DeployRequest, Fleet, type FleetOptions, type FleetStatus, fleetDefaults } from './fleet.ts';
+export { Fleet, type FleetOptions } from './fleet.ts';
 export { createFleetApi } from './fleet-api.ts';
 export { connectFleet, type FleetClient, type RuntimeInfo } from './fleet-client.ts';
+export { fleetDefaults } from './fleet-defaults.ts';
 export type { CloneEvent, Emit, FleetEvent, HostEvent } from './fleet-event.ts';
 export { type FleetPaths, fleetPaths } from './fleet-paths.ts';
+export type { FleetStatus } from './fleet-status.ts';
 export {
   type BuildOptions,
   buildRelease,

@@ -1,4 +1,5 @@
-import type { Fleet, FleetStatus } from '../fleet.ts';
+import type { Fleet } from '../fleet.ts';
+import type { FleetStatus } from '../fleet-status.ts';
 import { processUsage } from '../process-usage.ts';
 
 /** One clone's figures over the last few seconds. */
