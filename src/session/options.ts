@@ -1,5 +1,6 @@
 import { BlockList, isIP } from 'node:net';
-import { invalidOption, memoryInProduction, weakSecret } from '../errors.ts';
+import { memoryInProduction, weakSecret } from '../errors.ts';
+import { OptionIssues } from '../option-issues.ts';
 import type { CookieAttributes } from './cookie.ts';
 import type { LegacySessions } from './legacy-sessions.ts';
 import { type StoreInstance, storeInstanceKind } from './stores/store-instance.ts';
@@ -143,50 +144,65 @@ const DEFAULT_STORE = 'sqlite:.clones/sessions.db';
 const defaultStore = (env: NodeJS.ProcessEnv) =>
   env.CLONES_DATA_DIR ? `sqlite:${env.CLONES_DATA_DIR.replace(/\/+$/, '')}/sessions.db` : DEFAULT_STORE;
 
-/** Validates options once, fills defaults, and freezes the result; every message names the option. */
+/**
+ * Validates options once, fills defaults, and freezes the result; every message names the option. Every wrong
+ * option is reported at once, in one CLONES_INVALID_OPTION with a line each (in the order they are checked).
+ * A missing or short secret and `memory:` in production keep their own codes, raised when no option before
+ * them was wrong.
+ *
+ * @example
+ *   const options = resolveOptions({ secret: process.env.SESSION_SECRET, idleTimeout: 3_600_000 });
+ */
 export function resolveOptions(options: SessionOptions = {}, env = process.env): ResolvedOptions {
-  checkKnown(options);
-  const secrets = resolveSecrets(options.secret ?? env.SESSION_SECRET?.split(/\s+/).filter(Boolean));
+  const v = new OptionIssues();
+  checkKnown(options, v);
+  const secrets = resolveSecrets(options.secret ?? env.SESSION_SECRET?.split(/\s+/).filter(Boolean), v);
   const given = options.store ?? env.SESSION_STORE ?? defaultStore(env);
   const storeInstance = typeof given === 'string' ? undefined : given;
+  if (typeof given !== 'string') v.throwIfAny(); // storeInstanceKind throws its own: earlier ones first
   const store = typeof given === 'string' ? given : `instance:${storeInstanceKind(given)}`;
-  if (store.startsWith('memory:') && env.NODE_ENV === 'production') throw memoryInProduction();
+  if (store.startsWith('memory:') && env.NODE_ENV === 'production') {
+    v.throwIfAny();
+    throw memoryInProduction();
+  }
   const sealed = store.startsWith('cookie:');
   const c = options.cookie ?? {};
-  const maxAge =
-    c.maxAge === undefined || c.maxAge === null ? undefined : positive('cookie.maxAge', c.maxAge);
+  const maxAge = c.maxAge == null ? undefined : positive('cookie.maxAge', c.maxAge, undefined, v);
   if (maxAge !== undefined && options.idleTimeout !== undefined) {
-    throw invalidOption('cookie.maxAge', 'is the idle timeout: give cookie.maxAge or idleTimeout, not both');
+    v.add('cookie.maxAge', 'is the idle timeout: give cookie.maxAge or idleTimeout, not both');
   }
-  const idleTimeout = positive('idleTimeout', options.idleTimeout ?? maxAge ?? 24 * HOUR);
+  const idleGiven = options.idleTimeout ?? maxAge ?? 24 * HOUR;
+  const idleTimeout = positive('idleTimeout', idleGiven, 24 * HOUR, v);
+  const absoluteDefault = Math.max(7 * 24 * HOUR, idleTimeout);
   const absoluteTimeout = positive(
     'absoluteTimeout',
-    options.absoluteTimeout ?? Math.max(7 * 24 * HOUR, idleTimeout),
+    options.absoluteTimeout ?? absoluteDefault,
+    absoluteDefault,
+    v,
   );
-  if (absoluteTimeout < idleTimeout)
-    throw invalidOption('absoluteTimeout', 'must not be shorter than idleTimeout');
+  if (idleTimeout === idleGiven && absoluteTimeout < idleTimeout)
+    v.add('absoluteTimeout', 'must not be shorter than idleTimeout');
   if (options.resave === true) {
-    throw invalidOption(
+    v.add(
       'resave',
       'true is refused: clones never rewrites an unchanged session (that is what loses concurrent updates); ' +
         'it moves the expiry with a TTL-only touch. Drop resave, or use rolling: true to extend the session on every request',
     );
   }
-  const rolling = bool('rolling', options.rolling, false);
+  const rolling = bool('rolling', options.rolling, false, v);
   const touchAfter = options.touchAfter ?? (rolling ? 0 : 0.1);
-  if (!(touchAfter >= 0 && touchAfter < 1)) throw invalidOption('touchAfter', 'must be a fraction in [0, 1)');
+  if (!(touchAfter >= 0 && touchAfter < 1)) v.add('touchAfter', 'must be a fraction in [0, 1)');
   const name = options.name ?? (sealed ? 'clones.session' : 'clones.sid');
-  if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name))
-    throw invalidOption('name', `"${name}" is not a cookie name`);
-  const sameSite = resolveSameSite(c.sameSite);
+  if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) v.add('name', `"${name}" is not a cookie name`);
+  const sameSite = resolveSameSite(c.sameSite, v);
   if (options.genid !== undefined && typeof options.genid !== 'function') {
-    throw invalidOption('genid', 'must be a function (req) => string');
+    v.add('genid', 'must be a function (req) => string');
   }
   if (options.unset !== undefined && options.unset !== 'keep' && options.unset !== 'destroy') {
-    throw invalidOption('unset', "'keep' or 'destroy'");
+    v.add('unset', "'keep' or 'destroy'");
   }
   if (options.proxy !== undefined && options.trustProxy !== undefined) {
-    throw invalidOption('proxy', 'give proxy (express-session) or trustProxy, not both');
+    v.add('proxy', 'give proxy (express-session) or trustProxy, not both');
   }
   const trustProxy =
     options.proxy === true
@@ -196,33 +212,31 @@ export function resolveOptions(options: SessionOptions = {}, env = process.env):
         : (options.trustProxy ?? ['127.0.0.0/8', '::1/128']);
   const onStoreError = options.onStoreError ?? 'fail-closed';
   if (onStoreError !== 'fail-closed' && onStoreError !== 'anonymous') {
-    throw invalidOption('onStoreError', "'fail-closed' or 'anonymous'");
+    v.add('onStoreError', "'fail-closed' or 'anonymous'");
   }
   const migrateFrom = options.migrateFrom;
   if (migrateFrom !== undefined) {
-    if (sealed) throw invalidOption('migrateFrom', 'needs a server-side store, not cookie:');
-    if (typeof migrateFrom?.verify !== 'function' || typeof migrateFrom.read !== 'function') {
-      throw invalidOption('migrateFrom', 'expected a LegacySessions such as fromConnectRedis({ ... })');
-    }
-    if (migrateFrom.cookieName === name) {
-      throw invalidOption('migrateFrom', `the old cookie and the clones cookie are both named "${name}"`);
+    if (sealed) v.add('migrateFrom', 'needs a server-side store, not cookie:');
+    else if (typeof migrateFrom?.verify !== 'function' || typeof migrateFrom.read !== 'function') {
+      v.add('migrateFrom', 'expected a LegacySessions such as fromConnectRedis({ ... })');
+    } else if (migrateFrom.cookieName === name) {
+      v.add('migrateFrom', `the old cookie and the clones cookie are both named "${name}"`);
     }
   }
   const revocationStore = options.revocations?.store ?? (sealed ? env.SESSION_REVOCATION_STORE : undefined);
   if (revocationStore !== undefined && !sealed) {
-    throw invalidOption('revocations', 'only sealed cookies (cookie:) need a revocation store');
-  }
-  if (revocationStore?.startsWith('cookie:')) {
-    throw invalidOption('revocations.store', 'must be a server-side store URL (redis://, sqlite:, ...)');
+    v.add('revocations', 'only sealed cookies (cookie:) need a revocation store');
+  } else if (revocationStore?.startsWith('cookie:')) {
+    v.add('revocations.store', 'must be a server-side store URL (redis://, sqlite:, ...)');
   }
   const revocations =
     revocationStore === undefined
       ? undefined
       : Object.freeze({
           store: revocationStore,
-          cacheMs: nonNegative('revocations.cacheMs', options.revocations?.cacheMs ?? 1000),
+          cacheMs: nonNegative('revocations.cacheMs', options.revocations?.cacheMs ?? 1000, 1000, v),
         });
-  return Object.freeze({
+  const resolved = Object.freeze({
     secrets,
     store,
     storeInstance,
@@ -232,87 +246,63 @@ export function resolveOptions(options: SessionOptions = {}, env = process.env):
       domain: c.domain,
       sameSite,
       secure: c.secure ?? 'auto',
-      httpOnly: bool('cookie.httpOnly', c.httpOnly, true),
-      partitioned: bool('cookie.partitioned', c.partitioned, false),
-      priority: resolvePriority(c.priority),
+      httpOnly: bool('cookie.httpOnly', c.httpOnly, true, v),
+      partitioned: bool('cookie.partitioned', c.partitioned, false, v),
+      priority: resolvePriority(c.priority, v),
       maxAge,
       lifetime: c.lifetime ?? 'absolute',
     }),
     rolling,
-    saveUninitialized: bool('saveUninitialized', options.saveUninitialized, false),
+    saveUninitialized: bool('saveUninitialized', options.saveUninitialized, false, v),
     genid: options.genid,
     unset: options.unset ?? 'keep',
-    regenerateKeepsData: bool('regenerateKeepsData', options.regenerateKeepsData, true),
+    regenerateKeepsData: bool('regenerateKeepsData', options.regenerateKeepsData, true, v),
     idleTimeout,
     absoluteTimeout,
     touchAfter,
-    trusted: trustList(trustProxy),
+    trusted: trustList(trustProxy, v),
     onStoreError,
-    storeTimeout: positive('storeTimeout', options.storeTimeout ?? 2000),
-    maxUpdateAttempts: positive('maxUpdateAttempts', options.maxUpdateAttempts ?? 1000),
+    storeTimeout: positive('storeTimeout', options.storeTimeout ?? 2000, 2000, v),
+    maxUpdateAttempts: positive('maxUpdateAttempts', options.maxUpdateAttempts ?? 1000, 1000, v),
     prefix: options.prefix ?? 'clones',
     eager: options.eager ?? false,
     migrateFrom,
     revocations,
   });
+  v.throwIfAny();
+  return resolved;
 }
 
-const KNOWN = new Set([
-  'secret',
-  'store',
-  'name',
-  'cookie',
-  'idleTimeout',
-  'absoluteTimeout',
-  'touchAfter',
-  'trustProxy',
-  'onStoreError',
-  'storeTimeout',
-  'maxUpdateAttempts',
-  'prefix',
-  'eager',
-  'migrateFrom',
-  'revocations',
-  'rolling',
-  'resave',
-  'saveUninitialized',
-  'genid',
-  'unset',
-  'proxy',
-  'regenerateKeepsData',
-]);
-const KNOWN_COOKIE = new Set([
-  'path',
-  'domain',
-  'sameSite',
-  'secure',
-  'httpOnly',
-  'partitioned',
-  'priority',
-  'maxAge',
-  'lifetime',
-]);
+// Every option name, in the order "unknown option" lists them.
+const KNOWN = new Set(
+  [
+    'secret store name cookie idleTimeout absoluteTimeout touchAfter trustProxy onStoreError storeTimeout',
+    'maxUpdateAttempts prefix eager migrateFrom revocations rolling resave saveUninitialized genid unset proxy',
+    'regenerateKeepsData',
+  ]
+    .join(' ')
+    .split(' '),
+);
+const KNOWN_COOKIE = new Set(
+  'path domain sameSite secure httpOnly partitioned priority maxAge lifetime'.split(' '),
+);
 
 /** No option is ever silently ignored: unknown names, and express-session's that clones cannot honour, are refused. */
-function checkKnown(options: SessionOptions): void {
+function checkKnown(options: SessionOptions, v: OptionIssues): void {
   for (const name of Object.keys(options)) {
-    if (!KNOWN.has(name)) {
-      throw invalidOption(name, `unknown option; known: ${[...KNOWN].join(', ')}`);
-    }
+    if (!KNOWN.has(name)) v.add(name, `unknown option; known: ${[...KNOWN].join(', ')}`);
   }
   const cookie = (options.cookie ?? {}) as Record<string, unknown>;
   if (cookie.expires !== undefined && cookie.expires !== null) {
-    throw invalidOption(
+    v.add(
       'cookie.expires',
       'one fixed date for every session is refused (express-session advises against it too); use cookie.maxAge (ms)',
     );
   }
-  if (cookie.encode !== undefined) {
-    throw invalidOption('cookie.encode', 'session ids are already cookie-safe; remove it');
-  }
+  if (cookie.encode !== undefined) v.add('cookie.encode', 'session ids are already cookie-safe; remove it');
   for (const name of Object.keys(cookie)) {
     if (!KNOWN_COOKIE.has(name) && name !== 'expires' && name !== 'encode') {
-      throw invalidOption(`cookie.${name}`, `unknown cookie option; known: ${[...KNOWN_COOKIE].join(', ')}`);
+      v.add(`cookie.${name}`, `unknown cookie option; known: ${[...KNOWN_COOKIE].join(', ')}`);
     }
   }
 }
@@ -325,62 +315,83 @@ const SAME_SITE: Record<string, 'Lax' | 'Strict' | 'None' | 'auto'> = {
 };
 
 /** express-session's spellings: true = Strict, false = no attribute, any case of lax/strict/none, 'auto'. */
-function resolveSameSite(value: SameSiteOption | undefined): ResolvedOptions['cookie']['sameSite'] {
+function resolveSameSite(
+  value: SameSiteOption | undefined,
+  v: OptionIssues,
+): ResolvedOptions['cookie']['sameSite'] {
   if (value === undefined || value === null) return 'Lax';
   if (value === true) return 'Strict';
   if (value === false) return undefined;
   const found = typeof value === 'string' ? SAME_SITE[value.toLowerCase()] : undefined;
-  if (!found) {
-    throw invalidOption('cookie.sameSite', "'lax', 'strict', 'none' (any case), 'auto', true or false");
-  }
-  return found;
+  if (!found) v.add('cookie.sameSite', "'lax', 'strict', 'none' (any case), 'auto', true or false");
+  return found ?? 'Lax';
 }
 
-function resolvePriority(value: string | undefined): CookieAttributes['priority'] {
+function resolvePriority(value: string | undefined, v: OptionIssues): CookieAttributes['priority'] {
   if (value === undefined) return undefined;
   const found = { low: 'Low', medium: 'Medium', high: 'High' }[String(value).toLowerCase()];
-  if (!found) throw invalidOption('cookie.priority', "'low', 'medium' or 'high'");
+  if (!found) v.add('cookie.priority', "'low', 'medium' or 'high'");
   return found as CookieAttributes['priority'];
 }
 
-function bool(option: string, value: unknown, fallback: boolean): boolean {
+function bool(option: string, value: unknown, fallback: boolean, v: OptionIssues): boolean {
   if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') throw invalidOption(option, 'must be true or false');
-  return value;
+  if (typeof value === 'boolean') return value;
+  v.add(option, 'must be true or false');
+  return fallback;
 }
 
-function resolveSecrets(secret: string | readonly string[] | undefined): readonly string[] {
+/** The secrets, or CLONES_SESSION_SECRET_WEAK: its own code, so options found wrong before it are thrown first. */
+function resolveSecrets(secret: string | readonly string[] | undefined, v: OptionIssues): readonly string[] {
   const list = typeof secret === 'string' ? [secret] : secret;
+  const weak = (message: string) => {
+    v.throwIfAny();
+    return weakSecret(message);
+  };
   if (!list || list.length === 0) {
-    throw weakSecret('no session secret: pass { secret } or set SESSION_SECRET (at least 32 bytes, random)');
+    throw weak('no session secret: pass { secret } or set SESSION_SECRET (at least 32 bytes, random)');
   }
   list.forEach((s, i) => {
     if (typeof s !== 'string' || Buffer.byteLength(s) < 32) {
-      throw weakSecret(`secret[${i}] is shorter than 32 bytes; use e.g. \`openssl rand -base64 32\``);
+      throw weak(`secret[${i}] is shorter than 32 bytes; use e.g. \`openssl rand -base64 32\``);
     }
   });
   return Object.freeze([...list]);
 }
 
-function positive(option: string, value: number): number {
-  if (!Number.isFinite(value) || value <= 0) throw invalidOption(option, 'must be a positive number');
-  return value;
+/** `value` when a positive number; else the problem is recorded and `fallback` stands in, so later checks that use it do not fail as well. */
+function positive<T extends number | undefined>(
+  option: string,
+  value: number,
+  fallback: T,
+  v: OptionIssues,
+): number | T {
+  if (Number.isFinite(value) && value > 0) return value;
+  v.add(option, 'must be a positive number');
+  return fallback;
 }
 
-function nonNegative(option: string, value: number): number {
-  if (!Number.isFinite(value) || value < 0) throw invalidOption(option, 'must be a number >= 0');
-  return value;
+function nonNegative(option: string, value: number, fallback: number, v: OptionIssues): number {
+  if (Number.isFinite(value) && value >= 0) return value;
+  v.add(option, 'must be a number >= 0');
+  return fallback;
 }
 
-function trustList(entries: readonly string[]): BlockList {
+function trustList(entries: readonly string[], v: OptionIssues): BlockList {
   const list = new BlockList();
   for (const entry of entries) {
     const [address = '', bits] = entry.split('/');
     const family = isIP(address);
-    if (family === 0) throw invalidOption('trustProxy', `"${entry}" is not an address or CIDR`);
+    if (family === 0) {
+      v.add('trustProxy', `"${entry}" is not an address or CIDR`);
+      continue;
+    }
     const type = family === 6 ? 'ipv6' : 'ipv4';
+    const prefix = Number(bits);
     if (bits === undefined) list.addAddress(address, type);
-    else list.addSubnet(address, Number(bits), type);
+    else if (Number.isInteger(prefix) && prefix >= 0 && prefix <= (family === 6 ? 128 : 32))
+      list.addSubnet(address, prefix, type);
+    else v.add('trustProxy', `"${entry}" has a bad prefix length`);
   }
   return list;
 }

@@ -77,3 +77,36 @@ test('a password in a store URL never shows in the error message', () => {
     assert.doesNotMatch((err as Error).message, /hunter2/);
   }
 });
+
+test('every wrong option is reported at once: one error, a line each, in the order they are checked', () => {
+  assert.throws(
+    () =>
+      resolveOptions({
+        secret,
+        idleTimeout: -1,
+        touchAfter: 2,
+        cookie: { sameSite: 'sideways' as never, httpOnly: 'yes' as never },
+        trustProxy: ['not-an-ip', '10.0.0.0/33'],
+      }),
+    (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'CLONES_INVALID_OPTION');
+      assert.deepEqual(
+        err.message.split('\n').map((line) => line.split(':')[0]),
+        ['idleTimeout', 'touchAfter', 'cookie.sameSite', 'cookie.httpOnly', 'trustProxy', 'trustProxy'],
+      );
+      return true;
+    },
+  );
+  // A wrong idleTimeout does not also make the absolute timeout wrong (its default follows idleTimeout).
+  assert.throws(() => resolveOptions({ secret, idleTimeout: Number.NaN }), {
+    message: /^idleTimeout: [^\n]*$/,
+  });
+  // Options with a code of their own still come after the wrong options found before them.
+  assert.throws(() => resolveOptions({ secret: 'short', nosuch: 1 } as never), {
+    code: 'CLONES_INVALID_OPTION',
+    message: /^nosuch: unknown option/,
+  });
+  assert.throws(() => resolveOptions({ secret: 'short', idleTimeout: -1 }), {
+    code: 'CLONES_SESSION_SECRET_WEAK',
+  });
+});
