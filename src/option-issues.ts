@@ -3,8 +3,10 @@ import { invalidOptions } from './errors.ts';
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /**
- * The balancer's one validation path: every check records what is wrong instead of throwing, and `throwIfAny`
- * reports them all at once as one `CLONES_INVALID_OPTION` (messages name the option, first found first).
+ * The one validation path of options and config files: every check records what is wrong instead of throwing,
+ * and `throwIfAny` reports them all at once as one `CLONES_INVALID_OPTION` (messages name the option, first
+ * found first). The session's and the balancer's options use it, and a balancer config file adds its own
+ * problems (unknown keys, wrong types, bad durations) to the same list before the options' rules run.
  *
  * @example
  *   const issues = new OptionIssues();
@@ -14,6 +16,11 @@ const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
  */
 export class OptionIssues {
   readonly #issues: { option: string; message: string }[] = [];
+
+  /** How many problems were recorded so far. */
+  get count(): number {
+    return this.#issues.length;
+  }
 
   add(option: string, message: string): void {
     this.#issues.push({ option, message });
@@ -47,7 +54,8 @@ export class OptionIssues {
       this.add(name, 'must be a cookie name (a token)');
   }
 
-  throwIfAny(): void {
-    if (this.#issues.length > 0) throw invalidOptions(this.#issues);
+  /** Throws every recorded problem as one error; `source` (a config file) heads the list. */
+  throwIfAny(source?: string): void {
+    if (this.#issues.length > 0) throw invalidOptions(this.#issues, source);
   }
 }

@@ -190,14 +190,16 @@ export interface ResolvedOptions extends ListenerOptions {
 const ALGORITHMS: readonly PickerName[] = ['least-outstanding', 'round-robin', 'power-of-two'];
 
 /**
- * Validates options once, fills in defaults and freezes the result; every message names the option.
+ * Validates options once, fills in defaults and freezes the result; every message names the option, and
+ * every wrong option is reported at once. With `issues` (a config file's own problems, say) the problems are
+ * added there and the caller throws them, with its own, all together.
  *
  * @example
  *   const options = resolveOptions({ algorithm: 'round-robin', sticky: { enabled: true } });
  */
-export function resolveOptions(input: BalancerOptions = {}): ResolvedOptions {
+export function resolveOptions(input: BalancerOptions = {}, issues?: OptionIssues): ResolvedOptions {
   const d = balancerDefaults;
-  const v = new OptionIssues();
+  const v = issues ?? new OptionIssues();
   const hc = { ...d.healthCheck, ...input.healthCheck };
   const passive = { ...d.passive, ...input.passive };
   const retries = { ...d.retries, ...input.retries };
@@ -310,7 +312,7 @@ export function resolveOptions(input: BalancerOptions = {}): ResolvedOptions {
   if (input.random !== undefined && typeof input.random !== 'function') v.add('random', 'must be a function');
 
   const listener = resolveListenerOptions(input, v);
-  v.throwIfAny();
+  if (issues === undefined) v.throwIfAny();
   return Object.freeze({
     algorithm,
     cloneHeaders: input.cloneHeaders ?? d.cloneHeaders,

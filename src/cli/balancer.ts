@@ -1,14 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import {
-  type BalancerOptions,
-  balancerDefaults,
-  createBalancer,
-  type TargetSpec,
-} from '../balancer/index.ts';
-import { invalidOption, usageError } from '../errors.ts';
+import { type BalancerFileConfig, checkBalancerConfig } from '../balancer/config-file.ts';
+import { balancerDefaults, createBalancer, resolveOptions, type TargetSpec } from '../balancer/index.ts';
+import { usageError } from '../errors.ts';
 import { logger } from '../logger.ts';
+import { OptionIssues } from '../option-issues.ts';
 import { duration, int, oneOf, parse, positionals } from './args.ts';
 import type { Verb } from './verb.ts';
 
@@ -55,18 +52,19 @@ export const balancer: Verb = {
       hsts: { type: 'boolean' },
     });
     positionals(args, 0, 'clones balancer --port P --target URL');
-    const file = values.config === undefined ? {} : loadConfig(values.config);
-    const {
-      port: filePort,
-      host: fileHost,
-      ...options
-    } = file as BalancerOptions & { port?: number; host?: string };
+    // The file's problems and the options' rules go to one list: one error names every wrong option.
+    const issues = new OptionIssues();
+    const file = values.config === undefined ? {} : loadConfig(values.config, issues);
+    const { port: filePort, host: fileHost, ...options } = file;
     const targets: TargetSpec[] = [
       ...(options.targets ?? []),
       ...(values.target ?? []).map((url, i) => ({ id: `t${i + 1}`, url })),
     ];
-    if (targets.length === 0)
+    const source = values.config === undefined ? undefined : `--config ${values.config}`;
+    if (targets.length === 0) {
+      issues.throwIfAny(source); // a broken file says so first: its "targets" may be what is wrong
       throw usageError('give at least one --target http://host:port (or "targets" in --config)');
+    }
     const algorithm = oneOf('--algorithm', values.algorithm, [
       'least-outstanding',
       'round-robin',
@@ -81,7 +79,7 @@ export const balancer: Verb = {
       ...(values['tls-key'] ? { key: values['tls-key'] } : {}),
       ...(values['tls-dir'] ? { dir: values['tls-dir'] } : {}),
     };
-    const lb = createBalancer({
+    const merged = {
       logger: logger.child({ part: 'balancer' }),
       ...options,
       targets,
@@ -97,7 +95,10 @@ export const balancer: Verb = {
       ...(Object.keys(tlsFlags).length > 0 ? { tls: { ...options.tls, ...tlsFlags } } : {}),
       ...(redirectPort !== undefined ? { redirect: { ...options.redirect, port: redirectPort } } : {}),
       ...(values.hsts ? { hsts: { ...options.hsts, enabled: true } } : {}),
-    });
+    };
+    resolveOptions(merged, issues);
+    issues.throwIfAny(source);
+    const lb = createBalancer(merged);
     const secure = lb.options.tls !== undefined;
     const address = await lb.listen(
       int('--port', values.port, 0, 65_535) ?? filePort ?? 8080,
@@ -122,19 +123,12 @@ export const balancer: Verb = {
   },
 };
 
-const TOP_LEVEL_EXTRA: Record<string, string> = {
-  port: 'number',
-  host: 'string',
-  targets: 'array',
-  groups: 'object',
-};
-
 /**
- * Reads and checks a JSON or YAML config file against the shape of `balancerDefaults`: unknown keys and
- * wrong types anywhere are all reported at once, each with its path; the value rules then run in
- * `createBalancer`. YAML goes through the same checks once parsed: it only changes the spelling.
+ * Reads a JSON or YAML config file: a file that does not parse is CLONES_USAGE; unknown keys, wrong types and
+ * bad durations go to `issues` with their paths (checkBalancerConfig), to be reported with the options' rules.
+ * YAML goes through the same checks once parsed: it only changes the spelling.
  */
-function loadConfig(file: string): Record<string, unknown> {
+function loadConfig(file: string, issues: OptionIssues): BalancerFileConfig {
   const yaml = /^\.ya?ml$/i.test(extname(file));
   let value: unknown;
   try {
@@ -148,34 +142,5 @@ function loadConfig(file: string): Record<string, unknown> {
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value))
     throw usageError(`--config ${file}: must be a ${yaml ? 'YAML mapping' : 'JSON object'}`);
-  const errors: string[] = [];
-  const walk = (obj: Record<string, unknown>, shape: Record<string, unknown>, path: string) => {
-    for (const [key, v] of Object.entries(obj)) {
-      const where = path ? `${path}.${key}` : key;
-      const extra = path === '' ? TOP_LEVEL_EXTRA[key] : undefined;
-      if (extra) {
-        if (extra === 'array' ? !Array.isArray(v) : typeof v !== extra)
-          errors.push(`${where}: must be ${extra === 'array' ? 'an array' : `a ${extra}`}`);
-        continue;
-      }
-      if (where === 'sticky.secret') continue;
-      if (!Object.hasOwn(shape, key)) {
-        errors.push(`${where}: unknown option`);
-        continue;
-      }
-      const d = shape[key];
-      if (Array.isArray(d)) {
-        if (!Array.isArray(v)) errors.push(`${where}: must be an array`);
-      } else if (d !== null && typeof d === 'object') {
-        if (v === null || typeof v !== 'object' || Array.isArray(v))
-          errors.push(`${where}: must be an object`);
-        else walk(v as Record<string, unknown>, d as Record<string, unknown>, where);
-      } else if (d !== undefined && typeof v !== typeof d)
-        errors.push(`${where}: must be a ${typeof d}, got ${JSON.stringify(v)}`);
-    }
-  };
-  walk(value as Record<string, unknown>, balancerDefaults as unknown as Record<string, unknown>, '');
-  if (errors.length > 0)
-    throw invalidOption(`--config ${file}`, `${errors.length} error(s):\n  ${errors.join('\n  ')}`);
-  return value as Record<string, unknown>;
+  return checkBalancerConfig(value as Record<string, unknown>, issues);
 }

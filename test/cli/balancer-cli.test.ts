@@ -110,6 +110,21 @@ test('clones balancer --config FILE.yml: a valid YAML config runs the balancer',
   }
 });
 
+test('clones balancer --config: durations as on the command line; a bad one named, with the range errors', () => {
+  const file = join(dir, 'durations.yaml');
+  writeFileSync(
+    file,
+    ['healthCheck:', '  interval: 2s', '  timeout: soon', 'sticky:', '  duration: 1ms', ''].join('\n'),
+  );
+  const r = cli(dir, ['balancer', '--config', file, '--target', 'http://127.0.0.1:1']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /CLONES_INVALID_OPTION/);
+  assert.match(r.stderr, /2 error\(s\)/);
+  assert.match(r.stderr, /healthCheck\.timeout: must be a number \(milliseconds\) or a duration/);
+  assert.match(r.stderr, /sticky\.duration: must be a number from 1000/);
+  assert.doesNotMatch(r.stderr, /healthCheck\.interval/);
+});
+
 /** The bad config of both tests (JSON and YAML) is refused with its 4 errors at once, each with its path. */
 function assertFourConfigErrors(file: string): void {
   const r = cli(dir, ['balancer', '--config', file, '--target', 'http://127.0.0.1:1']);
