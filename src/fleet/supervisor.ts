@@ -3,12 +3,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Balancer } from '../balancer/index.ts';
 import { type ClonesError, cloneFailed, cloneNotReady } from '../errors.ts';
+import { freePort } from '../free-port.ts';
 import { appError, lastLogLines } from './app-error.ts';
 import { type CloneInfo, groupOf } from './clone-info.ts';
 import { adoptedProc, type CloneProc, childProc } from './clone-proc.ts';
 import type { CloneEvent } from './fleet-event.ts';
 import type { FleetPaths } from './fleet-paths.ts';
-import { freePort } from './free-port.ts';
 import { checkHealthPath, DEFAULT_HEALTH_PATH } from './health-path.ts';
 import { startLogRotation } from './log-rotation.ts';
 import { processUsage } from './process-usage.ts';
@@ -16,7 +16,6 @@ import { probeReady } from './readiness-probe.ts';
 import { RestartPolicy, type RestartTimings } from './restart-policy.ts';
 import { lastLines, spawnClone } from './spawn-clone.ts';
 import { SupervisedClone } from './supervised-clone.ts';
-import { targetStates } from './target-state.ts';
 
 /**
  * Supervisor timings; the defaults follow kamal-proxy and PM2 (see docs/fleet.md).
@@ -284,8 +283,7 @@ export class Supervisor {
     clone.registered = true;
     // The balancer runs its own checks; wait until it counts the clone healthy so callers can rely on it.
     while (Date.now() < deadline + 5000) {
-      const t = targetStates(balancer).find((x) => x.id === clone.id);
-      if (t?.health === 'healthy') return;
+      if (balancer.target(clone.id)?.health === 'healthy') return;
       await sleep(25);
     }
   }

@@ -1,21 +1,2 @@
-import { createServer } from 'node:net';
-
-/**
- * A TCP port on 127.0.0.1 that was free a moment ago: the OS picks it, we release it, and the caller binds it.
- * Another process can take it in between, so harnesses retry a start that fails with "address in use".
- *
- * @example
- *   const port = await freePort();
- */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => (port ? resolve(port) : reject(new Error('the OS gave no port'))));
-    });
-  });
-}
+// The harnesses use the same free-port helper as the fleet and the HAProxy engine.
+export { freePort } from '../../src/free-port.ts';
