@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
-import { badDataUrl, invalidOption } from '../errors.ts';
+import { badDataUrl } from '../errors.ts';
 import { logger as rootLogger } from '../logger.ts';
+import { OptionIssues } from '../option-issues.ts';
 
 /** Options of `database()`; every field is optional (see `dataDefaults`). */
 export interface DataOptions {
@@ -93,21 +94,34 @@ export function resolveDataOptions(options: DataOptions = {}, env = process.env)
   if (cache !== undefined && !/^rediss?:\/\//.test(cache)) {
     throw badDataUrl('cache', cache, 'use redis:// or rediss://');
   }
-  return Object.freeze({
+  // Every wrong number is reported at once (the one validation path, src/option-issues.ts).
+  const issues = new OptionIssues();
+  const positive = (option: keyof typeof dataDefaults & keyof DataOptions): number => {
+    const value = options[option] ?? dataDefaults[option];
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0)
+      issues.add(option, `must be a positive number, got ${String(value)}`);
+    return value as number;
+  };
+  const resolved = {
     primary,
     replicas: Object.freeze(replicas),
     cache,
-    timeout: positive('timeout', options.timeout ?? dataDefaults.timeout),
-    maxLagBytes: positive('maxLagBytes', options.maxLagBytes ?? dataDefaults.maxLagBytes),
-    lagPollInterval: positive('lagPollInterval', options.lagPollInterval ?? dataDefaults.lagPollInterval),
-    poolSize: positive('poolSize', options.poolSize ?? dataDefaults.poolSize),
-    leaseTtl: positive('leaseTtl', options.leaseTtl ?? dataDefaults.leaseTtl),
-    leasePoll: positive('leasePoll', options.leasePoll ?? dataDefaults.leasePoll),
-    ttlJitter: fraction('ttlJitter', options.ttlJitter ?? dataDefaults.ttlJitter),
-    writeMarkTtl: positive('writeMarkTtl', options.writeMarkTtl ?? dataDefaults.writeMarkTtl),
+    timeout: positive('timeout'),
+    maxLagBytes: positive('maxLagBytes'),
+    lagPollInterval: positive('lagPollInterval'),
+    poolSize: positive('poolSize'),
+    leaseTtl: positive('leaseTtl'),
+    leasePoll: positive('leasePoll'),
+    ttlJitter: options.ttlJitter ?? dataDefaults.ttlJitter,
+    writeMarkTtl: positive('writeMarkTtl'),
     cachePrefix: options.cachePrefix ?? dataDefaults.cachePrefix,
     logger: (options.logger ?? rootLogger).child({ part: 'data' }),
-  });
+  };
+  const jitter = resolved.ttlJitter;
+  if (!Number.isFinite(jitter) || jitter < 0 || jitter >= 1)
+    issues.add('ttlJitter', `must be in [0, 1), got ${jitter}`);
+  issues.throwIfAny();
+  return Object.freeze(resolved);
 }
 
 /**
@@ -132,17 +146,4 @@ export function parseDatabaseUrl(option: string, url: string): DatabaseUrl {
     return { kind: 'postgres', url };
   }
   throw badDataUrl(option, url, 'use sqlite:<path>, postgres:// or postgresql://');
-}
-
-function positive(option: string, value: number): number {
-  if (!Number.isFinite(value) || value <= 0)
-    throw invalidOption(option, `must be a positive number, got ${value}`);
-  return value;
-}
-
-function fraction(option: string, value: number): number {
-  if (!Number.isFinite(value) || value < 0 || value >= 1) {
-    throw invalidOption(option, `must be in [0, 1), got ${value}`);
-  }
-  return value;
 }
