@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { invalidOption } from '../errors.ts';
+import { OptionIssues } from '../option-issues.ts';
 
 export interface SshOptions {
   /** The known_hosts file (OpenSSH format) host keys are checked against. */
@@ -41,11 +42,17 @@ export function resolveSshOptions(options: SshOptions): ResolvedSshOptions {
     );
   }
   const o = { ...sshDefaults, ...stripUndefined(options) };
-  positiveInt('ssh.parallel', o.parallel, 1);
-  positiveInt('ssh.readyTimeout', o.readyTimeout, 100);
-  positiveInt('ssh.keepaliveInterval', o.keepaliveInterval, 0);
-  if (typeof o.acceptNewHostKeys !== 'boolean')
-    throw invalidOption('ssh.acceptNewHostKeys', 'must be true or false');
+  // Every wrong option at once (the one validation path, src/option-issues.ts).
+  const issues = new OptionIssues();
+  const atLeast = (option: string, value: unknown, min: number) => {
+    if (!Number.isInteger(value) || (value as number) < min)
+      issues.add(option, `must be an integer >= ${min}, got ${JSON.stringify(value)}`);
+  };
+  atLeast('ssh.parallel', o.parallel, 1);
+  atLeast('ssh.readyTimeout', o.readyTimeout, 100);
+  atLeast('ssh.keepaliveInterval', o.keepaliveInterval, 0);
+  if (typeof o.acceptNewHostKeys !== 'boolean') issues.add('ssh.acceptNewHostKeys', 'must be true or false');
+  issues.throwIfAny();
   return Object.freeze({
     knownHosts: options.knownHosts,
     acceptNewHostKeys: o.acceptNewHostKeys,

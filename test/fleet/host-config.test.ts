@@ -6,6 +6,7 @@ import { after, test } from 'node:test';
 import type { ClonesError } from '../../src/errors.ts';
 import { assertSharedStore, hostCountsOf, hostsConfig } from '../../src/fleet/host-config.ts';
 import { batchSize } from '../../src/fleet/rollout/across-hosts.ts';
+import { resolveSshOptions } from '../../src/fleet/ssh-options.ts';
 import { cli, tempApp, useSources } from './fleet-harness.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'clones-hosts-config-'));
@@ -121,4 +122,21 @@ test("a host's own clones count goes into the desired state; hosts at the fleet'
   )!;
   assert.deepEqual(hostCountsOf(config.hosts, 2), { big: 6, none: 0 });
   assert.equal(hostCountsOf(config.hosts.slice(0, 1), 2), undefined);
+});
+
+test('wrong SSH options are reported together, each named', () => {
+  assert.throws(
+    () =>
+      resolveSshOptions({
+        knownHosts: '/k',
+        parallel: 0,
+        readyTimeout: 5,
+        acceptNewHostKeys: 'yes' as never,
+      }),
+    (err: ClonesError) =>
+      err.code === 'CLONES_INVALID_OPTION' &&
+      /ssh\.parallel: must be an integer >= 1, got 0/.test(err.message) &&
+      /ssh\.readyTimeout: must be an integer >= 100, got 5/.test(err.message) &&
+      /ssh\.acceptNewHostKeys: must be true or false/.test(err.message),
+  );
 });
