@@ -1,4 +1,4 @@
-import { DesiredStateFile, fleetPaths, listReleases, readHistory } from '../fleet/index.ts';
+import { DesiredStateFile, fleetPaths, releaseList } from '../fleet/index.ts';
 import { parse, positionals } from './args.ts';
 import type { Verb } from './verb.ts';
 
@@ -17,19 +17,7 @@ export const releases: Verb = {
     const { values, positionals: args } = parse(argv, {});
     positionals(args, 0, 'clones releases');
     const paths = fleetPaths(values.home);
-    const desired = new DesiredStateFile(paths.desired).read();
-    const history = readHistory(paths.history);
-    const list = listReleases(paths).map((r) => {
-      const last = history.filter((h) => h.release === r.digest).at(-1);
-      return {
-        release: r.digest,
-        name: r.manifest.name,
-        builtAt: r.manifest.builtAt,
-        current: r.digest === desired?.release,
-        canary: r.digest === desired?.canary?.release,
-        lastAction: last ? `${last.action} ${last.outcome} ${last.at}` : null,
-      };
-    });
+    const list = releaseList(paths, new DesiredStateFile(paths.desired).read());
     if (values.json) {
       console.log(JSON.stringify({ releases: list }));
       return 0;

@@ -25,7 +25,7 @@ import type { FleetPaths } from './fleet-paths.ts';
 import { type FleetStatus, fleetStatus } from './fleet-status.ts';
 import { checkHealthPath } from './health-path.ts';
 import type { LogsQuery } from './log-stream.ts';
-import { listReleases } from './release.ts';
+import { type ReleaseEntry, releaseList } from './release-list.ts';
 import type { CloneDriver } from './rollout/rollout-context.ts';
 import { Supervisor, type SupervisorOptions, supervisorDefaults } from './supervisor.ts';
 
@@ -312,27 +312,8 @@ export class Fleet {
   }
 
   /** Releases on disk with what the history says about them, newest first. */
-  releases(): {
-    release: string;
-    builtAt: string;
-    name: string;
-    current: boolean;
-    canary: boolean;
-    deployedAt: string | null;
-  }[] {
-    const history = readHistory(this.paths.history);
-    const state = this.#converger.state;
-    return listReleases(this.paths).map((r) => {
-      const last = [...history].reverse().find((h) => h.release === r.digest && h.outcome === 'ok');
-      return {
-        release: r.digest,
-        builtAt: r.manifest.builtAt,
-        name: r.manifest.name,
-        current: r.digest === state?.release,
-        canary: r.digest === state?.canary?.release,
-        deployedAt: last?.at ?? null,
-      };
-    });
+  releases(): ReleaseEntry[] {
+    return releaseList(this.paths, this.#converger.state);
   }
 
   /** The last `lines` lines of the clones' logs (every host's), or of one clone; `since` leaves older out. */

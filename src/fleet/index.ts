@@ -39,6 +39,7 @@ export {
   readRelease,
   removeTree,
 } from './release.ts';
+export { type ReleaseEntry, releaseList } from './release-list.ts';
 export {
   blueGreen,
   type CloneDriver,
