@@ -2,13 +2,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type {
-  SessionData,
-  SessionStore,
-  StoreBackend,
-  StoredSession,
-} from '../../src/session/stores/store.ts';
+import type { SessionData, SessionStore, StoreBackend } from '../../src/session/stores/store.ts';
 import { runtime } from './runtime.ts';
+import { fresh, newKey } from './stored-session.ts';
 
 /** What a contract run needs: a store, and how to release it and whatever server it talks to. */
 export interface OpenedStore {
@@ -385,14 +381,4 @@ export function storeContract(
       });
     });
   });
-}
-
-/** A store key as the engine makes it: the hex SHA-256 of a session id (random here). */
-function newKey(): string {
-  return randomBytes(32).toString('hex');
-}
-
-function fresh(data: SessionData, ttlMs = 60_000): StoredSession {
-  const now = Date.now();
-  return { data, version: 1, createdAt: now, expiresAt: now + ttlMs };
 }
