@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -9,7 +8,9 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { SqliteStore, sqlitePath, tableName } from '../../src/session/stores/sqlite-store.ts';
-import type { StoredSession } from '../../src/session/stores/store.ts';
+import { storeConformance } from '../conformance/backend-conformance.ts';
+import { outageConformance } from '../conformance/outage-conformance.ts';
+import { fresh, newKey } from '../conformance/stored-session.ts';
 
 const run = promisify(execFile);
 const WORKER = new URL('./fixtures/sqlite-worker.ts', import.meta.url).pathname;
@@ -17,24 +18,35 @@ const WORKER = new URL('./fixtures/sqlite-worker.ts', import.meta.url).pathname;
 // A second, raw connection to look at the file the way another tool would.
 interface RawDb {
   pragma(sql: string, options?: { simple?: boolean }): unknown;
-  prepare(sql: string): { get(...params: unknown[]): unknown; run(...params: unknown[]): unknown };
+  prepare(sql: string): {
+    get(...params: unknown[]): unknown;
+    all(...params: unknown[]): unknown[];
+    run(...params: unknown[]): unknown;
+  };
+  exec(sql: string): void;
   close(): void;
 }
 const Raw = createRequire(import.meta.url)('better-sqlite3') as new (path: string) => RawDb;
 
+// One directory for the whole file: the suites share sessions.db (each its own table or random keys), the
+// tests of the file format make files of their own beside it.
 let dir = '';
+let url = '';
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'clones-sqlite-'));
+  url = `sqlite:${join(dir, 'sessions.db')}`;
 });
 after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const newKey = () => randomBytes(32).toString('hex');
-const fresh = (data: Record<string, unknown>, ttlMs = 60_000): StoredSession => {
-  const now = Date.now();
-  return { data, version: 1, createdAt: now, expiresAt: now + ttlMs };
-};
+storeConformance({
+  name: 'sqlite',
+  url: () => url,
+  store: () => new SqliteStore({ url, connectTimeout: 2000, prefix: 'test' }),
+  byUser: true,
+});
+
 const open = (file: string, prefix = 'test') =>
   new SqliteStore({ url: `sqlite:${file}`, connectTimeout: 2000, prefix });
 
@@ -213,4 +225,56 @@ describe('SqliteStore file and schema', () => {
     await store.close();
     await assert.rejects(store.get(newKey()));
   });
+});
+
+describe('sqlite: a file from before sessions by user', () => {
+  it('gains an indexed user_id column in place and keeps user_version 1', async () => {
+    const file = join(dir, 'before-by-user.db');
+    const old = new Raw(file);
+    old.exec(`CREATE TABLE "test_sessions" (key TEXT PRIMARY KEY NOT NULL, data TEXT NOT NULL,
+      version INTEGER NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+      dead INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID`);
+    old.pragma('user_version = 1');
+    const now = Date.now();
+    old
+      .prepare('INSERT INTO "test_sessions" VALUES (?, ?, 1, ?, ?, 0)')
+      .run('k1', '{"a":1}', now, now + 60_000);
+    old.close();
+    const store = open(file);
+    try {
+      assert.deepEqual((await store.get('k1'))?.data, { a: 1 });
+      assert.equal(await store.bindUser('k1', 'ada'), true);
+      assert.deepEqual(
+        (await store.listByUser('ada')).map((r) => r.key),
+        ['k1'],
+      );
+    } finally {
+      await store.close();
+    }
+    const reopened = new Raw(file);
+    assert.equal(reopened.pragma('user_version', { simple: true }), 1);
+    const indexes = reopened.prepare(`SELECT name FROM pragma_index_list('test_sessions')`).all();
+    assert.ok((indexes as { name: string }[]).some((i) => i.name === 'test_sessions_user_id'));
+    reopened.close();
+  });
+});
+
+// SQLite's "outage" is another connection (as another process would) holding the write lock: a write waits at most storeTimeout (the
+// synchronous driver must not hold the event loop longer), answers a coded 503, reads keep working (WAL),
+// and the clone writes again as soon as the lock is gone.
+outageConformance({
+  name: 'sqlite (write lock held by another connection)',
+  blocks: 'writes',
+  storeTimeout: 500,
+  writesFailWithin: 1500,
+  codes: /^CLONES_SESSION_STORE_UNAVAILABLE$/,
+  start: async () => {
+    const holder = new Raw(sqlitePath(url));
+    return {
+      url,
+      down: async () => holder.exec('BEGIN IMMEDIATE'),
+      up: async () => holder.exec('COMMIT'),
+      stop: async () => holder.close(),
+    };
+  },
 });
