@@ -3,10 +3,57 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { sessions } from '../../src/session/index.ts';
+import { sessionConformance } from '../conformance/session-conformance.ts';
 import { type ByUserApp, checkLogOutEverywhere, startByUserApp } from '../harness/by-user-app.ts';
 import { CookieClient } from '../harness/cookie-client.ts';
 import { startRedis } from '../harness/redis-server.ts';
-import { NO_HANG_MS } from '../harness/session-app.ts';
+import { NO_HANG_MS, startSessionApp } from '../harness/session-app.ts';
+
+// The sealed cookie keeps the session in the browser: no store to start, and none to take down, so no store
+// contract and no outage suite. What it does keep on a server is the revocation epoch of "log out everywhere".
+sessionConformance({
+  name: 'sealed cookie',
+  clientSide: true,
+  setup: async () => ({ url: 'cookie:', cleanup: async () => {} }),
+});
+
+// The whole Set-Cookie header is measured before it is sent: over 4,096 bytes the save fails with its own
+// code where the session is saved, and the request gets that error, never a cookie the browser would drop.
+it('a sealed cookie over 4,096 bytes is an error with its own code, raised at save', async () => {
+  const app = await startSessionApp({ store: 'cookie:' });
+  try {
+    const c = new CookieClient(app.url);
+    await c.post(`/set?k=small&v=${encodeURIComponent(JSON.stringify('x'.repeat(100)))}`);
+    const before = c.cookieHeader();
+    const fits = await c.post(`/set?k=big&v=${encodeURIComponent(JSON.stringify('y'.repeat(2500)))}`);
+    assert.equal(fits.status, 200);
+    const header = fits.setCookies.find((h) => h.startsWith('clones.session='))!;
+    assert.ok(Buffer.byteLength(`Set-Cookie: ${header}`) <= 4096);
+    const tooBig = await c.post(`/set?k=huge&v=${encodeURIComponent(JSON.stringify('z'.repeat(3500)))}`);
+    assert.equal(tooBig.status, 500);
+    assert.equal(tooBig.body.error.code, 'CLONES_SESSION_COOKIE_TOO_LARGE');
+    assert.deepEqual(tooBig.setCookies, [], 'no cookie sent at all');
+    const data = (await c.get('/get')).body.data;
+    assert.equal(data.big.length, 2500, 'the session before the failed save is intact');
+    assert.equal(data.huge, undefined);
+    assert.notEqual(c.cookieHeader(), before);
+  } finally {
+    await app.close();
+  }
+});
+
+describe('sessions by user where there is no per-user index', () => {
+  it('sealed cookies without a revocation store answer CLONES_SESSION_BY_USER_UNSUPPORTED (501)', async () => {
+    const s = sessions({ secret: 'a-test-secret-that-is-at-least-32-bytes', store: 'cookie:' });
+    await assert.rejects(s.engine.listByUser('ada'), {
+      code: 'CLONES_SESSION_BY_USER_UNSUPPORTED',
+      status: 501,
+    });
+    await assert.rejects(s.engine.destroyByUser('ada'), { code: 'CLONES_SESSION_BY_USER_UNSUPPORTED' });
+    await s.close();
+  });
+});
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -51,6 +98,16 @@ describe('sealed cookies, revocation across two clones sharing Redis', () => {
     };
     clone1 = await startByUserApp(options);
     clone2 = await startByUserApp(options);
+    // Each clone's first call to the revocation store loads the Redis client and connects, which can take
+    // longer than the 800 ms storeTimeout on a busy machine: warm both up before the tests, which are about
+    // revocation, not about a cold start.
+    for (const clone of [clone1, clone2]) {
+      let status = 0;
+      for (let i = 0; i < 10 && status !== 200; i++) {
+        status = (await new CookieClient(clone.url).post('/login?user=warm-up')).status;
+      }
+      assert.equal(status, 200, 'the revocation store answers');
+    }
   });
   after(async () => {
     await clone1?.close();
