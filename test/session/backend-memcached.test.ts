@@ -1,19 +1,36 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { ClonesError } from '../../src/errors.ts';
 import { sessions } from '../../src/session/index.ts';
+import { storeKey } from '../../src/session/session-id.ts';
+import { HashRing } from '../../src/session/stores/memcached-ring.ts';
 import { MemcachedStore, memcachedServers } from '../../src/session/stores/memcached-store.ts';
-import type { StoredSession } from '../../src/session/stores/store.ts';
+import { storeConformance } from '../conformance/backend-conformance.ts';
+import { outageConformance } from '../conformance/outage-conformance.ts';
 import { runtime } from '../conformance/runtime.ts';
+import { fresh, newKey } from '../conformance/stored-session.ts';
 import { type MemcachedServer, startMemcached } from '../harness/memcached-server.ts';
 
-const newKey = () => randomBytes(32).toString('hex');
-const fresh = (data: Record<string, unknown>, ttlMs = 60_000): StoredSession => {
-  const now = Date.now();
-  return { data, version: 1, createdAt: now, expiresAt: now + ttlMs };
-};
+// Two memcached servers, started once for every suite of this file: sessions are spread over both by
+// consistent hashing, as in production, and every test uses its own random keys. The outage suite, last, kills
+// and restarts the first one (empty: memcached keeps nothing).
+let a: MemcachedServer;
+let b: MemcachedServer;
+let url = '';
+before(async () => {
+  [a, b] = await Promise.all([startMemcached(), startMemcached()]);
+  url = `memcached://${a.address},${b.address}`;
+});
+after(async () => {
+  await Promise.all([a?.stop(), b?.stop()]);
+});
+
+storeConformance({
+  name: 'memcached (two servers)',
+  url: () => url,
+  store: () => new MemcachedStore({ url, connectTimeout: 2000, prefix: 'test' }),
+});
 
 /** One raw text-protocol exchange, to look at what the store left on the server. */
 function raw(port: number, command: string): Promise<string> {
@@ -32,21 +49,13 @@ function raw(port: number, command: string): Promise<string> {
 }
 
 describe('MemcachedStore', () => {
-  let a: MemcachedServer;
-  let b: MemcachedServer;
   let store: MemcachedStore;
   const portOf = (server: string) => Number(server.split(':')[1]);
-  before(async () => {
-    [a, b] = await Promise.all([startMemcached(), startMemcached()]);
-    store = new MemcachedStore({
-      url: `memcached://${a.address},${b.address}`,
-      connectTimeout: 1000,
-      prefix: 'test',
-    });
+  before(() => {
+    store = new MemcachedStore({ url, connectTimeout: 1000, prefix: 'test' });
   });
   after(async () => {
     await store.close();
-    await Promise.all([a.stop(), b.stop()]);
   });
 
   it('keeps no per-user index: the engine answers CLONES_SESSION_BY_USER_UNSUPPORTED (501)', async () => {
@@ -172,4 +181,23 @@ describe('MemcachedStore', () => {
       assert.throws(() => memcachedServers(bad), { code: 'CLONES_SESSION_STORE_URL' }, bad);
     }
   });
+});
+
+// One of the two servers dies under load and comes back: the policy applies to the sessions it held (503 JSON,
+// or anonymous), the sessions on the other server are served throughout, nothing crashes or hangs past the
+// timeout, and the same clone recovers by itself. Memcached keeps nothing across a restart: the sessions the
+// dead server held are gone (documented), never served wrong.
+outageConformance({
+  name: 'memcached (one of two servers)',
+  persistsAcrossRestart: false,
+  storeTimeout: 500,
+  start: async () => {
+    const ring = new HashRing([a.address, b.address]);
+    return {
+      url,
+      down: () => a.kill(),
+      up: () => a.restart(),
+      holds: async (id) => ring.pick(storeKey(id)) === a.address,
+    };
+  },
 });
