@@ -1,30 +1,36 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { PostgresStore } from '../../src/session/stores/postgres-store.ts';
-import type { StoredSession } from '../../src/session/stores/store.ts';
+import { storeConformance } from '../conformance/backend-conformance.ts';
+import { outageConformance } from '../conformance/outage-conformance.ts';
 import { runtime } from '../conformance/runtime.ts';
+import { fresh, newKey } from '../conformance/stored-session.ts';
 import { type PostgresCluster, startPostgres } from '../harness/postgres-server.ts';
 
-const newKey = () => randomBytes(32).toString('hex');
-const fresh = (data: Record<string, unknown>, ttlMs = 60_000): StoredSession => {
-  const now = Date.now();
-  return { data, version: 1, createdAt: now, expiresAt: now + ttlMs };
-};
+// One PostgreSQL primary, started once for every suite of this file; each suite has its own table (prefix) or
+// its own random keys. The outage suite, last, stops the primary and starts it again.
+let cluster: PostgresCluster;
+before(async () => {
+  cluster = await startPostgres({ replicas: 0 });
+});
+after(async () => {
+  await cluster?.stop();
+});
+
+storeConformance({
+  name: 'postgres',
+  url: () => cluster.primaryUrl,
+  store: () => new PostgresStore({ url: cluster.primaryUrl, connectTimeout: 2000, prefix: 'test' }),
+  byUser: true,
+});
 
 describe('PostgresStore', () => {
-  let cluster: PostgresCluster;
   const open = (prefix: string) => {
     const backend = new PostgresStore({ url: cluster.primaryUrl, connectTimeout: 2000, prefix });
     return Object.assign(runtime(backend), { sweep: () => backend.sweep() });
   };
-  before(async () => {
-    cluster = await startPostgres({ replicas: 0 });
-  });
-  after(async () => {
-    await cluster.stop();
-  });
 
   it('creates its table on first use, once, even when several clones start together', async () => {
     const stores = Array.from({ length: 6 }, () => open('race'));
@@ -59,7 +65,7 @@ describe('PostgresStore', () => {
     await store.create(expired, fresh({ old: true }, 200));
     await store.destroy(buried, Date.now() + 200);
     await store.destroy(mourning, Date.now() + 60_000);
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     assert.equal(await store.sweep(), 2);
     const keys = (await cluster.query('primary', 'SELECT key FROM sweep_sessions')).map((r) => r.key);
     assert.deepEqual(new Set(keys), new Set([live, mourning]));
@@ -70,7 +76,7 @@ describe('PostgresStore', () => {
     const store = open('sweep');
     const expired = newKey();
     await store.create(expired, fresh({ old: true }, 100));
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     const other = new pg.Client({ connectionString: cluster.primaryUrl });
     await other.connect();
     await other.query('BEGIN');
@@ -100,4 +106,14 @@ describe('PostgresStore', () => {
       code: 'CLONES_SESSION_STORE_URL',
     });
   });
+});
+
+// The PostgreSQL primary is stopped (fast) under load and started again.
+outageConformance({
+  name: 'postgres',
+  start: async () => ({
+    url: cluster.primaryUrl,
+    down: () => cluster.stopPrimary(),
+    up: () => cluster.startPrimary(),
+  }),
 });
