@@ -1,63 +1,52 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { Cluster } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
+import { storeKey } from '../../src/session/session-id.ts';
 import { RedisStore } from '../../src/session/stores/redis-store.ts';
 import type { RuntimeStore } from '../../src/session/stores/runtime-store.ts';
+import { storeConformance } from '../conformance/backend-conformance.ts';
+import { outageConformance } from '../conformance/outage-conformance.ts';
 import { runtime } from '../conformance/runtime.ts';
-import { sessionConformance } from '../conformance/session-conformance.ts';
-import { storeContract } from '../conformance/store-contract.ts';
-import { checkLogOutEverywhere, startByUserApp } from '../harness/by-user-app.ts';
+import { fresh, newKey } from '../conformance/stored-session.ts';
 import { type RedisCluster, startRedisCluster } from '../harness/redis-cluster.ts';
-import { shared } from '../harness/shared-server.ts';
 
-// One 3-master cluster for both suites (each test uses its own random keys), so the file starts it once.
-const cluster = shared<RedisCluster>(startRedisCluster, (c) => c.stop(), 3);
-
-storeContract('redis cluster (3 masters)', async () => {
-  const c = await cluster.acquire();
-  const store = new RedisStore({ url: c.url, connectTimeout: 2000, prefix: 'test' });
-  return {
-    store,
-    cleanup: async () => {
-      await store.close();
-      await cluster.release();
-    },
-  };
+// One 3-master cluster (no replicas), started once for every suite of this file; each test uses its own
+// random keys. The outage suite, last, kills one master and restarts it.
+let cluster: RedisCluster;
+before(async () => {
+  cluster = await startRedisCluster();
+});
+after(async () => {
+  await cluster?.stop();
 });
 
-sessionConformance({
+storeConformance({
   name: 'redis cluster (3 masters)',
-  setup: async () => {
-    const c = await cluster.acquire();
-    return { url: c.url, cleanup: () => cluster.release() };
-  },
+  url: () => cluster.url,
+  store: () => new RedisStore({ url: cluster.url, connectTimeout: 2000, prefix: 'test' }),
+  byUser: true,
 });
 
 describe('redis cluster: sessions by user across slots', () => {
-  let c: RedisCluster;
   let store: RuntimeStore;
   let raw: Cluster;
   const prefix = 'byuser';
   const sessionKey = (key: string) => `${prefix}:s:{${key}}`;
   const userSet = (userId: string) => `${prefix}:ut:{${createHash('sha256').update(userId).digest('hex')}}`;
-  const newKey = () => randomBytes(32).toString('hex');
-  const fresh = () => ({ data: { n: 1 }, version: 1, createdAt: Date.now(), expiresAt: Date.now() + 60_000 });
-  before(async () => {
-    c = await cluster.acquire();
-    store = runtime(new RedisStore({ url: c.url, connectTimeout: 2000, prefix }));
-    raw = new Cluster(c.nodes.map((n) => ({ host: '127.0.0.1', port: n.port })));
+  before(() => {
+    store = runtime(new RedisStore({ url: cluster.url, connectTimeout: 2000, prefix }));
+    raw = new Cluster(cluster.nodes.map((n) => ({ host: '127.0.0.1', port: n.port })));
   });
   after(async () => {
     await store?.close();
     raw?.disconnect();
-    await cluster.release();
   });
 
   it('the user set lives in another slot, and holds the session before the session names its user', async () => {
     const key = newKey();
     const user = `ada-${randomBytes(4).toString('hex')}`;
-    await store.create(key, fresh());
+    await store.create(key, fresh({ n: 1 }));
     assert.equal(await store.bindUser(key, user, Date.now() + 120_000), true);
     const slot = async (k: string) => Number(await raw.cluster('KEYSLOT', k));
     assert.notEqual(await slot(userSet(user)), await slot(sessionKey(key)));
@@ -70,7 +59,7 @@ describe('redis cluster: sessions by user across slots', () => {
   it('a bind stopped between the set and the session is neither listed nor pruned; finished, it is listed', async () => {
     const key = newKey();
     const user = `bob-${randomBytes(4).toString('hex')}`;
-    await store.create(key, fresh());
+    await store.create(key, fresh({ n: 1 }));
     // Steps 1 and 2 of a bind, as a clone that died before step 3 would leave them.
     await raw.hset(sessionKey(key), 'p', 'cafe');
     await raw.sadd(userSet(user), `${key}:cafe`);
@@ -87,7 +76,7 @@ describe('redis cluster: sessions by user across slots', () => {
   it('rebinding to another user prunes the old entry by exact member; a newer bind of the same user stays', async () => {
     const key = newKey();
     const [a, b] = [`a-${randomBytes(4).toString('hex')}`, `b-${randomBytes(4).toString('hex')}`];
-    await store.create(key, fresh());
+    await store.create(key, fresh({ n: 1 }));
     await store.bindUser(key, a, Date.now() + 120_000);
     const [old] = await raw.smembers(userSet(a));
     await store.bindUser(key, b, Date.now() + 120_000);
@@ -109,13 +98,29 @@ describe('redis cluster: sessions by user across slots', () => {
     assert.deepEqual(await raw.smembers(userSet(a)), []);
     assert.deepEqual(await store.listByUser(b), []);
   });
+});
 
-  it('log me out everywhere over HTTP', async () => {
-    const app = await startByUserApp({ store: c.url });
-    try {
-      await checkLogOutEverywhere(app);
-    } finally {
-      await app.close();
-    }
-  });
+// One master of the cluster dies with kill -9: the sessions on its slots get the outage policy (a coded 503)
+// within the timeout, the other two shards keep serving, and once the node is back on its port (same node id
+// and slots, data gone: it keeps none) the same app serves its slots again.
+outageConformance({
+  name: 'redis cluster (one of 3 masters, kill -9)',
+  persistsAcrossRestart: false,
+  start: async () => {
+    const victim = cluster.nodes[0]!;
+    return {
+      url: cluster.url,
+      down: () => victim.kill(),
+      up: () => victim.restart(),
+      // Asked of the node itself: a key on another node's slots answers MOVED.
+      holds: async (id) => {
+        const direct = new Redis({ host: '127.0.0.1', port: victim.port, lazyConnect: true });
+        try {
+          return (await direct.call('EXISTS', `clones:s:{${storeKey(id)}}`).catch(() => 0)) === 1;
+        } finally {
+          direct.disconnect();
+        }
+      },
+    };
+  },
 });
