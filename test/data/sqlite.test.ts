@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { type Database, database, SESSION_LSN_KEY } from '../../src/data/index.ts';
+import { SqliteDriver } from '../../src/data/sqlite-driver.ts';
+import { driverConformance } from '../conformance/driver-conformance.ts';
 
 let dir: string;
 let db: Database;
@@ -12,6 +14,7 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'clones-data-'));
   db = database({ primary: `sqlite:${join(dir, 'data.db')}`, replicas: [], cache: undefined });
   await db.execute('CREATE TABLE items (id TEXT PRIMARY KEY, v INTEGER NOT NULL)');
+  await db.execute('INSERT INTO items (id, v) VALUES ($1, $2)', ['a', 11]);
 });
 
 after(async () => {
@@ -19,35 +22,18 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-test('SQLite mode: the same API, $n parameters, no positions', async () => {
-  const w = await db.execute('INSERT INTO items (id, v) VALUES ($1, $2)', ['a', 1]);
-  assert.equal(w.rowCount, 1);
-  assert.equal(w.lsn, undefined);
-  const { value } = await db.transaction(async (tx) => {
-    await tx.query('UPDATE items SET v = v + $1 WHERE id = $2', [10, 'a']);
-    return (await tx.query<{ v: number }>('SELECT v FROM items WHERE id = $1 AND v > $2', ['a', 0])).rows[0]!
-      .v;
-  });
-  assert.equal(value, 11);
-  assert.deepEqual(await db.query('SELECT v FROM items WHERE id = $1', ['a'], { consistency: 'strong' }), [
-    { v: 11 },
-  ]);
-  assert.equal(db.status().replicas.length, 0);
-});
-
-test('SQLite mode: a failed transaction rolls back, and the next one runs', async () => {
-  await assert.rejects(
-    db.transaction(async (tx) => {
-      await tx.query('UPDATE items SET v = 99 WHERE id = $1', ['a']);
-      throw new Error('boom');
-    }),
-    /boom/,
-  );
-  assert.deepEqual(await db.query('SELECT v FROM items WHERE id = $1', ['a']), [{ v: 11 }]);
-});
-
-test('SQLite mode: a read that writes is CLONES_DATA_READ_ONLY', async () => {
-  await assert.rejects(db.query("INSERT INTO items VALUES ('x', 1)"), { code: 'CLONES_DATA_READ_ONLY' });
+// Its own file: the driver suite starts from an empty database.
+driverConformance({
+  name: 'sqlite',
+  positions: false,
+  setup: async () => {
+    const path = join(dir, 'driver.db');
+    return {
+      url: `sqlite:${path}`,
+      open: () => new SqliteDriver({ path, timeout: 2000 }),
+      cleanup: async () => {},
+    };
+  },
 });
 
 test('without a cache, cached() coalesces concurrent misses and write() makes later reads fresh', async () => {
