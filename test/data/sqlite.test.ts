@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -77,8 +78,17 @@ test('bad URLs and options fail at construction with codes', () => {
 });
 
 test('an unreachable primary fails within the timeout with CLONES_DATA_PRIMARY_UNAVAILABLE or CLONES_DATA_TIMEOUT', async () => {
-  // 192.0.2.1 (TEST-NET-1) never answers: the connect can only time out.
-  const far = database({ primary: 'postgres://postgres@192.0.2.1:5432/x', cache: undefined, timeout: 300 });
+  // A black hole on loopback: it accepts the TCP connection and never sends a byte, so the PostgreSQL
+  // handshake can only time out.
+  const sockets = new Set<Socket>();
+  const hole = createServer((socket) => sockets.add(socket));
+  await new Promise<void>((resolve) => hole.listen(0, '127.0.0.1', resolve));
+  const { port } = hole.address() as AddressInfo;
+  const far = database({
+    primary: `postgres://postgres@127.0.0.1:${port}/x`,
+    cache: undefined,
+    timeout: 300,
+  });
   const started = Date.now();
   await assert.rejects(far.execute('SELECT 1'), (err: { code?: string }) =>
     ['CLONES_DATA_PRIMARY_UNAVAILABLE', 'CLONES_DATA_TIMEOUT'].includes(err.code ?? ''),
@@ -87,5 +97,7 @@ test('an unreachable primary fails within the timeout with CLONES_DATA_PRIMARY_U
     ['CLONES_DATA_UNAVAILABLE', 'CLONES_DATA_TIMEOUT'].includes(err.code ?? ''),
   );
   assert.ok(Date.now() - started < 1500, `took ${Date.now() - started} ms`);
+  for (const socket of sockets) socket.destroy();
+  hole.close();
   await far.close();
 });
