@@ -104,9 +104,13 @@ test('the login link logs in once, and the page shows 3 serving clones', async (
   for (let i = 0; i < 5; i++) {
     await page.goto(`${base()}/dashboard/`);
     await page.waitForFunction(() => document.querySelectorAll('#clones tbody tr').length === 3);
-    paints.push(
-      await page.evaluate(() => performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1),
+    // The paint entry is recorded once the frame is drawn, which on a busy machine can come after the DOM.
+    const fcp = await page.waitForFunction(
+      () => performance.getEntriesByName('first-contentful-paint')[0]?.startTime,
+      undefined,
+      { timeout: 10_000 },
     );
+    paints.push((await fcp.jsonValue()) as number);
     loads.push(
       await page.evaluate(() => {
         const nav = performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming;
@@ -115,10 +119,6 @@ test('the login link logs in once, and the page shows 3 serving clones', async (
     );
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  assert.ok(
-    paints.every((p) => p > 0),
-    'every load painted',
-  );
   measured.firstContentfulPaintMs = median(paints).toFixed(0);
   measured.firstContentfulPaintSamplesMs = paints.map((p) => p.toFixed(0)).join(' ');
   measured.domContentLoadedMs = median(loads).toFixed(0);
