@@ -24,6 +24,7 @@ test('clones up: 3 clones of one release behind the balancer, with secrets kept 
   assert.equal(s.clones.length, 3);
   assert.ok(
     s.clones.every((c) => c.release === s.release && c.state === 'serving' && c.health === 'healthy'),
+    `every clone serving and healthy: ${JSON.stringify(s.clones.map(({ id, state, health, restarts, reason }) => ({ id, state, health, restarts, reason })))}`,
   );
   assert.deepEqual(s.guard, [s.release]);
   for (const file of ['admin-token', 'secret', '', 'desired.json', 'logs', 'logs/c1.log']) {
