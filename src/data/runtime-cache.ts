@@ -1,6 +1,6 @@
-import { ClonesError, dataUnavailable } from '../errors.ts';
+import { dataUnavailable } from '../errors.ts';
 import type { Cache, LeaseAnswer } from './cache.ts';
-import { withTimeout } from './with-timeout.ts';
+import { countFailures, withTimeout } from './with-timeout.ts';
 
 /** Calls per operation of the cache, and how many failed or ran out of time. */
 export interface CacheCounts {
@@ -53,12 +53,6 @@ export class RuntimeCache implements Cache {
 
   async #run<R>(call: () => Promise<R>): Promise<R> {
     if (this.#closing) throw dataUnavailable(new Error('the cache was closed'));
-    try {
-      return await withTimeout(call(), this.#timeout, 'cache');
-    } catch (err) {
-      this.counts.errors++;
-      if (err instanceof ClonesError && err.code === 'CLONES_DATA_TIMEOUT') this.counts.timeouts++;
-      throw err;
-    }
+    return countFailures(this.counts, withTimeout(call(), this.#timeout, 'cache'));
   }
 }

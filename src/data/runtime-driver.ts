@@ -1,6 +1,6 @@
 import { ClonesError, dataUnavailable, primaryUnavailable } from '../errors.ts';
 import type { Driver, QueryResult, Transaction } from './driver.ts';
-import { withTimeout } from './with-timeout.ts';
+import { countFailures, withTimeout } from './with-timeout.ts';
 
 /** A database backend: a `Driver`'s operations, and optionally an `init` run once before the first call. */
 export interface DriverBackend extends Driver {
@@ -86,19 +86,16 @@ export class RuntimeDriver implements Driver {
       const closed = new Error(`${this.name} was closed`);
       throw writes ? primaryUnavailable(closed) : dataUnavailable(closed);
     }
-    try {
+    const attempt = async () => {
       if (!this.#initialized) {
         await this.#init().catch((err) => {
           // A file that cannot be opened, say: coded, and tried again by the next call.
           throw err instanceof ClonesError ? err : writes ? primaryUnavailable(err) : dataUnavailable(err);
         });
       }
-      return await (bounded ? withTimeout(call(), this.#timeout, this.name) : call());
-    } catch (err) {
-      this.counts.errors++;
-      if (err instanceof ClonesError && err.code === 'CLONES_DATA_TIMEOUT') this.counts.timeouts++;
-      throw err;
-    }
+      return bounded ? withTimeout(call(), this.#timeout, this.name) : call();
+    };
+    return countFailures(this.counts, attempt());
   }
 
   #init(): Promise<void> {
