@@ -1,5 +1,5 @@
 import { connectFleet, type FleetStatus, fleetPaths } from '../fleet/index.ts';
-import { processUsage } from '../fleet/process-usage.ts';
+import { cloneUsage } from '../fleet/process-usage.ts';
 import { parse, positionals } from './args.ts';
 import { durationText } from './deploy-table.ts';
 import type { Verb } from './verb.ts';
@@ -58,7 +58,7 @@ function usageColumns(c: FleetStatus['clones'][number], local: boolean): string 
     up < 3600
       ? `${Math.floor(up / 60)}m${up % 60}s`
       : `${Math.floor(up / 3600)}h${Math.floor((up % 3600) / 60)}m`;
-  const u = local && c.pid ? processUsage(c.pid) : c.usage;
+  const u = cloneUsage(c, local);
   const cpu = u ? `${u.cpuSeconds.toFixed(1)}s` : '-';
   const rss = u ? `${Math.round(u.rss / 1048576)}MiB` : '-';
   return `${uptime.padEnd(8)} ${cpu.padEnd(8)} ${rss.padEnd(8)}`;

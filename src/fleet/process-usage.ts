@@ -46,3 +46,17 @@ export function processUsage(pid: number): ProcessUsage | undefined {
     return undefined;
   }
 }
+
+/**
+ * A clone's CPU and RSS: read from /proc here when the clone runs on this machine, else what its host agent
+ * measured (`usage` in its status). Undefined when neither is known.
+ *
+ * @example
+ *   const u = cloneUsage(clone, status.hosts === null);
+ */
+export function cloneUsage(
+  clone: { pid: number | null; usage?: { cpuSeconds: number; rss: number } | undefined },
+  local: boolean,
+): { cpuSeconds: number; rss: number } | undefined {
+  return local && clone.pid ? processUsage(clone.pid) : clone.usage;
+}

@@ -1,7 +1,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { readHistory } from '../desired-state.ts';
 import type { Fleet } from '../fleet.ts';
-import { processUsage } from '../process-usage.ts';
+import { cloneUsage } from '../process-usage.ts';
 
 const DURATION_BUCKETS = [1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
 
@@ -84,7 +84,7 @@ export function fleetMetrics(fleet: Fleet): string {
     status.clones.map((c) => [`clone="${c.id}",release="${c.release.slice(0, 12)}"`, c.restarts]),
   );
   const usage = status.clones.flatMap((c) => {
-    const u = !status.hosts && c.pid ? processUsage(c.pid) : c.usage;
+    const u = cloneUsage(c, status.hosts === null);
     return u ? [{ labels: `clone="${c.id}",release="${c.release.slice(0, 12)}"`, ...u }] : [];
   });
   metric(

@@ -1,6 +1,6 @@
 import type { Fleet } from '../fleet.ts';
 import type { FleetStatus } from '../fleet-status.ts';
-import { processUsage } from '../process-usage.ts';
+import { cloneUsage } from '../process-usage.ts';
 
 /** One clone's figures over the last few seconds. */
 export interface CloneStats {
@@ -104,7 +104,7 @@ export class FleetSampler {
     const rss = new Map<number, number>();
     const local = status.hosts === null;
     for (const c of status.clones) {
-      const u = local && c.pid ? processUsage(c.pid) : c.usage;
+      const u = cloneUsage(c, local);
       if (u && c.pid) {
         cpu.set(c.pid, u.cpuSeconds);
         rss.set(c.pid, u.rss);
