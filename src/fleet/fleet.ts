@@ -24,6 +24,7 @@ import { FleetLogs } from './fleet-logs.ts';
 import type { FleetPaths } from './fleet-paths.ts';
 import { type FleetStatus, fleetStatus } from './fleet-status.ts';
 import { checkHealthPath } from './health-path.ts';
+import { hostCountsOf } from './host-config.ts';
 import type { LogsQuery } from './log-stream.ts';
 import { type ReleaseEntry, releaseList } from './release-list.ts';
 import type { CloneDriver } from './rollout/rollout-context.ts';
@@ -49,13 +50,6 @@ export interface FleetOptions {
     FleetHostsOptions,
     'balancer' | 'emit' | 'logger' | 'drainTimeout' | 'readyTimeout' | 'healthPath'
   >;
-}
-
-/** `state.hostClones` with `host` at `clones`; a host at the fleet's count is not listed. */
-function hostCounts(state: DesiredState, host: string, clones: number): Record<string, number> | undefined {
-  const { [host]: _old, ...others } = state.hostClones ?? {};
-  const counts = clones === state.clones ? others : { ...others, [host]: clones };
-  return Object.keys(counts).length > 0 ? counts : undefined;
 }
 
 /**
@@ -275,7 +269,17 @@ export class Fleet {
       const next: DesiredState =
         host === undefined
           ? { ...state, epoch: state.epoch + 1, clones, hostClones: undefined }
-          : { ...state, epoch: state.epoch + 1, hostClones: hostCounts(state, host, clones) };
+          : {
+              ...state,
+              epoch: state.epoch + 1,
+              hostClones: hostCountsOf(
+                Object.entries({ ...state.hostClones, [host]: clones }).map(([name, n]) => ({
+                  name,
+                  clones: n,
+                })),
+                state.clones,
+              ),
+            };
       emit({
         type: 'scale',
         release: state.release,
