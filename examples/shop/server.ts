@@ -190,6 +190,9 @@ function ordersOf(data: { query: Reader['query'] }, user: string): Promise<Order
 const pick = ({ user, counter, cart }: Partial<Shop>) => ({ user, counter, cart });
 
 await migrate();
+// Connect to the session store before listening, so the first request is not the one that waits for it. A
+// store that is down is not fatal: requests answer 503 with a code and open it again once it is back.
+await s.ready().catch((err) => console.error(`session store not ready at start: ${err.message}`));
 server.listen(Number(process.env.PORT ?? 3000), process.env.HOST ?? '127.0.0.1');
 const stop = () => server.close(() => Promise.all([s.close(), db.close()]).then(() => process.exit(0)));
 process.on('SIGTERM', stop);

@@ -86,6 +86,15 @@ export class SessionEngine {
   }
 
   /**
+   * Opens the session store and the revocation store now (driver loaded, connected, tables set up) rather
+   * than on the first request, so the first request a clone serves does not wait for a connect that may
+   * outlast `storeTimeout`. Rejects with the coded error a request would get; a later call tries again.
+   */
+  async ready(): Promise<void> {
+    await Promise.all([this.#store?.ready(), this.#revocationStore?.ready()]);
+  }
+
+  /**
    * The user's live sessions (bound with `req.session.bindUser(userId)`), by store key: ids never leave the
    * store. CLONES_SESSION_BY_USER_UNSUPPORTED (501) on stores without a per-user index, and on sealed cookies
    * without a revocation store (`revocations`).

@@ -57,6 +57,11 @@ export function sessions<T extends SessionData = SessionData>(options?: SessionO
       nodeAdapter<T>(engine, handler) as (req: IncomingMessage, res: ServerResponse) => void,
     /** The session metrics in the Prometheus text format, for the app's own `/metrics` (docs/metrics.md). */
     prometheus: () => engine.prometheus(),
+    /**
+     * Opens the store now (connects, sets up tables): await it before `listen`, so a clone's first request
+     * does not pay for the connect. Rejects with the coded error a request would get.
+     */
+    ready: () => engine.ready(),
     /** Closes the store's connections. */
     close: () => engine.close(),
   };

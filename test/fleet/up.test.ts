@@ -38,7 +38,7 @@ test('clones up: 3 clones of one release behind the balancer, with secrets kept 
 
 test('sessions are shared: log in on one clone, see it from the others; x-clones-clone varies', async () => {
   const login = await get(up.port, '/login', { method: 'POST', body: 'name=ada' });
-  assert.equal(login.status, 303);
+  assert.equal(login.status, 303, login.body);
   assert.equal(statSync(join(dir, '.clones/sessions.db')).mode & 0o077, 0, 'sessions.db is private');
   const cookie = String(login.headers['set-cookie']).split(';')[0]!;
   const clones = new Set<string>();

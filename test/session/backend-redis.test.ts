@@ -3,6 +3,8 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { ClonesError } from '../../src/errors.ts';
+import { freePort } from '../../src/free-port.ts';
+import { sessions } from '../../src/session/index.ts';
 import { RedisStore } from '../../src/session/stores/redis-store.ts';
 import { redisConnection } from '../../src/session/stores/redis-topology.ts';
 import type { SessionStore } from '../../src/session/stores/store.ts';
@@ -135,6 +137,33 @@ describe('RedisStore data layout', () => {
     await store.close();
     await store.close();
     await assert.rejects(store.get(newKey()), { code: 'CLONES_SESSION_STORE_UNAVAILABLE' });
+  });
+});
+
+describe('sessions().ready()', () => {
+  it('connects before the first request, and rejects with a code when the server is down', async () => {
+    const s = sessions({ store: redis.url, secret: 'x'.repeat(32), storeTimeout: CONNECT_TIMEOUT });
+    const admin = new Redis(redis.url);
+    const clients = async () =>
+      String(await admin.client('LIST'))
+        .trim()
+        .split('\n').length;
+    try {
+      const idle = await clients();
+      await s.ready();
+      assert.equal(await clients(), idle + 1, 'ready() opened the connection the first request will use');
+    } finally {
+      await Promise.all([s.close(), admin.quit()]);
+    }
+    const down = sessions({
+      store: `redis://127.0.0.1:${await freePort()}`,
+      secret: 'x'.repeat(32),
+      storeTimeout: CONNECT_TIMEOUT,
+    });
+    const { ms, err } = await rejectsWithin(() => down.ready());
+    await down.close();
+    assert.equal((err as ClonesError).code, 'CLONES_SESSION_STORE_UNAVAILABLE');
+    assert.ok(ms < CONNECT_TIMEOUT + MARGIN, `rejected after ${ms} ms`);
   });
 });
 
