@@ -1,7 +1,7 @@
 // Runs every test with Node's test runner. First makes sure the servers the tests start are installed
 // (apt when root, else it stops and names the command); each test file starts its own servers on free
 // loopback ports through test/harness and stops them when it ends.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -23,6 +23,9 @@ try {
   console.error((err as Error).message);
   process.exit(1);
 }
+
+const HEAVY =
+  /test[\\/](fleet[\\/](hosts-(deploys|extras|failures|late|systemd)|test-hosts)|dashboard[\\/]|package[\\/]pack)/;
 
 function findTests(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -52,23 +55,31 @@ const files = findTests('test')
 // The 2-minute soak loads the whole machine (3 hosts, Sentinel, PostgreSQL with replicas, users): it runs on
 // its own after the rest, so that neither it nor the timing-sensitive outage tests run beside the other.
 const alone = files.filter((f) => f.includes(join('test', 'soak', 'soak-short')));
-const together = files.filter((f) => !alone.includes(f));
-const run = (list: string[], concurrency: number, timeout = 300_000) =>
-  list.length === 0
-    ? 0
-    : (spawnSync(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          '--test',
-          `--test-concurrency=${concurrency}`,
-          `--test-timeout=${timeout}`,
-          ...list,
-        ],
-        // Library warnings (an outage a test provokes on purpose) would bury the test report; errors still show.
-        { stdio: 'inherit', env: { CLONES_LOG_LEVEL: 'error', ...process.env } },
-      ).status ?? 1);
-const first = run(together, 2);
-const second = run(alone, 1, 900_000);
-process.exit(first !== 0 ? first : second);
+// The files that start test hosts (network namespaces, each with sshd, an agent and clones), a browser, or
+// npm: one at a time in a lane of their own, beside a lane with the rest. Run two at a time from one sorted
+// list, neighbours such as hosts-deploys and hosts-extras met on 2 cores, and `clones up` in a third file
+// then waited seconds for a health check.
+const heavy = files.filter((f) => !alone.includes(f) && HEAVY.test(f));
+const light = files.filter((f) => !alone.includes(f) && !heavy.includes(f));
+
+/** Runs `list` in one `node --test`; resolves with its exit status. `out` is where its report goes. */
+function run(list: string[], concurrency: number, out: 'inherit' | 'pipe', timeout = 300_000) {
+  if (list.length === 0) return Promise.resolve({ status: 0, report: '' });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${timeout}`, ...list],
+    // Library warnings (an outage a test provokes on purpose) would bury the test report; errors still show.
+    { stdio: ['ignore', out, 'inherit'], env: { CLONES_LOG_LEVEL: 'error', ...process.env } },
+  );
+  let report = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (report += chunk));
+  return new Promise<{ status: number; report: string }>((resolve) =>
+    child.once('close', (code) => resolve({ status: code ?? 1, report })),
+  );
+}
+
+// The heavy lane's report is printed whole after the other's, so that the two TAP streams do not interleave.
+const [lane, heavyLane] = await Promise.all([run(light, 1, 'inherit'), run(heavy, 1, 'pipe')]);
+process.stdout.write(heavyLane.report);
+const last = await run(alone, 1, 'inherit', 900_000);
+process.exit([lane.status, heavyLane.status, last.status].find((s) => s !== 0) ?? 0);
