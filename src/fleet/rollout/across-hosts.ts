@@ -28,7 +28,7 @@ export interface AcrossHostsOptions {
 /**
  * Converges many hosts. Rolling goes in batches of hosts, and the host is the unit: on each host of a batch
  * the new clones start together while its old ones serve, then the old ones drain and stop (as Kamal swaps a
- * host's containers). One clone at a time on every host would make a deploy take a clone's boot time per
+ * host's containers) while the next batch starts; the rollout ends once every drain has. One clone at a time on every host would make a deploy take a clone's boot time per
  * clone of the fleet; this takes it per batch, with the same capacity kept (the host's old clones serve until
  * its new ones are healthy) and the rest of the fleet untouched. The guard
  * keeps the old release allowed while any host still has an old clone, so a host that is done never shuts
@@ -60,12 +60,56 @@ export async function acrossHosts(parts: readonly HostPart[], o: AcrossHostsOpti
   // Nothing to replace anywhere (first start, scale): every host at once.
   const replacing = parts.some((p) => tally(ctxOf(p)).stale.length > 0);
   const batch = replacing ? Math.max(1, o.batch) : parts.length;
-  for (let i = 0; i < parts.length; i += batch) {
-    throwIfStopped(o.signal);
-    await Promise.all(parts.slice(i, i + batch).map((p) => blueGreen(ctxOf(p))));
+  const drains = new Drains();
+  try {
+    for (let i = 0; i < parts.length; i += batch) {
+      throwIfStopped(o.signal);
+      await Promise.all(parts.slice(i, i + batch).map((p) => swapHost(ctxOf(p), drains)));
+    }
+  } finally {
+    // A deploy returns (or rolls back) only once no old clone is left draining on any host.
+    await drains.settled();
   }
+  drains.throwFirst();
+  // What the swap left (a clone that failed to start, an excess after a scale): converged host by host.
+  await Promise.all(parts.map((p) => blueGreen(ctxOf(p))));
   o.guard(false);
   o.weigh();
+}
+
+/**
+ * A host's turn in a rolling deploy: its new clones start beside the old ones, new requests switch to them,
+ * and the old ones are handed to `drains` rather than awaited, so the next batch of hosts starts while they
+ * drain. The guard keeps their release allowed while they are listed (another host's ctx counts them stale).
+ */
+async function swapHost(ctx: RolloutContext, drains: Drains): Promise<void> {
+  const before = tally(ctx);
+  ctx.guard(before.stale.length > 0);
+  if (before.short.length > 0) await startShort(ctx, before);
+  throwIfStopped(ctx.signal);
+  const stale = tally(ctx).stale;
+  if (stale.length === 0) return;
+  ctx.guard(false);
+  ctx.weigh();
+  for (const c of stale) drains.add(ctx.clones.stop(c.id));
+}
+
+/** Stops in flight: none rejects unhandled; the first failure is thrown once all have settled. */
+class Drains {
+  readonly #pending: Promise<void>[] = [];
+  readonly #failures: unknown[] = [];
+
+  add(stop: Promise<void>): void {
+    this.#pending.push(stop.catch((err: unknown) => void this.#failures.push(err)));
+  }
+
+  async settled(): Promise<void> {
+    await Promise.all(this.#pending);
+  }
+
+  throwFirst(): void {
+    if (this.#failures.length > 0) throw this.#failures[0];
+  }
 }
 
 /**
