@@ -24,8 +24,9 @@ try {
   process.exit(1);
 }
 
+/** Files that start test hosts, a browser, npm, or a local fleet under deploys (see `heavy` below). */
 const HEAVY =
-  /test[\\/](fleet[\\/](hosts-(deploys|extras|failures|late|systemd)|test-hosts)|dashboard[\\/]|package[\\/]pack)/;
+  /test[\\/](fleet[\\/](hosts-(deploys|extras|failures|late|systemd)|test-hosts|up|deploy-)|dashboard[\\/]|package[\\/]pack)/;
 
 function findTests(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -55,10 +56,10 @@ const files = findTests('test')
 // The 2-minute soak loads the whole machine (3 hosts, Sentinel, PostgreSQL with replicas, users): it runs on
 // its own after the rest, so that neither it nor the timing-sensitive outage tests run beside the other.
 const alone = files.filter((f) => f.includes(join('test', 'soak', 'soak-short')));
-// The files that start test hosts (network namespaces, each with sshd, an agent and clones), a browser, or
-// npm: one at a time in a lane of their own, beside a lane with the rest. Run two at a time from one sorted
-// list, neighbours such as hosts-deploys and hosts-extras met on 2 cores, and `clones up` in a third file
-// then waited seconds for a health check.
+// The files that start test hosts (network namespaces, each with sshd, an agent and clones), a browser, npm,
+// or a local fleet under deploys: one at a time in a lane of their own, beside a lane with the rest (the two
+// lanes take about the same time). Run two at a time from one sorted list, neighbours such as hosts-deploys
+// and hosts-extras met on 2 cores, and `clones up` in a third file then waited seconds for a health check.
 const heavy = files.filter((f) => !alone.includes(f) && HEAVY.test(f));
 const light = files.filter((f) => !alone.includes(f) && !heavy.includes(f));
 
