@@ -126,6 +126,8 @@ interface Row {
   failures: Record<string, number>;
   /** Of the AFTER responses sent once `deploy` returned, those not from the new release. */
   staleAfter: number;
+  /** Each event the deploy printed, with when it arrived (ms from the CLI's start). */
+  timeline: Record<string, unknown>[];
   /** Across hosts: bytes this deploy shipped to each host (hash list, missing blobs, manifest). */
   bytesPerHost?: Record<string, number>;
 }
@@ -197,7 +199,16 @@ async function run(): Promise<void> {
       touchApp(app, `bench ${strategy.name} ${Date.now()}`);
       const first = load.samples.length;
       const t0 = Date.now();
-      const deploy = await cliAsync(dir, ['deploy', 'shop', '--json', ...strategy.args]);
+      const running = cliAsync(dir, ['deploy', 'shop', '--json', ...strategy.args]);
+      // Each event line with when it arrived, in ms from the CLI's start: where the deploy's time went.
+      const arrived: { ms: number; line: string }[] = [];
+      let partial = '';
+      running.child.stdout?.on('data', (chunk: Buffer) => {
+        const lines = (partial + chunk).split('\n');
+        partial = lines.pop()!;
+        for (const line of lines) if (line) arrived.push({ ms: Date.now() - t0, line });
+      });
+      const deploy = await running;
       const returned = Date.now();
       const events = deploy.stdout
         .trim()
@@ -233,6 +244,11 @@ async function run(): Promise<void> {
         rpsDuringDeploy: Math.round(during.length / ((returned - t0) / 1000)),
         rpsAfter: Math.round(after.length / (Math.max(1, lastAt - returned) / 1000)),
         staleAfter: after.filter((s) => s.release !== to).length,
+        timeline: arrived.map(({ ms, line }) => {
+          const e = JSON.parse(line) as Record<string, unknown>;
+          const keep = ['type', 'host', 'clone', 'state', 'step', 'outcome'].filter((k) => k in e);
+          return { ms, ...Object.fromEntries(keep.map((k) => [k, e[k]])) };
+        }),
         ...(HOSTS > 0 ? { bytesPerHost: shippedBytes(deploy.stdout) } : {}),
       });
       // Keep the samples array small: only what the next strategy measures.
