@@ -9,7 +9,7 @@ import {
   statSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { invalidOption } from '../errors.ts';
+import { OptionIssues } from '../option-issues.ts';
 
 /** How big a clone's log may grow and how many rotated files are kept (`c1.log.1` newest ... `c1.log.N`). */
 export interface LogRotationOptions {
@@ -29,20 +29,19 @@ export const logRotationDefaults: Readonly<Required<LogRotationOptions>> = Objec
 });
 
 /**
- * The options with their defaults, validated once (CLONES_INVALID_OPTION naming the option), then frozen.
+ * The options with their defaults, validated once (one CLONES_INVALID_OPTION naming every wrong option), then
+ * frozen.
  *
  * @example
  *   const o = logRotationOptions({ maxBytes: 1 << 20 }); // { maxBytes: 1048576, keep: 3, everyMs: 5000 }
  */
 export function logRotationOptions(options: LogRotationOptions = {}): Readonly<Required<LogRotationOptions>> {
   const o = { ...logRotationDefaults, ...options };
-  const whole = (name: keyof LogRotationOptions, min: number) => {
-    if (!Number.isInteger(o[name]) || o[name] < min)
-      throw invalidOption(name, `must be a whole number >= ${min}; got ${String(o[name])}`);
-  };
-  whole('maxBytes', 1024);
-  whole('keep', 1);
-  whole('everyMs', 10);
+  const issues = new OptionIssues();
+  issues.whole('maxBytes', o.maxBytes, 1024, Number.MAX_SAFE_INTEGER);
+  issues.whole('keep', o.keep, 1, 1000);
+  issues.whole('everyMs', o.everyMs, 10, 86_400_000);
+  issues.throwIfAny();
   return Object.freeze(o);
 }
 

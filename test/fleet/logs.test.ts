@@ -65,6 +65,11 @@ test('rotation: copy and truncate under a writer that holds the file open; only 
     writer.kill();
   }
   assert.throws(() => logRotationOptions({ keep: 0 }), { code: 'CLONES_INVALID_OPTION', message: /keep/ });
+  // Every wrong option in one error, not the first only.
+  assert.throws(() => logRotationOptions({ maxBytes: 10, keep: 1.5, everyMs: 0 }), {
+    code: 'CLONES_INVALID_OPTION',
+    message: /maxBytes[\s\S]*keep[\s\S]*everyMs/,
+  });
 });
 
 test('the rotation timer rotates every big log in the directory', async () => {
