@@ -18,6 +18,7 @@ import { dirname, join, posix, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ambiguousRelease, badAppDir, linkOutsideApp, unknownRelease } from '../errors.ts';
 import { appEnv } from './app-env.ts';
+import { compileTypeScript, outputOf, typeScriptPlan } from './compile-release.ts';
 import { devPackages, inPackages } from './dev-packages.ts';
 import type { FleetPaths } from './fleet-paths.ts';
 
@@ -26,8 +27,11 @@ export interface ReleaseManifest {
   digest: string;
   /** The app's package.json name, or its directory name. */
   name: string;
-  /** The file clones run, relative to the release directory. */
+  /** The app's entry file, relative to the release directory. */
   entry: string;
+  /** The JavaScript compiled from a TypeScript entry at build, which clones run with plain Node; absent when
+   * the app runs through tsx (a JavaScript app, or TypeScript that per-file compiling cannot follow). */
+  run?: string;
   node: string;
   clones: string;
   files: number;
@@ -98,8 +102,13 @@ export function buildRelease(
   const { files, pruned } = listFiles(source, dev);
   const entry = findEntry(source);
   const env = appEnv(source, options.env);
+  // A TypeScript app compiled now runs on plain Node (see compile-release.ts); the compiler is an input.
+  const plan = existsSync(join(clonesRoot, 'dist/session/index.js'))
+    ? typeScriptPlan(source, entry, files)
+    : { why: 'clones is not built' };
   const hash = createHash('sha256');
   hash.update(`clones-release v3\nnode ${process.version}\nclones ${clonesVersion()}\nentry ${entry}\n`);
+  if (plan.esbuild) hash.update(`compile esbuild ${plan.esbuild.version}\n`);
   for (const [name, value] of Object.entries(env)) hash.update(`env ${name}=${JSON.stringify(value)}\n`);
   for (const file of files) {
     const full = join(source, file);
@@ -128,6 +137,7 @@ export function buildRelease(
       if (lstatSync(from).isSymbolicLink()) symlinkSync(readlinkSync(from), to);
       else copyFileSync(from, to);
     }
+    const run = plan.esbuild && compileTypeScript(tmp, files, plan.esbuild) ? outputOf(entry) : undefined;
     mkdirSync(join(tmp, 'node_modules'), { recursive: true });
     symlinkSync(clonesRoot.replace(/\/$/, ''), join(tmp, 'node_modules', 'clones'), 'dir');
     const pkg = readPackage(source);
@@ -135,6 +145,7 @@ export function buildRelease(
       digest,
       name: typeof pkg?.name === 'string' ? pkg.name : source.split('/').pop()!,
       entry,
+      ...(run ? { run } : {}),
       node: process.version,
       clones: clonesVersion(),
       files: files.length,

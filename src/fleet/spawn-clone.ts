@@ -32,16 +32,20 @@ const LOG_LINES = 40;
 export function spawnClone(o: SpawnOptions, clone: SupervisedClone): ChildProcess {
   const release = readRelease(o.paths, clone.release);
   const entry = join(release.dir, release.manifest.entry);
-  // A TypeScript app runs through tsx (the app's own, else clones's), and takes clones's own TypeScript
-  // sources (the `clones-source` export condition); a JavaScript app takes the compiled dist/.
-  const args = /\.[cm]?ts$/.test(entry)
-    ? [
-        '--conditions=clones-source',
-        '--import',
-        tsxLoader(release.manifest.entry, [release.dir, release.manifest.source]),
-        entry,
-      ]
-    : [entry];
+  // A TypeScript app compiled at build runs on plain Node, its stack traces mapped back to the .ts lines.
+  // Else it runs through tsx (the app's own, else clones's), and takes clones's own TypeScript sources (the
+  // `clones-source` export condition); a JavaScript app takes the compiled dist/.
+  const run = release.manifest.run;
+  const args = run
+    ? ['--enable-source-maps', join(release.dir, run)]
+    : /\.[cm]?ts$/.test(entry)
+      ? [
+          '--conditions=clones-source',
+          '--import',
+          tsxLoader(release.manifest.entry, [release.dir, release.manifest.source]),
+          entry,
+        ]
+      : [entry];
   const logFile = join(o.paths.logs, `${clone.id}.log`);
   const env = {
     ...o.env,
