@@ -94,8 +94,13 @@ test('a rolling deploy of an app that throws: the app error once, rolled back', 
   assert.match(r.stderr, /rolled back to [0-9a-f]{12}/);
   assert.equal(count(out, 'Error: DATABASE_URL is not set'), 1, out);
   assert.equal(count(out, 'server.mjs:2'), 1, out);
-  // The terminal of clones up, which gets no command error, shows it with the rollback.
-  assert.match(up.output(), /failed: clone c\d+ failed: [^\n]*\n {2}Error: DATABASE_URL is not set\n/);
+  // The terminal of clones up, which gets no command error, shows it with the rollback. Which of the two
+  // endings comes first depends on the machine: the crash loop is counted, or on a loaded one the ready
+  // deadline falls while the last restart still boots; either names the clone and shows the app's error.
+  assert.match(
+    up.output(),
+    /failed: clone c\d+ (failed|was not ready within)[^\n]*\n {2}Error: DATABASE_URL is not set\n/,
+  );
 });
 
 test('status after that failed rolling deploy shows strategy rolling, not the canary before it', async () => {
