@@ -15,7 +15,7 @@ interface Esbuild {
 
 /** Relative import specifiers of the app's own TypeScript files, as esbuild prints them (double quotes). */
 const RELATIVE_TS = /((?:\bfrom|\bimport)\s*\(?\s*)"(\.\.?\/[^"\n]*?)\.(m?)ts"/g;
-/** What a per-file transpile cannot follow: a relative .ts specifier left, or an import() of a non-literal. */
+/** What a per-file transpile cannot follow: a relative .ts specifier left, an import() of a non-literal, require(). */
 const UNFOLLOWED = [/"\.\.?\/[^"\n]*\.m?ts"/, /\bimport\(\s*[^"\s]/, /\brequire\(/];
 
 /**

@@ -28,11 +28,11 @@ export interface AcrossHostsOptions {
 /**
  * Converges many hosts. Rolling goes in batches of hosts, and the host is the unit: on each host of a batch
  * the new clones start together while its old ones serve, then the old ones drain and stop (as Kamal swaps a
- * host's containers) while the next batch starts; the rollout ends once every drain has. One clone at a time on every host would make a deploy take a clone's boot time per
- * clone of the fleet; this takes it per batch, with the same capacity kept (the host's old clones serve until
- * its new ones are healthy) and the rest of the fleet untouched. The guard
- * keeps the old release allowed while any host still has an old clone, so a host that is done never shuts
- * the old clones of another out early. Blue-green starts the new clones on every host, then switches the
+ * host's containers) while the next batch starts; the rollout ends once every drain has. One clone at a time
+ * on every host would make a deploy take a clone's boot time per clone of the fleet; this takes it per batch,
+ * with the same capacity kept (the host's old clones serve until its new ones are healthy) and the rest of
+ * the fleet untouched. The guard keeps the old release allowed while any host still has an old clone, so a
+ * host that is done never shuts the old clones of another out early. Blue-green starts the new clones on every host, then switches the
  * guard once for the whole fleet, then stops every old clone. A canary record only adds the canary clones to
  * the hosts whose `want` names it.
  *
