@@ -63,12 +63,12 @@ const alone = files.filter((f) => f.includes(join('test', 'soak', 'soak-short'))
 const heavy = files.filter((f) => !alone.includes(f) && HEAVY.test(f));
 const light = files.filter((f) => !alone.includes(f) && !heavy.includes(f));
 
-/** Runs `list` in one `node --test`; resolves with its exit status. `out` is where its report goes. */
-function run(list: string[], concurrency: number, out: 'inherit' | 'pipe', timeout = 300_000) {
+/** Runs `list` one file at a time in one `node --test`; resolves with its exit status and, piped, its report. */
+function run(list: string[], out: 'inherit' | 'pipe', timeout = 300_000) {
   if (list.length === 0) return Promise.resolve({ status: 0, report: '' });
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${timeout}`, ...list],
+    ['--import', 'tsx', '--test', '--test-concurrency=1', `--test-timeout=${timeout}`, ...list],
     // Library warnings (an outage a test provokes on purpose) would bury the test report; errors still show.
     { stdio: ['ignore', out, 'inherit'], env: { CLONES_LOG_LEVEL: 'error', ...process.env } },
   );
@@ -80,7 +80,7 @@ function run(list: string[], concurrency: number, out: 'inherit' | 'pipe', timeo
 }
 
 // The heavy lane's report is printed whole after the other's, so that the two TAP streams do not interleave.
-const [lane, heavyLane] = await Promise.all([run(light, 1, 'inherit'), run(heavy, 1, 'pipe')]);
+const [lane, heavyLane] = await Promise.all([run(light, 'inherit'), run(heavy, 'pipe')]);
 process.stdout.write(heavyLane.report);
-const last = await run(alone, 1, 'inherit', 900_000);
+const last = await run(alone, 'inherit', 900_000);
 process.exit([lane.status, heavyLane.status, last.status].find((s) => s !== 0) ?? 0);
