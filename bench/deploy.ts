@@ -200,21 +200,22 @@ async function run(): Promise<void> {
       const first = load.samples.length;
       const t0 = Date.now();
       const running = cliAsync(dir, ['deploy', 'shop', '--json', ...strategy.args]);
-      // Each event line with when it arrived, in ms from the CLI's start: where the deploy's time went.
-      const arrived: { ms: number; line: string }[] = [];
+      // Each event with when it arrived, in ms from the CLI's start: where the deploy's time went.
+      type Event = { type: string; release?: string; ms?: number } & Record<string, unknown>;
+      const arrived: { ms: number; event: Event }[] = [];
+      const take = (line: string) => {
+        if (line.trim()) arrived.push({ ms: Date.now() - t0, event: JSON.parse(line) as Event });
+      };
       let partial = '';
       running.child.stdout?.on('data', (chunk: Buffer) => {
         const lines = (partial + chunk).split('\n');
         partial = lines.pop()!;
-        for (const line of lines) if (line) arrived.push({ ms: Date.now() - t0, line });
+        lines.forEach(take);
       });
       const deploy = await running;
+      take(partial);
       const returned = Date.now();
-      const events = deploy.stdout
-        .trim()
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as { type: string; release?: string; ms?: number });
+      const events = arrived.map((a) => a.event);
       const done = events.find((e) => e.type === 'done');
       const to = done?.release ?? status(dir).release;
       if (deploy.code !== 0) process.stderr.write(`${strategy.name} deploy failed: ${deploy.stderr}\n`);
@@ -244,10 +245,9 @@ async function run(): Promise<void> {
         rpsDuringDeploy: Math.round(during.length / ((returned - t0) / 1000)),
         rpsAfter: Math.round(after.length / (Math.max(1, lastAt - returned) / 1000)),
         staleAfter: after.filter((s) => s.release !== to).length,
-        timeline: arrived.map(({ ms, line }) => {
-          const e = JSON.parse(line) as Record<string, unknown>;
-          const keep = ['type', 'host', 'clone', 'state', 'step', 'outcome'].filter((k) => k in e);
-          return { ms, ...Object.fromEntries(keep.map((k) => [k, e[k]])) };
+        timeline: arrived.map(({ ms, event }) => {
+          const keep = ['type', 'host', 'clone', 'state', 'step', 'outcome'].filter((k) => k in event);
+          return { ms, ...Object.fromEntries(keep.map((k) => [k, event[k]])) };
         }),
         ...(HOSTS > 0 ? { bytesPerHost: shippedBytes(deploy.stdout) } : {}),
       });
