@@ -13,6 +13,7 @@ import {
 } from '../errors.ts';
 import { sendError } from './error-response.ts';
 import { type ForwardContext, requestHeaders, responseHeaders } from './forward-headers.ts';
+import { H2Request } from './h2-request.ts';
 import { forwardContext, isSecure, type ProxyContext } from './proxy-context.ts';
 import { RequestBody } from './request-body.ts';
 import { checkRequest, RequestFacts } from './request-hygiene.ts';
@@ -29,6 +30,16 @@ const kExchange = Symbol('clones.exchange');
 /** The response's 'close' listener, shared by every exchange (no closure per request). */
 function onClientClose(this: ServerResponse & { [kExchange]?: Exchange }): void {
   this[kExchange]?.clientClosed();
+}
+
+/**
+ * After a framing error or a cut body, whatever follows on an HTTP/1.1 connection cannot be framed safely: it
+ * closes once the answer is out. An HTTP/2 stream is framed on its own and ends with its answer; the session
+ * and its other streams go on.
+ */
+function closeAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
+  if (req instanceof H2Request) return;
+  res.on('finish', () => req.socket.destroySoon());
 }
 
 function releaseLater(target: Target, conn: UpstreamConnection): void {
@@ -51,8 +62,7 @@ export function createRequestHandler(ctx: ProxyContext): (req: IncomingMessage, 
       ctx.metrics.rejected(bad.reason);
       ctx.logger.debug({ reason: bad.reason, peer: req.socket.remoteAddress }, 'request rejected');
       sendError(res, bad.status === 431 ? tooManyHeaders(limit) : badRequest(bad.reason, bad.status), true);
-      // Whatever follows on this connection cannot be framed safely.
-      res.on('finish', () => req.socket.destroySoon());
+      closeAfterAnswer(req, res);
       return;
     }
     if (facts.asterisk) {
@@ -182,7 +192,7 @@ class Exchange implements RouteState, Dispatcher.DispatchHandler {
     this.#ctx.metrics.rejected('body-timeout');
     this.#ctx.logger.debug({ why, peer: this.#req.socket.remoteAddress }, 'request body cut');
     sendError(this.#res, bodyTimeout(why), true);
-    this.#res.on('finish', () => this.#req.socket.destroySoon());
+    closeAfterAnswer(this.#req, this.#res);
     this.#finish(408);
     this.#unwait?.();
     this.#abort?.();

@@ -1,5 +1,10 @@
 import { type IncomingMessage, Server, type ServerResponse } from 'node:http';
-import { createSecureServer, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2';
+import {
+  createSecureServer,
+  type IncomingHttpHeaders,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Server as TlsServer } from 'node:tls';
 import { badRequest } from '../errors.ts';
@@ -25,6 +30,9 @@ const HTTP_SETTINGS = [
 
 /** Events of the HTTP/1.1 side that the plain listener's handlers answer. */
 const RELAYED = ['upgrade', 'clientError', 'connect'] as const;
+
+/** Stream errors are seen through 'close' (the exchange counts the client as gone). */
+function ignore(): void {}
 
 /**
  * The HTTPS listener: TLS with the store's certificates (SNI, reloads), HTTP/2 and HTTP/1.1 offered through
@@ -63,8 +71,6 @@ export function createSecureListener(ctx: ProxyContext, store: TlsStore, hub: Se
           enablePush: false,
         },
         maxSessionMemory: h2.maxSessionMemory,
-        Http2ServerRequest: H2Request,
-        Http2ServerResponse: H2Response as unknown as typeof Http2ServerResponse,
       })
     : createHttpsServer(profile);
   for (const key of HTTP_SETTINGS)
@@ -73,18 +79,33 @@ export function createSecureListener(ctx: ProxyContext, store: TlsStore, hub: Se
   if (h2.enabled) server.setTimeout(options.server.keepAliveTimeout);
 
   const hsts = options.hsts;
+  // HTTP/1.1 requests (ALPN http/1.1, or no ALPN).
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    if (req instanceof H2Request) {
-      const refusal = req.refusal;
-      if (refusal !== undefined) {
-        metrics.rejected(refusal);
-        sendError(res, badRequest(refusal), false);
-        return;
-      }
-    }
     if (hsts !== undefined) res.setHeader('strict-transport-security', hsts);
     hub.emit('request', req, res);
   });
+  if (h2.enabled) {
+    // Listening to 'request' made Node add its compatibility layer for HTTP/2 streams; streams are served
+    // directly instead (H2Request, H2Response), which costs a third less per request.
+    server.removeAllListeners('stream');
+    server.on(
+      'stream',
+      (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, raw: string[]) => {
+        const req = new H2Request(stream, headers, raw);
+        const res = new H2Response(stream);
+        // Errors of the stream (a reset, a write after the client left) end it; its 'close' tells the exchange.
+        stream.on('error', ignore);
+        const refusal = req.refusal;
+        if (refusal !== undefined) {
+          metrics.rejected(refusal);
+          sendError(res as unknown as ServerResponse, badRequest(refusal), false);
+          return;
+        }
+        if (hsts !== undefined) res.setHeader('strict-transport-security', hsts);
+        hub.emit('request', req, res);
+      },
+    );
+  }
   for (const event of RELAYED) server.on(event, (...args: unknown[]) => hub.emit(event, ...args));
   server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
     metrics.rejected('tls-handshake');

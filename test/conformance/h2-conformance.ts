@@ -246,6 +246,35 @@ export function h2Conformance(under: EngineUnderTest): void {
         assert.equal(await rawH2(BASE), 'status 200', 'still serving');
       });
 
+      test('a request refused by request hygiene ends its own stream only: the session and its other streams go on', async () => {
+        const client = h2connect(`https://localhost:${lb.port}`, { ca: pki.ca });
+        client.on('error', () => {});
+        try {
+          const before = up.seen.length;
+          // Userinfo in the authority: an invalid Host (RFC 9112 §3.2), which nghttp2 lets through.
+          const [bad, beside] = await Promise.all([
+            h2get(client, { ':path': '/x', ':authority': 'u@localhost' }),
+            h2get(client, { ':path': '/beside' }),
+          ]);
+          assert.equal(bad.status, 400);
+          assert.equal(JSON.parse(bad.body).error.code, 'CLONES_BALANCER_BAD_REQUEST');
+          assert.equal(beside.status, 200);
+          const after = await h2get(client, { ':path': '/after-refusal' });
+          assert.equal(after.status, 200, 'the same session serves the next request');
+          assert.equal(client.closed || client.destroyed, false);
+          assert.deepEqual(
+            up.seen
+              .slice(before)
+              .map((r) => r.url)
+              .sort(),
+            ['/after-refusal', '/beside'],
+            'the refused request never reached the clone',
+          );
+        } finally {
+          client.close();
+        }
+      });
+
       /** Opens up to 1,000 streams and cancels each at once; resolves with the GOAWAY code (or -1) and how many reached the clone. */
       const rapidReset = async (): Promise<{ code: number; reached: number; opened: number }> => {
         const before = up.seen.length;
