@@ -63,11 +63,12 @@ export class H2Response {
       }
     }
     this.#length = out['content-length'] as string | undefined;
-    if (!this.stream.destroyed) this.stream.respond(out);
+    if (open(this.stream)) this.stream.respond(out);
     return this;
   }
 
   write(chunk: Buffer | string): boolean {
+    if (!open(this.stream)) return true;
     if (!this.stream.headersSent) this.writeHead(200);
     return this.stream.write(chunk);
   }
@@ -79,7 +80,7 @@ export class H2Response {
    */
   end(body?: Buffer | string): this {
     const stream = this.stream;
-    if (stream.destroyed) return this;
+    if (!open(stream)) return this;
     if (!stream.headersSent) this.writeHead(200);
     const done = stream.endAfterHeaders || stream.readableEnded ? undefined : () => stopUpload(stream);
     if (body === undefined) stream.end(done);
@@ -89,7 +90,7 @@ export class H2Response {
 
   /** The answer cannot be completed: the client must see a reset stream, not a short body. */
   destroy(): this {
-    if (!this.stream.destroyed) this.stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+    if (open(this.stream)) this.stream.close(constants.NGHTTP2_INTERNAL_ERROR);
     return this;
   }
 
@@ -105,8 +106,16 @@ export class H2Response {
   }
 }
 
+/**
+ * Whether the stream can still take a response: Node throws on `respond` once the client has reset it (closed)
+ * or it was destroyed, and a late answer (a queue deadline, a clone's reply) must not throw from a timer.
+ */
+function open(stream: ServerHttp2Stream): boolean {
+  return !stream.destroyed && !stream.closed;
+}
+
 function stopUpload(stream: ServerHttp2Stream): void {
-  if (!stream.destroyed && !stream.readableEnded) stream.close(constants.NGHTTP2_NO_ERROR);
+  if (open(stream) && !stream.readableEnded) stream.close(constants.NGHTTP2_NO_ERROR);
 }
 
 /** Adds a response field, dropping the connection-specific ones and joining repeats. */
