@@ -32,7 +32,7 @@ export const CONNECTION_SPECIFIC = new Set([
 
 /**
  * An HTTP/2 request as the HTTP/1.1 proxy path reads it, made straight from the stream (Node's compatibility
- * layer is not used: it costs a third of the time of serving a stream). It answers the part of
+ * layer is not used: see docs/benchmarks.md for what it cost). It answers the part of
  * `http.IncomingMessage` that the proxy path uses. Its `rawHeaders` carry no pseudo-headers: `:authority`
  * becomes Host (RFC 9113 §8.3.1), and a body without Content-Length is declared chunked, which is how it goes
  * on to the clone over HTTP/1.1. It is checked as an HTTP/1.1 request (`httpVersionMinor` 1): Host is then
