@@ -81,17 +81,17 @@ export function requestHeaders(req: IncomingMessage, facts: RequestFacts, ctx: F
 
 /**
  * The clone's response headers as a flat [name, value, ...] list for `writeHead`, keeping case and
- * repeated fields (Set-Cookie), without hop-by-hop fields. `raw` is Node's rawHeaders or undici's buffers.
+ * repeated fields (Set-Cookie), without hop-by-hop fields. `raw` is Node's rawHeaders or the upstream parser's.
  *
  * @example
  *   res.writeHead(upRes.statusCode, responseHeaders(upRes.rawHeaders, false));
  */
-export function responseHeaders(raw: readonly (string | Buffer)[], upgrade: boolean): string[] {
+export function responseHeaders(raw: readonly string[], upgrade: boolean): string[] {
   const out: string[] = [];
   let connection: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = text(raw[i]!);
-    const value = text(raw[i + 1]!);
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower)) {
       if (lower === 'connection') connection = connection === undefined ? value : `${connection}, ${value}`;
@@ -107,10 +107,6 @@ export function responseHeaders(raw: readonly (string | Buffer)[], upgrade: bool
       kept.push(out[i]!, out[i + 1]!);
   }
   return kept;
-}
-
-function text(value: string | Buffer): string {
-  return typeof value === 'string' ? value : value.toString('latin1');
 }
 
 function connectionTokens(value: string | undefined): Set<string> | undefined {

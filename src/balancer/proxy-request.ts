@@ -1,6 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { PassThrough } from 'node:stream';
-import type { Dispatcher } from 'undici';
 import {
   badRequest,
   bodyTimeout,
@@ -20,7 +18,7 @@ import { checkRequest, RequestFacts } from './request-hygiene.ts';
 import { canRetry, classifyFailure, retryReason } from './retry-policy.ts';
 import type { Route, RouteState } from './router.ts';
 import type { Target } from './target.ts';
-import type { UpstreamConnection } from './upstream-pool.ts';
+import type { UpstreamConnection, UpstreamHandler } from './upstream-connection.ts';
 
 /** Methods RFC 9110 defines, answered by the balancer to `OPTIONS *` (the clones may allow fewer). */
 const ALLOW = 'GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH';
@@ -75,11 +73,8 @@ export function createRequestHandler(ctx: ProxyContext): (req: IncomingMessage, 
   };
 }
 
-/**
- * One client request and its attempts. It is its own undici dispatch handler (the legacy callback interface,
- * which undici runs without a wrapper), so an attempt allocates no closures.
- */
-class Exchange implements RouteState, Dispatcher.DispatchHandler {
+/** One client request and its attempts. It is its own upstream handler, so an attempt allocates no closures. */
+class Exchange implements RouteState, UpstreamHandler {
   group: string | undefined = undefined;
   groupCookie: string | undefined = undefined;
   readonly tried: Target[] = [];
@@ -217,32 +212,29 @@ class Exchange implements RouteState, Dispatcher.DispatchHandler {
     this.#conn = conn;
     this.#reused = conn.served > 0;
     this.#abort = undefined;
-    let body: PassThrough | null = null;
     const requestBody = this.#body;
-    if (requestBody) {
-      body = new PassThrough();
-      requestBody.attach(body);
-      if (conn.upload) {
-        const target = this.#target!;
-        requestBody.onComplete(() => {
-          if (this.#conn === conn) target.pool.uploaded(conn);
-        });
-      }
-    }
-    conn.dispatch(
+    const sink = conn.dispatch(
       {
-        method: this.#req.method as Dispatcher.HttpMethod,
+        method: this.#req.method!,
         path: this.#facts.path,
         headers: this.#headers,
-        body,
+        body: requestBody !== undefined,
       },
       this,
     );
+    if (sink === undefined || requestBody === undefined) return;
+    requestBody.attach(sink);
+    if (conn.upload) {
+      const target = this.#target!;
+      requestBody.onComplete(() => {
+        if (this.#conn === conn) target.pool.uploaded(conn);
+      });
+    }
   }
 
   /**
-   * Ends the current attempt's hold on its target and connection; `served` counts a completed response.
-   * A failed connection goes back on the next tick: undici is still failing its queue when it tells us.
+   * Ends the current attempt's hold on its target and connection; `served`: the response completed. A failed
+   * connection goes back on the next tick, out of the connection's own error handling.
    */
   #releaseAttempt(served: boolean): void {
     const target = this.#target;
@@ -252,10 +244,8 @@ class Exchange implements RouteState, Dispatcher.DispatchHandler {
     const conn = this.#conn;
     if (conn !== undefined) {
       this.#conn = undefined;
-      if (served) {
-        conn.served++;
-        target.pool.release(conn);
-      } else process.nextTick(releaseLater, target, conn);
+      if (served) target.pool.release(conn);
+      else process.nextTick(releaseLater, target, conn);
     }
   }
 
@@ -264,7 +254,7 @@ class Exchange implements RouteState, Dispatcher.DispatchHandler {
     if (this.#done) abort();
   }
 
-  onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
+  onHeaders(status: number, raw: string[], resume: () => void, statusText: string): boolean {
     if (status < 200 || this.#done) return true;
     const ctx = this.#ctx;
     const target = this.#target!;
@@ -344,7 +334,7 @@ class Exchange implements RouteState, Dispatcher.DispatchHandler {
     if (again) {
       if (failure !== 'not-delivered') this.#retried = true;
       ctx.metrics.retry(retryReason(failure));
-      // Not from inside undici's error handling: the next attempt may pick the same clone's pool.
+      // Not from inside the connection's error handling: the next attempt may pick the same clone's pool.
       process.nextTick(() => {
         if (!this.#done) this.#attempt();
       });

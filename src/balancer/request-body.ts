@@ -1,5 +1,12 @@
 import type { IncomingMessage } from 'node:http';
-import type { Writable } from 'node:stream';
+
+/** Where a request body goes: the upstream connection's writer (a Writable would do too). */
+export interface BodySink {
+  /** False: the sink is full; wait for 'drain'. */
+  write(chunk: Buffer): boolean;
+  end(): void;
+  once(event: 'drain', fn: () => void): unknown;
+}
 
 export interface BodyPace {
   /** Time for the body to arrive, extended by one second per `minRate` bytes received (ms). */
@@ -37,7 +44,7 @@ export class RequestBody {
   #overflow = false;
   #ended = false;
   #reading = false;
-  #sink: Writable | undefined;
+  #sink: BodySink | undefined;
   #onComplete: (() => void) | undefined;
   /** Deadlines of the pace rules, in ms since the epoch; moved forward by time spent held back. */
   #deadline = 0;
@@ -77,7 +84,7 @@ export class RequestBody {
     else this.#onComplete = fn;
   }
 
-  attach(sink: Writable): void {
+  attach(sink: BodySink): void {
     this.#sink = sink;
     for (const chunk of this.#chunks) sink.write(chunk);
     if (this.#ended) {

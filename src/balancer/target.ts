@@ -70,7 +70,7 @@ export class Target {
     this.release = parsed.release;
     this.baseWeight = parsed.weight;
     this.#weight = parsed.weight;
-    this.pool = new UpstreamPool(this.url, pool);
+    this.pool = new UpstreamPool(this.host, this.port, this.url.slice('http://'.length), pool);
     this.#onChange = onChange;
   }
 

@@ -1,4 +1,4 @@
-import { Client } from 'undici';
+import { UpstreamConnection } from './upstream-connection.ts';
 
 export interface UpstreamPoolOptions {
   /** Idle upstream sockets close after this, or 1 s before the clone's Keep-Alive timeout if sooner. */
@@ -13,44 +13,29 @@ export interface UpstreamPoolOptions {
   timeout: number;
 }
 
-/**
- * One keep-alive connection to a clone: an undici Client that runs one request at a time (no pipelining),
- * and knows whether its current socket has already carried a response. A reset on such a reused socket is
- * the keep-alive race (the clone closed the idle socket as the request arrived): the request never reached
- * the clone and may be sent elsewhere whatever its method.
- */
-export class UpstreamConnection extends Client {
-  /** Responses completed on the current socket; 0 on a fresh or closed one. */
-  served = 0;
-  /** Held by a request whose body is still arriving from the client. */
-  upload = false;
-}
-
 interface Waiter {
   fn: (conn: UpstreamConnection | undefined) => void;
   upload: boolean;
 }
 
-function onSocketChange(this: UpstreamConnection): void {
-  this.served = 0;
-}
-
 /**
- * The keep-alive connection pool for one target, on undici. Idle connections are reused last-in first-out,
- * so the pool stays small and warm; undici closes an idle socket after `idleTimeout`, or one second before
- * the timeout the clone announces in its `Keep-Alive: timeout=N` response header when that is sooner, so the
+ * The keep-alive connection pool for one target. Idle connections are reused last-in first-out, so the pool
+ * stays small and warm; a connection closes an idle socket after `idleTimeout`, or one second before the
+ * timeout the clone announces in its `Keep-Alive: timeout=N` response header when that is sooner, so the
  * balancer never writes a request onto a socket the clone is closing.
  *
  * @example
- *   const pool = new UpstreamPool('http://127.0.0.1:3001', {
+ *   const pool = new UpstreamPool('127.0.0.1', 3001, '127.0.0.1:3001', {
  *     idleTimeout: 4000, maxSockets: 512, maxFreeSockets: 256, maxUploadSockets: 256, timeout: 30_000,
  *   });
  *   const conn = pool.acquire(false); // undefined: all busy, wait with pool.wait(fn, false)
- *   conn?.dispatch({ method: 'GET', path: '/', headers: [] }, handler);
+ *   conn?.dispatch({ method: 'GET', path: '/', headers: [], body: false }, handler);
  *   pool.release(conn);
  */
 export class UpstreamPool {
-  readonly #origin: string;
+  readonly #host: string;
+  readonly #port: number;
+  readonly #hostHeader: string;
   readonly #options: UpstreamPoolOptions;
   readonly #idle: UpstreamConnection[] = [];
   readonly #all = new Set<UpstreamConnection>();
@@ -58,8 +43,10 @@ export class UpstreamPool {
   #uploads = 0;
   #destroyed = false;
 
-  constructor(origin: string, options: UpstreamPoolOptions) {
-    this.#origin = origin;
+  constructor(host: string, port: number, hostHeader: string, options: UpstreamPoolOptions) {
+    this.#host = host;
+    this.#port = port;
+    this.#hostHeader = hostHeader;
     this.#options = options;
   }
 
@@ -83,15 +70,10 @@ export class UpstreamPool {
     if (conn === undefined) {
       if (this.#all.size >= this.#options.maxSockets || this.#destroyed) return undefined;
       const o = this.#options;
-      conn = new UpstreamConnection(this.#origin, {
-        pipelining: 1,
-        keepAliveTimeout: o.idleTimeout,
-        keepAliveTimeoutThreshold: 1000,
-        headersTimeout: o.timeout,
-        bodyTimeout: o.timeout,
+      conn = new UpstreamConnection(this.#host, this.#port, this.#hostHeader, {
+        idleTimeout: o.idleTimeout,
+        timeout: o.timeout,
       });
-      conn.on('connect', onSocketChange);
-      conn.on('disconnect', onSocketChange);
       this.#all.add(conn);
     }
     if (upload) this.#hold(conn);
@@ -120,8 +102,9 @@ export class UpstreamPool {
   }
 
   /**
-   * Gives a connection back once its request is over (complete or failed). Undici calls us from inside its
-   * own bookkeeping, so a new request goes onto the connection on the next tick, never re-entrantly.
+   * Gives a connection back once its request is over (complete or failed). That is said from inside the
+   * connection's handler calls, so a new request goes onto the connection on the next tick, never
+   * re-entrantly.
    */
   release(conn: UpstreamConnection): void {
     if (conn.upload) {
@@ -137,7 +120,7 @@ export class UpstreamPool {
     } else if (this.#idle.length < this.#options.maxFreeSockets) this.#idle.push(conn);
     else {
       this.#all.delete(conn);
-      void conn.close().catch(() => {});
+      conn.close();
     }
   }
 
@@ -167,7 +150,7 @@ export class UpstreamPool {
     this.#destroyed = true;
     this.#idle.length = 0;
     for (const w of this.#waiting.splice(0)) process.nextTick(w.fn, undefined);
-    for (const conn of this.#all) void conn.destroy().catch(() => {});
+    for (const conn of this.#all) conn.destroy();
     this.#all.clear();
   }
 }
