@@ -15,7 +15,10 @@ const UNSAFE_TARGET = /[^\x21-\xff]/;
 const EXPECTS_BODY = new Set(['POST', 'PUT', 'PATCH']);
 
 export interface UpstreamConnectionOptions {
-  /** Idle sockets are closed after this (ms), or 1 s before the clone's Keep-Alive timeout if sooner. */
+  /**
+   * An idle socket is not reused after this (ms), or 1 s before the clone's Keep-Alive timeout if sooner; it
+   * is closed when next wanted, or by the connection's timer, whichever comes first.
+   */
   idleTimeout: number;
   /** Time for response headers after the request's last byte, and the longest gap in the body (ms). */
   timeout: number;
@@ -141,7 +144,7 @@ export class UpstreamConnection implements ResponseSink {
     socket ??= this.#connect();
     this.#parser.start(request.method === 'HEAD');
     this.#arm(this.#connected ? Phase.Headers : Phase.Connect);
-    // The head and a body written in this tick leave in one segment.
+    // The head, and a body written before this turn of the event loop ends, leave in one write.
     corkUntilImmediate(socket);
     socket.write(head.text, 'latin1');
     if (!request.body) return undefined;
