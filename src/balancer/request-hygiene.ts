@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { DIGITS, TOKEN } from './field-syntax.ts';
 
 export interface HygieneFailure {
   /** A short stable reason, also the metrics label. */
@@ -6,11 +7,9 @@ export interface HygieneFailure {
   status: 400 | 431 | 501;
 }
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Field values may hold HTAB, SP, visible ASCII and obs-text; no other control characters (RFC 9110 §5.5).
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
 const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
-const DIGITS = /^\d{1,15}$/;
 // RFC 3986 authority as Host carries it (RFC 9110 §7.2): an IP literal, or a reg-name / IPv4 address, then an
 // optional port. No userinfo, path, query or fragment: 'evil.example/../x@y' is not a host.
 const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*)(?::\d{0,5})?$/;

@@ -1,3 +1,4 @@
+import { DIGITS, FIELD_CTL, TOKEN } from './field-syntax.ts';
 import { UpstreamError } from './upstream-error.ts';
 
 /** Largest response head (status line and fields), and largest trailer section: Node's and undici's 16 KiB. */
@@ -7,10 +8,6 @@ const MAX_CHUNK_LINE = 4096;
 
 const CRLF2 = Buffer.from('\r\n\r\n');
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: (.*))?$/;
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-/** Outside HTAB, visible ASCII, space and obs-text: a control character (a lone CR or LF is one of them). */
-const CTL = /[^\t\x20-\x7e\x80-\xff]/;
-const DIGITS = /^\d{1,15}$/;
 const CHUNK_SIZE = /^([0-9a-fA-F]{1,13})[ \t]*(?:;.*)?$/;
 const KEEP_ALIVE_TIMEOUT = /(?:^|[,;\s])timeout\s*=\s*(\d{1,9})/i;
 
@@ -36,6 +33,15 @@ export interface ResponseSink {
 
 function bad(why: string): UpstreamError {
   return new UpstreamError('UPSTREAM_BAD_RESPONSE', `bad response from the clone: ${why}`);
+}
+
+/** Checks a header or trailer line (`name: value`) and returns the colon's index; throws when malformed. */
+function fieldLine(line: string, what: 'header' | 'trailer'): number {
+  const colon = line.indexOf(':');
+  if (colon <= 0) throw bad(`malformed ${what} line`);
+  if (!TOKEN.test(line.slice(0, colon))) throw bad(`malformed ${what} name`);
+  if (FIELD_CTL.test(line)) throw bad(`control character in a ${what}`);
+  return colon;
 }
 
 /**
@@ -213,7 +219,7 @@ export class ResponseParser {
   #parseHead(text: string): void {
     const lines = text.split('\r\n');
     const m = STATUS_LINE.exec(lines[0]!);
-    if (m === null || CTL.test(lines[0]!)) throw bad('malformed status line');
+    if (m === null || FIELD_CTL.test(lines[0]!)) throw bad('malformed status line');
     const status = Number(m[2]);
     const http10 = m[1] === '0';
     const raw: string[] = [];
@@ -224,11 +230,8 @@ export class ResponseParser {
     let keepAlive = false;
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i]!;
-      const colon = line.indexOf(':');
-      if (colon <= 0) throw bad('malformed header line');
+      const colon = fieldLine(line, 'header');
       const name = line.slice(0, colon);
-      if (!TOKEN.test(name)) throw bad('malformed header name');
-      if (CTL.test(line)) throw bad('control character in a header');
       const value = line.slice(colon + 1).trim();
       raw.push(name, value);
       const n = name.length;
@@ -294,7 +297,7 @@ export class ResponseParser {
       this.#state = State.ChunkSize;
     } else if (this.#state === State.ChunkSize) {
       const m = CHUNK_SIZE.exec(line);
-      if (m === null || CTL.test(line)) throw bad('malformed chunk size');
+      if (m === null || FIELD_CTL.test(line)) throw bad('malformed chunk size');
       this.#remaining = Number.parseInt(m[1]!, 16);
       this.#state = this.#remaining === 0 ? State.Trailers : State.ChunkData;
       this.#trailerBytes = 0;
@@ -304,8 +307,7 @@ export class ResponseParser {
       else {
         this.#trailerBytes += lineBuf.length;
         if (this.#trailerBytes > MAX_HEAD) throw bad(`trailers over ${MAX_HEAD} bytes`);
-        const colon = line.indexOf(':');
-        if (colon <= 0 || !TOKEN.test(line.slice(0, colon)) || CTL.test(line)) throw bad('malformed trailer');
+        fieldLine(line, 'trailer');
       }
     }
     return nl + 1;

@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net';
+import { FIELD_CTL } from './field-syntax.ts';
 import type { BodySink } from './request-body.ts';
 import { ResponseParser, type ResponseSink } from './response-parser.ts';
 import { UpstreamError } from './upstream-error.ts';
@@ -7,8 +8,6 @@ import { UpstreamError } from './upstream-error.ts';
 const CONNECT_TIMEOUT = 10_000;
 /** A Keep-Alive hint is trusted up to this much before the clone's own deadline (undici's threshold). */
 const HINT_MARGIN = 1000;
-/** Never valid in a field written to a clone: control characters (HTAB aside), or anything past one byte. */
-const UNSAFE = /[^\t\x20-\x7e\x80-\xff]/;
 /** A request-target is visible characters only (undici's rule). */
 const UNSAFE_TARGET = /[^\x21-\xff]/;
 /** Methods whose request means to carry content: without a body they are sent with `content-length: 0`. */
@@ -177,7 +176,7 @@ export class UpstreamConnection implements ResponseSink {
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
       const value = headers[i + 1]!;
-      if (UNSAFE.test(value) || UNSAFE.test(name)) return undefined;
+      if (FIELD_CTL.test(value) || FIELD_CTL.test(name)) return undefined;
       const n = name.length;
       if (n === 4 && name.toLowerCase() === 'host') host = true;
       else if (n === 14 && name.toLowerCase() === 'content-length') {
