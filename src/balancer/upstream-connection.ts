@@ -56,6 +56,9 @@ enum Phase {
 /** Sockets with requests written this turn of the event loop, sent together once I/O callbacks are done. */
 let corked: Socket[] = [];
 
+/** Where upstream reads land (see #connect); each read is copied out before the next one. */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
 function uncorkAll(): void {
   const sockets = corked;
   corked = [];
@@ -195,7 +198,22 @@ export class UpstreamConnection implements ResponseSink {
   }
 
   #connect(): Socket {
-    const socket = connect({ host: this.#host, port: this.#port, noDelay: true });
+    // Reads land in one buffer shared by every upstream socket and are copied out at once (most answers
+    // are small): Node would otherwise allocate 64 KiB per read and emit it through the stream machinery.
+    const socket: Socket = connect({
+      host: this.#host,
+      port: this.#port,
+      noDelay: true,
+      onread: {
+        buffer: READ_BUFFER,
+        callback: (n: number): boolean => {
+          const chunk = Buffer.allocUnsafe(n);
+          READ_BUFFER.copy(chunk, 0, 0, n);
+          this.#onRead(socket, chunk);
+          return true;
+        },
+      },
+    });
     this.#socket = socket;
     this.#connected = false;
     this.served = 0;
@@ -203,19 +221,6 @@ export class UpstreamConnection implements ResponseSink {
       if (socket !== this.#socket) return;
       this.#connected = true;
       if (this.#phase === Phase.Connect) this.#arm(Phase.Headers);
-    });
-    socket.on('data', (chunk: Buffer) => {
-      if (socket !== this.#socket) return;
-      if (this.#handler === undefined) {
-        // Bytes no request asked for: whatever the clone is doing, this socket's framing is lost.
-        this.#drop();
-        return;
-      }
-      try {
-        this.#parser.execute(chunk);
-      } catch (err) {
-        this.#fail(err as Error);
-      }
     });
     socket.on('end', () => {
       if (socket !== this.#socket) return;
@@ -236,6 +241,21 @@ export class UpstreamConnection implements ResponseSink {
       this.#drop();
     });
     return socket;
+  }
+
+  /** Bytes from the clone: they belong to the request in flight, or the socket is dropped. */
+  #onRead(socket: Socket, chunk: Buffer): void {
+    if (socket !== this.#socket) return;
+    if (this.#handler === undefined) {
+      // Bytes no request asked for: whatever the clone is doing, this socket's framing is lost.
+      this.#drop();
+      return;
+    }
+    try {
+      this.#parser.execute(chunk);
+    } catch (err) {
+      this.#fail(err as Error);
+    }
   }
 
   /** The connection closed under a request: before any byte of the answer, or in the middle of it. */

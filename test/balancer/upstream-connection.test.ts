@@ -184,6 +184,34 @@ describe('upstream connection: framing', () => {
     assert.equal(conn.served, 1);
     conn.destroy();
   });
+  test('body chunks kept by the handler stay intact while later reads arrive (reads are copied out)', async () => {
+    // Every byte differs from its neighbours, so a chunk overwritten by a later read cannot pass.
+    const body = Buffer.alloc(300_000);
+    for (let i = 0; i < body.length; i++) body[i] = (i * 7 + (i >> 8)) & 0xff;
+    const srv = await rawServer((socket) => {
+      socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n`);
+      for (let k = 0; k < 6; k++)
+        setTimeout(() => socket.write(body.subarray(k * 50_000, (k + 1) * 50_000)), k * 5);
+    });
+    const conn = connection(srv.port);
+    const kept: Buffer[] = [];
+    const done = await new Promise<string>((resolve) => {
+      conn.dispatch(GET, {
+        onConnect() {},
+        onHeaders: () => true,
+        onData(chunk) {
+          kept.push(chunk);
+          return true;
+        },
+        onComplete: () => resolve('complete'),
+        onError: (err) => resolve(String(err)),
+      });
+    });
+    assert.equal(done, 'complete');
+    assert.ok(kept.length > 1, 'the body came in several reads');
+    assert.ok(Buffer.concat(kept).equals(body));
+    conn.destroy();
+  });
 });
 
 describe('upstream connection: keep-alive rules', () => {
