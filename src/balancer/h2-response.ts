@@ -52,7 +52,8 @@ export class H2Response {
 
   writeHead(status: number, message?: string | Fields, fields?: Fields): this {
     const given = typeof message === 'string' ? fields : (message ?? fields);
-    const out: OutgoingHttpHeaders = { ...this.#extra, ':status': status };
+    const out: OutgoingHttpHeaders = { ':status': status };
+    if (this.#extra !== undefined) Object.assign(out, this.#extra);
     if (Array.isArray(given)) {
       for (let i = 0; i < given.length; i += 2)
         add(out, String(given[i]).toLowerCase(), String(given[i + 1]));

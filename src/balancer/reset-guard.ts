@@ -34,6 +34,7 @@ export function guardResets(session: ServerHttp2Session, limit: ResetLimit, onAb
     setTimeout(() => session.destroy(), 1000).unref();
   };
   session.on('stream', (stream: ServerHttp2Stream) => {
-    stream.once('close', onClose);
+    // 'close' comes once per stream; `on` spares the one-shot wrapper `once` would allocate per stream.
+    stream.on('close', onClose);
   });
 }
