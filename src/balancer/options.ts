@@ -58,7 +58,11 @@ export const balancerDefaults = Object.freeze({
   upstream: Object.freeze({
     /** Time for the clone to send response headers (and the longest idle gap afterwards). */
     timeout: 30 * SECOND,
-    /** Idle upstream sockets are closed after this, or 1 s before the clone's Keep-Alive timeout if sooner. */
+    /**
+     * Idle upstream sockets are not reused after this, or 1 s before the clone's Keep-Alive timeout if sooner.
+     * They close when next wanted, or at the latest when the connection's one timer next fires (within
+     * `upstream.timeout` of their last request), so a quiet pool does not re-arm a timer per request.
+     */
     idleTimeout: 4 * SECOND,
     maxSockets: 512,
     maxFreeSockets: 256,
