@@ -286,6 +286,12 @@ export class Supervisor {
       if (balancer.target(clone.id)?.health === 'healthy') return;
       await sleep(25);
     }
+    // The clone answered its health path here, yet the balancer's checks do not pass: it stays registered
+    // (it gets traffic as soon as they do), and whoever reads the log learns why it gets none meanwhile.
+    this.#o.logger.warn(
+      { clone: clone.id, health: balancer.target(clone.id)?.health },
+      'the clone is ready, but the balancer does not count it healthy yet: it gets no traffic until it does',
+    );
   }
 
   async #unregister(clone: SupervisedClone, drainTimeout: number): Promise<void> {
