@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
@@ -17,17 +18,24 @@ server.listen(Number(process.env.PORT), '127.0.0.1');
 setTimeout(() => process.exit(3), 300);
 `;
 
-test('a clone that keeps dying is restarted with backoff, then marked failed with the reason', async () => {
-  const app = join(dir, 'crasher');
+/** One clone of `source` as `app/server.mjs` under a fleet of its own; the caller stops it. */
+async function startApp(name: string, source: string, options: Partial<Parameters<typeof startFleet>[0]>) {
+  const app = join(dir, name);
   mkdirSync(app);
-  writeFileSync(join(app, 'server.mjs'), CRASHER);
-  const up = await startFleet({
+  writeFileSync(join(app, 'server.mjs'), source);
+  return startFleet({
     appDir: app,
-    home: join(dir, '.clones'),
+    home: join(dir, `.clones-${name}`),
     clones: 1,
     port: 0,
     env: { PATH: process.env.PATH },
     logger: pino({ level: 'silent' }),
+    ...options,
+  });
+}
+
+test('a clone that keeps dying is restarted with backoff, then marked failed with the reason', async () => {
+  const up = await startApp('crasher', CRASHER, {
     supervisor: { initialBackoff: 20, crashLoopExits: 10, stopGrace: 1000 },
   });
   try {
@@ -53,6 +61,41 @@ test('a clone that keeps dying is restarted with backoff, then marked failed wit
     // Backoff grows: the later gaps between starts are longer than the first ones.
     const gaps = starts.slice(1).map((t, i) => t - starts[i]!);
     assert.ok(gaps.at(-1)! > gaps[0]!, `gaps ${gaps.join(', ')}`);
+  } finally {
+    await up.stop();
+  }
+});
+
+// /up answers 200 once (the supervisor's readiness probe, the first to ask), then 503 (the balancer's checks,
+// which start once the clone is added): a clone whose health flaps right after it started.
+const FLAPPING = `import { createServer } from 'node:http';
+let checks = 0;
+createServer((req, res) => {
+  if (req.url === '/up') res.statusCode = ++checks === 1 ? 200 : 503;
+  res.end(res.statusCode === 200 ? 'ok' : 'not now');
+}).listen(Number(process.env.PORT), '127.0.0.1');
+`;
+
+test('a clone ready for the supervisor but unhealthy for the balancer is logged as getting no traffic', async () => {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n')) if (line.trim()) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  const up = await startApp('flapping', FLAPPING, {
+    logger: pino({ level: 'warn' }, sink),
+    balancer: { healthCheck: { interval: 200 } },
+    supervisor: { readyTimeout: 1000 },
+  });
+  try {
+    const warned = lines.find((l) => /does not count it healthy/.test(String(l.msg)));
+    assert.ok(warned, `warnings: ${JSON.stringify(lines.map((l) => l.msg))}`);
+    assert.equal(warned.clone, 'c1');
+    assert.equal(warned.health, 'unhealthy');
+    // Still registered: it gets traffic once the balancer's checks pass.
+    assert.equal(up.fleet.balancer.target('c1')?.health, 'unhealthy');
   } finally {
     await up.stop();
   }
