@@ -4,14 +4,13 @@ import { copyFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from
 import { request as httpRequest } from 'node:http';
 import { Agent, request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import pino from 'pino';
 import { type BalancerOptions, createBalancer } from '../../src/balancer/index.ts';
 import type { ClonesError } from '../../src/errors.ts';
 import { curl, peerCertificate, sClient } from '../balancer/fixtures/tls-client.ts';
 import { type Running, silent, startBalancer, startUpstream, type Upstream } from '../balancer/helpers.ts';
+import { memoryLogger } from '../harness/memory-logger.ts';
 import { makeTestPki, type TestPki } from '../harness/tls-certs.ts';
 import type { EngineUnderTest } from './balancer-conformance.ts';
 
@@ -224,16 +223,7 @@ export function tlsConformance(under: EngineUnderTest): void {
 
       test('an expired certificate is served but logged as CLONES_TLS_EXPIRED, and the chain comes from tls.chain', async () => {
         const expired = pki.leaf('old', ['localhost'], { days: -1 });
-        const lines: string[] = [];
-        const logger = pino(
-          { level: 'warn' },
-          new Writable({
-            write(chunk, _enc, cb) {
-              lines.push(String(chunk));
-              cb();
-            },
-          }),
-        );
+        const { logger, records } = memoryLogger('warn');
         const lb = createBalancer({
           engine: under.engine,
           logger,
@@ -243,8 +233,8 @@ export function tlsConformance(under: EngineUnderTest): void {
         try {
           await lb.listen(0);
           assert.ok(
-            lines.some((l) => l.includes('CLONES_TLS_EXPIRED')),
-            lines.join(''),
+            records.some((r) => JSON.stringify(r).includes('CLONES_TLS_EXPIRED')),
+            JSON.stringify(records),
           );
         } finally {
           await lb.close();

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { removeTree, startFleet } from '../../src/fleet/index.ts';
+import { memoryLogger } from '../harness/memory-logger.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'clones-supervisor-'));
 after(() => removeTree(dir));
@@ -77,21 +77,15 @@ createServer((req, res) => {
 `;
 
 test('a clone ready for the supervisor but unhealthy for the balancer is logged as getting no traffic', async () => {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n')) if (line.trim()) lines.push(JSON.parse(line));
-      done();
-    },
-  });
+  const { logger, records } = memoryLogger('warn');
   const up = await startApp('flapping', FLAPPING, {
-    logger: pino({ level: 'warn' }, sink),
+    logger,
     balancer: { healthCheck: { interval: 200 } },
     supervisor: { readyTimeout: 1000 },
   });
   try {
-    const warned = lines.find((l) => /does not count it healthy/.test(String(l.msg)));
-    assert.ok(warned, `warnings: ${JSON.stringify(lines.map((l) => l.msg))}`);
+    const warned = records.find((l) => /does not count it healthy/.test(String(l.msg)));
+    assert.ok(warned, `warnings: ${JSON.stringify(records.map((r) => r.msg))}`);
     assert.equal(warned.clone, 'c1');
     assert.equal(warned.health, 'unhealthy');
     // Still registered: it gets traffic once the balancer's checks pass.
