@@ -1,4 +1,5 @@
-import type { Http2Session, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { H2Stream } from './h2/h2-stream.ts';
 
 /** The client connection as the proxy path reads it (`forwardContext` keeps its findings on it). */
 export interface H2Peer {
@@ -8,14 +9,11 @@ export interface H2Peer {
 
 const kPeer = Symbol('clones.h2peer');
 
-/**
- * The session's client, read once while its socket is bound: Node's `session.socket` throws once the session
- * is destroyed, which a stream's late events can outlive.
- */
-function peerOf(session: Http2Session & { [kPeer]?: H2Peer }): H2Peer {
+/** The session's client, shared by its streams (made once per session). */
+function peerOf(session: H2Stream['session'] & { [kPeer]?: H2Peer }): H2Peer {
   let peer = session[kPeer];
   if (peer === undefined) {
-    peer = { remoteAddress: session.socket.remoteAddress, encrypted: true };
+    peer = { remoteAddress: session.remoteAddress, encrypted: true };
     session[kPeer] = peer;
   }
   return peer;
@@ -31,21 +29,21 @@ export const CONNECTION_SPECIFIC = new Set([
 ]);
 
 /**
- * An HTTP/2 request as the HTTP/1.1 proxy path reads it, made straight from the stream (Node's compatibility
- * layer is not used: see docs/benchmarks.md for what it cost). It answers the part of
+ * An HTTP/2 request as the HTTP/1.1 proxy path reads it, made straight from the session's stream and its
+ * decoded fields. It answers the part of
  * `http.IncomingMessage` that the proxy path uses. Its `rawHeaders` carry no pseudo-headers: `:authority`
  * becomes Host (RFC 9113 §8.3.1), and a body without Content-Length is declared chunked, which is how it goes
  * on to the clone over HTTP/1.1. It is checked as an HTTP/1.1 request (`httpVersionMinor` 1): Host is then
  * required and request hygiene applies unchanged. `refusal` names what HTTP/2 itself forbids. The body is
  * read from the stream; a stream the client resets (or nghttp2 resets, for a content-length that does not
- * match the DATA frames) never ends, so a truncated body never looks complete.
+ * match the DATA frames) never ends, so a truncated body never looks complete. `headers` is built only
+ * when asked for (the access log reads it).
  *
  * @example
- *   server.on('stream', (stream, headers, _flags, raw) => handle(new H2Request(stream, headers, raw), ...));
+ *   new H2Session(socket, limits, hooks, (stream, fields) => handle(new H2Request(stream, fields), ...));
  */
 export class H2Request {
-  readonly stream: ServerHttp2Stream;
-  readonly headers: IncomingHttpHeaders;
+  readonly stream: H2Stream;
   readonly method: string;
   readonly url: string;
   readonly httpVersion = '2.0';
@@ -58,12 +56,13 @@ export class H2Request {
   /** A connection-specific field, or TE other than "trailers" (RFC 9113 §8.2.2): the request is malformed. */
   readonly refusal: string | undefined;
 
-  constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, raw: string[]) {
+  #headers: IncomingHttpHeaders | undefined;
+
+  constructor(stream: H2Stream, raw: string[]) {
     this.stream = stream;
-    this.socket = peerOf(stream.session!);
-    this.headers = headers;
-    this.method = headers[':method'] as string;
-    this.url = headers[':path'] as string;
+    this.socket = peerOf(stream.session);
+    let method = '';
+    let path: string | undefined;
     const out: string[] = [];
     let refusal: string | undefined;
     let authority: string | undefined;
@@ -74,6 +73,8 @@ export class H2Request {
       const value = raw[i + 1]!;
       if (name.charCodeAt(0) === 0x3a /* : */) {
         if (name === ':authority') authority = value;
+        else if (name === ':method') method = value;
+        else if (name === ':path') path = value;
         continue;
       }
       if (CONNECTION_SPECIFIC.has(name)) refusal ??= 'h2-connection-specific-header';
@@ -86,6 +87,24 @@ export class H2Request {
     if (!length && !stream.endAfterHeaders) out.push('transfer-encoding', 'chunked');
     this.rawHeaders = out;
     this.refusal = refusal;
+    this.method = method;
+    // CONNECT names its target in :authority (authority-form), which request hygiene then refuses.
+    this.url = path ?? authority ?? '';
+  }
+
+  /** The fields as Node's `IncomingMessage.headers` has them (repeats joined; cookies with "; "). */
+  get headers(): IncomingHttpHeaders {
+    if (this.#headers !== undefined) return this.#headers;
+    const headers: Record<string, string> = {};
+    const raw = this.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!;
+      const had = headers[name];
+      headers[name] =
+        had === undefined ? raw[i + 1]! : `${had}${name === 'cookie' ? '; ' : ', '}${raw[i + 1]}`;
+    }
+    this.#headers = headers;
+    return headers;
   }
 
   get readableEnded(): boolean {

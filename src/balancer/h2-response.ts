@@ -1,14 +1,16 @@
-import { constants, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { OutgoingHttpHeaders } from 'node:http';
+import { H2_CODES } from './h2/h2-error.ts';
+import type { H2Stream } from './h2/h2-stream.ts';
 import { CONNECTION_SPECIFIC } from './h2-request.ts';
 
 type Fields = OutgoingHttpHeaders | (string | number)[];
 
 /**
- * An HTTP/2 response written straight on the stream: the part of `http.ServerResponse` that the proxy path
- * uses (writeHead, write, end, destroy, 'close', 'drain', 'finish'). It takes what the HTTP/1.1 path writes:
- * the reason phrase is dropped (HTTP/2 has none), and so are connection-specific fields such as
- * `connection: close` on an error answer, which Node would refuse. Field names are sent in lower case, and a
- * repeated field is sent as one list (Set-Cookie as separate fields).
+ * An HTTP/2 response written straight on the session's stream: the part of `http.ServerResponse` that the
+ * proxy path uses (writeHead, write, end, destroy, 'close', 'drain', 'finish'). It takes what the HTTP/1.1
+ * path writes: the reason phrase is dropped (HTTP/2 has none), and so are connection-specific fields such as
+ * `connection: close` on an error answer (RFC 9113 §8.2.2). Field names are sent in lower case; a repeated
+ * field is sent as repeated fields, which HTTP/2 allows (and Set-Cookie needs).
  *
  * @example
  *   const res = new H2Response(stream);
@@ -16,13 +18,13 @@ type Fields = OutgoingHttpHeaders | (string | number)[];
  *   res.end('ok');
  */
 export class H2Response {
-  readonly stream: ServerHttp2Stream;
+  readonly stream: H2Stream;
   /** Kept for the HTTP/1.1 callers; an HTTP/2 stream ends on its own, the session stays open. */
   shouldKeepAlive = true;
-  #extra: Record<string, string> | undefined = undefined;
-  #length: string | number | undefined = undefined;
+  #extra: string[] | undefined = undefined;
+  #length: string | undefined = undefined;
 
-  constructor(stream: ServerHttp2Stream) {
+  constructor(stream: H2Stream) {
     this.stream = stream;
   }
 
@@ -31,7 +33,7 @@ export class H2Response {
   }
 
   get destroyed(): boolean {
-    return this.stream.destroyed;
+    return this.stream.closed;
   }
 
   get writableFinished(): boolean {
@@ -40,38 +42,36 @@ export class H2Response {
 
   /** A field for the response still to be written (the balancer's own, such as HSTS). */
   setHeader(name: string, value: string): this {
-    this.#extra ??= {};
-    this.#extra[name.toLowerCase()] = value;
+    this.#extra ??= [];
+    this.#extra.push(name.toLowerCase(), value);
     return this;
   }
 
   /** Only Content-Length is asked for (the access log's size of the balancer's own answers). */
-  getHeader(name: string): string | number | undefined {
-    return name.toLowerCase() === 'content-length' ? this.#length : this.#extra?.[name.toLowerCase()];
+  getHeader(name: string): string | undefined {
+    return name.toLowerCase() === 'content-length' ? this.#length : undefined;
   }
 
   writeHead(status: number, message?: string | Fields, fields?: Fields): this {
     const given = typeof message === 'string' ? fields : (message ?? fields);
-    const out: OutgoingHttpHeaders = { ':status': status };
-    if (this.#extra !== undefined) Object.assign(out, this.#extra);
+    const out: string[] = this.#extra === undefined ? [] : [...this.#extra];
     if (Array.isArray(given)) {
-      for (let i = 0; i < given.length; i += 2)
-        add(out, String(given[i]).toLowerCase(), String(given[i + 1]));
+      for (let i = 0; i < given.length; i += 2) this.#add(out, String(given[i]), String(given[i + 1]));
     } else if (given !== undefined) {
       for (const name in given) {
         const value = given[name];
-        if (value !== undefined) add(out, name.toLowerCase(), Array.isArray(value) ? value : String(value));
+        if (value === undefined) continue;
+        if (Array.isArray(value)) for (const one of value) this.#add(out, name, one);
+        else this.#add(out, name, String(value));
       }
     }
-    this.#length = out['content-length'] as string | undefined;
-    if (open(this.stream)) this.stream.respond(out);
+    this.stream.respond(status, out);
     return this;
   }
 
   write(chunk: Buffer | string): boolean {
-    if (!open(this.stream)) return true;
     if (!this.stream.headersSent) this.writeHead(200);
-    return this.stream.write(chunk);
+    return this.stream.write(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
   }
 
   /**
@@ -81,17 +81,15 @@ export class H2Response {
    */
   end(body?: Buffer | string): this {
     const stream = this.stream;
-    if (!open(stream)) return this;
     if (!stream.headersSent) this.writeHead(200);
     const done = stream.endAfterHeaders || stream.readableEnded ? undefined : () => stopUpload(stream);
-    if (body === undefined) stream.end(done);
-    else stream.end(body, done);
+    stream.end(typeof body === 'string' ? Buffer.from(body) : body, done);
     return this;
   }
 
   /** The answer cannot be completed: the client must see a reset stream, not a short body. */
   destroy(): this {
-    if (open(this.stream)) this.stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+    this.stream.close(H2_CODES.INTERNAL_ERROR);
     return this;
   }
 
@@ -105,25 +103,16 @@ export class H2Response {
     this.stream.once(event, () => fn.call(this));
     return this;
   }
+
+  /** Adds a response field in lower case, dropping the connection-specific ones. */
+  #add(out: string[], name: string, value: string): void {
+    const lower = name.toLowerCase();
+    if (CONNECTION_SPECIFIC.has(lower)) return;
+    if (lower === 'content-length') this.#length = value;
+    out.push(lower, value);
+  }
 }
 
-/**
- * Whether the stream can still take a response: Node throws on `respond` once the client has reset it (closed)
- * or it was destroyed, and a late answer (a queue deadline, a clone's reply) must not throw from a timer.
- */
-function open(stream: ServerHttp2Stream): boolean {
-  return !stream.destroyed && !stream.closed;
-}
-
-function stopUpload(stream: ServerHttp2Stream): void {
-  if (open(stream) && !stream.readableEnded) stream.close(constants.NGHTTP2_NO_ERROR);
-}
-
-/** Adds a response field, dropping the connection-specific ones and joining repeats. */
-function add(out: OutgoingHttpHeaders, name: string, value: string | string[]): void {
-  if (CONNECTION_SPECIFIC.has(name)) return;
-  const had = out[name];
-  if (had === undefined) out[name] = value;
-  else if (name === 'set-cookie') out[name] = ([] as string[]).concat(had as string | string[], value);
-  else out[name] = `${had}, ${Array.isArray(value) ? value.join(', ') : value}`;
+function stopUpload(stream: H2Stream): void {
+  if (!stream.closed && !stream.readableEnded) stream.close(H2_CODES.NO_ERROR);
 }
