@@ -32,7 +32,8 @@ export const CONNECTION_SPECIFIC = new Set([
  * An HTTP/2 request as the HTTP/1.1 proxy path reads it, made straight from the session's stream and its
  * decoded fields. It answers the part of
  * `http.IncomingMessage` that the proxy path uses. Its `rawHeaders` carry no pseudo-headers: `:authority`
- * becomes Host (RFC 9113 §8.3.1), and a body without Content-Length is declared chunked, which is how it goes
+ * becomes Host (RFC 9113 §8.3.1; a Host that names another authority is refused), split Cookie fields are
+ * joined into one (§8.2.3), and a body without Content-Length is declared chunked, which is how it goes
  * on to the clone over HTTP/1.1. It is checked as an HTTP/1.1 request (`httpVersionMinor` 1): Host is then
  * required and request hygiene applies unchanged. `refusal` names what HTTP/2 itself forbids. The body is
  * read from the stream; a stream the client resets (or nghttp2 resets, for a content-length that does not
@@ -66,7 +67,8 @@ export class H2Request {
     const out: string[] = [];
     let refusal: string | undefined;
     let authority: string | undefined;
-    let host = false;
+    let host: string | undefined;
+    let cookie: string | undefined;
     let length = false;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
@@ -79,11 +81,20 @@ export class H2Request {
       }
       if (CONNECTION_SPECIFIC.has(name)) refusal ??= 'h2-connection-specific-header';
       else if (name === 'te' && value.trim().toLowerCase() !== 'trailers') refusal ??= 'h2-te-not-trailers';
-      else if (name === 'host') host = true;
+      else if (name === 'host') host = value;
       else if (name === 'content-length') length = true;
+      else if (name === 'cookie') {
+        // Clients split Cookie into one field per pair (RFC 9113 §8.2.3); HTTP/1.1 wants one line.
+        cookie = cookie === undefined ? value : `${cookie}; ${value}`;
+        continue;
+      }
       out.push(name, value);
     }
-    if (!host && authority !== undefined) out.push('host', authority);
+    if (cookie !== undefined) out.push('cookie', cookie);
+    if (host === undefined) {
+      if (authority !== undefined) out.push('host', authority);
+    } else if (authority !== undefined && host.toLowerCase() !== authority.toLowerCase())
+      refusal ??= 'h2-host-not-authority'; // RFC 9113 §8.3.1
     if (!length && !stream.endAfterHeaders) out.push('transfer-encoding', 'chunked');
     this.rawHeaders = out;
     this.refusal = refusal;

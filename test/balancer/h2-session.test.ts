@@ -72,6 +72,7 @@ function serve(stream: H2Stream, fields: string[], oversize: boolean): void {
     return;
   }
   if (path === '/hold') return; // never answers
+  if (path === '/throw') throw new Error('a bug in the handler');
   stream.respond(200, []);
   stream.end(Buffer.from('ok'));
 }
@@ -290,6 +291,22 @@ describe('H2Session: the balancer’s HTTP/2 server side', () => {
       );
     } finally {
       raw.close();
+    }
+  });
+
+  test('a handler that throws resets its own stream (INTERNAL_ERROR) and is logged; the session goes on', async () => {
+    const c = client();
+    try {
+      const code = await new Promise<number>((resolve) => {
+        const req = c.request({ ':path': '/throw' });
+        req.on('error', () => {});
+        req.on('close', () => resolve(req.rstCode ?? -1));
+      });
+      assert.equal(code, 0x2);
+      assert.ok(errors.some((e) => e.message.includes('a bug in the handler')));
+      assert.equal((await request(c, { ':path': '/after' })).body.toString(), 'ok');
+    } finally {
+      c.close();
     }
   });
 

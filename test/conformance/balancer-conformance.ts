@@ -27,7 +27,8 @@ export type Behaviour =
   | 'exactGroupSplit'
   | 'optionsStar'
   | 'h2OtherSettings'
-  | 'h2ResetGoaway';
+  | 'h2ResetGoaway'
+  | 'h2HostAuthority';
 
 export interface EngineUnderTest {
   engine: 'builtin' | 'haproxy';

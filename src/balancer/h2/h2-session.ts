@@ -60,6 +60,8 @@ export interface H2Hooks {
 const CONNECTION_WINDOW = 1024 * 1024;
 /** A header block (with its CONTINUATION frames) larger than this ends the session (CVE-2024-27316). */
 const MAX_BLOCK_FRAMES = 64;
+/** How many of the streams we reset are remembered, to ignore what the client still sends on them. */
+const RECENT_RESETS = 128;
 /** Writes gathered in one turn of the event loop are sent together below this size, else one by one. */
 const CONCAT_LIMIT = 64 * 1024;
 
@@ -105,6 +107,8 @@ export class H2Session {
   readonly #streams = new Map<number, H2Stream>();
   readonly #blocked = new Set<H2Stream>();
   readonly #drainWaiters = new Set<H2Stream>();
+  /** Streams we reset lately: frames the client sent before it saw the reset are ignored (RFC 9113 §5.1). */
+  readonly #reset = new Set<number>();
   #rest: Buffer | undefined;
   #preface = false;
   #settingsSeen = false;
@@ -297,8 +301,12 @@ export class H2Session {
   }
 
   /** Stream: it closed; one that ended abnormally counts toward the rapid-reset bound. */
-  forget(stream: H2Stream): void {
+  forget(stream: H2Stream, sentReset: boolean): void {
     this.#streams.delete(stream.id);
+    if (sentReset) {
+      this.#reset.add(stream.id);
+      if (this.#reset.size > RECENT_RESETS) this.#reset.delete(this.#reset.values().next().value!);
+    }
     this.#blocked.delete(stream);
     this.#drainWaiters.delete(stream);
     if (stream.rstCode !== H2_CODES.NO_ERROR && !this.destroyed) {
@@ -446,6 +454,7 @@ export class H2Session {
     const stream = this.#streams.get(id);
     if (stream === undefined) {
       if (id > this.#lastId) throw h2Error('PROTOCOL_ERROR', 'DATA on an idle stream');
+      if (this.#reset.has(id)) return;
       this.#glitch();
       throw h2Error('STREAM_CLOSED', 'DATA on a closed stream', id);
     }
@@ -489,7 +498,10 @@ export class H2Session {
       open.remoteEnd();
       return;
     }
-    if (id <= this.#lastId) throw h2Error('STREAM_CLOSED', `HEADERS on closed stream ${id}`);
+    if (id <= this.#lastId) {
+      if (this.#reset.has(id)) return;
+      throw h2Error('STREAM_CLOSED', `HEADERS on closed stream ${id}`);
+    }
     this.#lastId = id;
     if (this.#goaway) return;
     if (this.#streams.size >= this.#limits.maxConcurrentStreams) {
@@ -504,7 +516,16 @@ export class H2Session {
       stream.close(H2_CODES.PROTOCOL_ERROR);
       return;
     }
-    this.#onStream(stream, fields, oversize);
+    try {
+      this.#onStream(stream, fields, oversize);
+    } catch (err) {
+      // A fault of ours must not end the process, nor the client's other streams.
+      this.#hooks.onError(
+        this,
+        h2Error('INTERNAL_ERROR', `stream handler threw: ${(err as Error).message}`, id),
+      );
+      stream.close(H2_CODES.INTERNAL_ERROR);
+    }
   }
 
   #rstStream(id: number, payload: Buffer): void {
@@ -517,7 +538,10 @@ export class H2Session {
     if (id !== 0) throw h2Error('PROTOCOL_ERROR', 'SETTINGS on a stream');
     if (flags & ACK) {
       if (payload.length !== 0) throw h2Error('FRAME_SIZE_ERROR', 'SETTINGS ACK with a payload');
+      // The client now keeps to our initial window, for the streams already open too (RFC 9113 §6.9.2).
+      const delta = this.#limits.initialWindowSize - this.localWindow;
       this.localWindow = this.#limits.initialWindowSize;
+      if (delta !== 0) for (const stream of this.#streams.values()) stream.recvWindow += delta;
       return;
     }
     if (payload.length % 6 !== 0) throw h2Error('FRAME_SIZE_ERROR', 'SETTINGS not a multiple of 6');

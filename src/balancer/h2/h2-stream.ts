@@ -196,7 +196,7 @@ export class H2Stream extends EventEmitter {
   close(code: number = H2_CODES.NO_ERROR): void {
     if (this.closed) return;
     this.session.send(frame32(RST_STREAM, this.id, code));
-    this.abort(code);
+    this.abort(code, true);
   }
 
   /** Session: sends what the windows allow; the rest waits for WINDOW_UPDATE. */
@@ -248,13 +248,13 @@ export class H2Stream extends EventEmitter {
   }
 
   /** Session: the stream is over (reset by the client, by us, or with its session); nothing more is sent. */
-  abort(code: number): void {
+  abort(code: number, sentReset = false): void {
     if (this.closed) return;
     this.closed = true;
     this.rstCode = code;
     this.#outbox.length = 0;
     this.#inbox.length = 0;
-    this.session.forget(this);
+    this.session.forget(this, sentReset);
     process.nextTick(emitClose, this);
   }
 }
