@@ -14,6 +14,8 @@ const haproxy: EngineUnderTest = {
       'HAProxy advertises only the stream and window limits: no SETTINGS_MAX_HEADER_LIST_SIZE (its header limit is tune.bufsize, applied all the same) and no ENABLE_PUSH (it never pushes)',
     h2ResetGoaway:
       'HAProxy 2.6 has no rapid-reset bound per connection: it forwards reset streams at the rate it can (about half of 1,000 reached the clone) and never sends ENHANCE_YOUR_CALM; later HAProxy versions count such "glitches"',
+    h2LengthWithoutData:
+      'HAProxy 2.6 answers a request whose content-length announces a body while END_STREAM on its HEADERS says there is none',
     h2HostAuthority:
       'HAProxy 2.6 forwards an HTTP/2 request whose Host names another authority than :authority',
   },

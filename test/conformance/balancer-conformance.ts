@@ -28,7 +28,8 @@ export type Behaviour =
   | 'optionsStar'
   | 'h2OtherSettings'
   | 'h2ResetGoaway'
-  | 'h2HostAuthority';
+  | 'h2HostAuthority'
+  | 'h2LengthWithoutData';
 
 export interface EngineUnderTest {
   engine: 'builtin' | 'haproxy';

@@ -510,6 +510,8 @@ export class H2Session {
     }
     const oversize = size > this.#limits.maxHeaderListSize;
     const facts = oversize ? { malformed: undefined, contentLength: -1 } : checkRequestFields(fields);
+    // A declared body that never comes: the clone would wait for it (RFC 9113 §8.1.1).
+    if (end && facts.contentLength > 0) facts.malformed ??= 'content-length without DATA';
     const stream = new H2Stream(this, id, end, end ? -1 : facts.contentLength);
     this.#streams.set(id, stream);
     if (facts.malformed !== undefined) {
