@@ -28,6 +28,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { createBalancer } from '../src/balancer/index.ts';
 import { makeTestPki } from '../test/harness/tls-certs.ts';
+import { cpuTicks, median, TICKS_PER_SECOND } from './proc-stats.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
@@ -42,8 +43,6 @@ const H2LOAD = '/usr/bin/h2load';
 const ONLY = process.env.BENCH_ONLY?.split(',');
 const ROOT = join(import.meta.dirname, '..');
 const WRK = '/usr/bin/wrk';
-/** USER_HZ: /proc reports CPU time in these ticks (100 on the Linux builds we know of). */
-const TICKS_PER_SECOND = 100;
 
 /** The balancer under test, in its own process so that its CPU and RSS are its own; HTTPS with BENCH_TLS_*. */
 async function serveBalancer(urls: string[]): Promise<void> {
@@ -420,16 +419,6 @@ interface Sample {
   cpuUs: number | null;
 }
 
-function cpuTicks(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]); // utime + stime
-  } catch {
-    return null;
-  }
-}
-
 function toMs(value: string): number {
   const m = /^([\d.]+)(us|ms|s)$/.exec(value.trim());
   if (!m) return Number.NaN;
@@ -627,11 +616,6 @@ async function pacedGets(port: number, rate: number, seconds: number): Promise<S
 function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024);
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
 }
 
 interface Config {
