@@ -184,6 +184,19 @@ describe('H2Session: the balancer’s HTTP/2 server side', () => {
     }
   });
 
+  test('a client that shrinks its HPACK table (SETTINGS_HEADER_TABLE_SIZE 0) still reads every answer', async () => {
+    const c = client({ headerTableSize: 0 });
+    try {
+      await new Promise((resolve) => c.once('localSettings', resolve));
+      for (let i = 0; i < 3; i++) {
+        const res = await request(c, { ':path': `/t${i}` });
+        assert.equal(`${res.status} ${res.body}`, '200 ok');
+      }
+    } finally {
+      c.close();
+    }
+  });
+
   test('many streams at once on one session, each answered', async () => {
     const c = client();
     try {

@@ -115,6 +115,7 @@ describe('HPACK (RFC 7541)', () => {
       'b=2',
     ]);
     assert.equal(encodeResponse(404, [])[0], 0x8d, ':status 404 is static index 13');
+    assert.deepEqual([...encodeResponse(200, [], 0, 0)], [0x20, 0x88], 'a table size update to 0, then :status 200');
     const framed = encodeResponse(200, [], 9);
     assert.equal(framed.length, 10, 'room left for the frame header');
   });

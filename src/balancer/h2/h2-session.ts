@@ -20,6 +20,7 @@ import {
   RST_STREAM,
   SETTINGS,
   SETTINGS_ENABLE_PUSH,
+  SETTINGS_HEADER_TABLE_SIZE,
   SETTINGS_INITIAL_WINDOW_SIZE,
   SETTINGS_MAX_CONCURRENT_STREAMS,
   SETTINGS_MAX_FRAME_SIZE,
@@ -109,6 +110,8 @@ export class H2Session {
   readonly #drainWaiters = new Set<H2Stream>();
   /** Streams we reset lately: frames the client sent before it saw the reset are ignored (RFC 9113 §5.1). */
   readonly #reset = new Set<number>();
+  /** A SETTINGS_HEADER_TABLE_SIZE the client lowered, to confirm at the start of the next header block. */
+  #tableUpdate = -1;
   #rest: Buffer | undefined;
   #preface = false;
   #settingsSeen = false;
@@ -197,7 +200,8 @@ export class H2Session {
   }
 
   sendHeaders(id: number, status: number, fields: readonly string[]): void {
-    const block = encodeResponse(status, fields, 9);
+    const block = encodeResponse(status, fields, 9, this.#tableUpdate);
+    this.#tableUpdate = -1;
     const length = block.length - 9;
     if (length <= this.peerMaxFrame) {
       writeFrameHeader(block, 0, length, HEADERS, END_HEADERS, id);
@@ -375,7 +379,12 @@ export class H2Session {
       if (pos < buf.length && !this.destroyed) this.#rest = buf.subarray(pos);
     } catch (err) {
       if (err instanceof H2ProtocolError) this.#fail(err);
-      else throw err;
+      else {
+        // A fault of ours (a body reader threw): the session's state cannot be trusted; it ends, the
+        // process does not.
+        this.#hooks.onError(this, h2Error('INTERNAL_ERROR', `session failed: ${(err as Error).message}`));
+        this.destroy();
+      }
     }
   }
 
@@ -554,6 +563,8 @@ export class H2Session {
       const value = payload.readUInt32BE(at + 2);
       if (key === SETTINGS_ENABLE_PUSH && value > 1)
         throw h2Error('PROTOCOL_ERROR', 'ENABLE_PUSH not 0 or 1');
+      // Our encoder keeps no table, but a client that shrinks its own expects to see the size confirmed.
+      if (key === SETTINGS_HEADER_TABLE_SIZE && value < 4096) this.#tableUpdate = value;
       if (key === SETTINGS_INITIAL_WINDOW_SIZE) {
         if (value > MAX_WINDOW) throw h2Error('FLOW_CONTROL_ERROR', 'INITIAL_WINDOW_SIZE too large');
         const delta = value - this.peerWindow;

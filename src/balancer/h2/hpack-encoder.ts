@@ -13,11 +13,18 @@ const STATUS_INDEX: Record<number, number> = { 200: 8, 204: 9, 206: 10, 304: 11,
  * @example
  *   const block = encodeResponse(200, ['content-type', 'text/plain', 'content-length', '2']);
  */
-export function encodeResponse(status: number, fields: readonly string[], offset = 0): Buffer {
-  let size = offset + 8;
+export function encodeResponse(
+  status: number,
+  fields: readonly string[],
+  offset = 0,
+  tableSize = -1,
+): Buffer {
+  let size = offset + 16;
   for (let i = 0; i < fields.length; i++) size += fields[i]!.length + 6;
   const out = Buffer.allocUnsafe(size);
   let pos = offset;
+  // The client lowered SETTINGS_HEADER_TABLE_SIZE: the next block opens with a size update (RFC 7541 §4.2).
+  if (tableSize >= 0) pos = writeInt(out, pos, tableSize, 5, 0x20);
   const indexed = STATUS_INDEX[status];
   if (indexed !== undefined) out[pos++] = 0x80 | indexed;
   else {
