@@ -240,6 +240,22 @@ describe('H2Session: the balancer’s HTTP/2 server side', () => {
     }
   });
 
+  test('frames that arrive a byte per TLS record are put together', async () => {
+    const raw = await RawH2.open(port, pki.ca);
+    try {
+      raw.socket.setNoDelay(true);
+      const request = frame(HEADERS, END_STREAM | END_HEADERS, 1, hpackLiterals(GET));
+      for (const byte of request) {
+        raw.send(Buffer.from([byte]));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const head = await raw.waitFor((f) => f.type === HEADERS && f.stream === 1);
+      assert.equal(head?.payload[0], 0x88, ':status 200');
+    } finally {
+      raw.close();
+    }
+  });
+
   /** Sends `frames` on a fresh raw session and returns the GOAWAY error code (or -1). */
   async function goawayAfter(...frames: Buffer[]): Promise<number> {
     const raw = await RawH2.open(port, pki.ca);

@@ -112,7 +112,10 @@ export class H2Session {
   readonly #reset = new Set<number>();
   /** A SETTINGS_HEADER_TABLE_SIZE the client lowered, to confirm at the start of the next header block. */
   #tableUpdate = -1;
-  #rest: Buffer | undefined;
+  /** The start of a frame split over reads, its size so far, and the bytes needed to go on. */
+  #rest: Buffer[] = [];
+  #restBytes = 0;
+  #need = 0;
   #preface = false;
   #settingsSeen = false;
   #lastId = 0;
@@ -340,16 +343,22 @@ export class H2Session {
   #onData(chunk: Buffer): void {
     if (this.destroyed) return;
     let buf = chunk;
-    if (this.#rest !== undefined) {
-      buf = Buffer.concat([this.#rest, chunk]);
-      this.#rest = undefined;
+    if (this.#rest.length > 0) {
+      // A frame split over reads is joined once all of it is here: a client dripping a frame a byte per TLS
+      // record must not make us copy the growing piece again on every read.
+      this.#rest.push(chunk);
+      this.#restBytes += chunk.length;
+      if (this.#restBytes < this.#need) return;
+      buf = Buffer.concat(this.#rest, this.#restBytes);
+      this.#rest = [];
+      this.#restBytes = 0;
     }
     let pos = 0;
     try {
       if (!this.#preface) {
         if (buf.length < PREFACE.length) {
           if (!PREFACE.subarray(0, buf.length).equals(buf)) throw h2Error('PROTOCOL_ERROR', 'no preface');
-          this.#rest = buf;
+          this.#keep(buf, PREFACE.length);
           return;
         }
         if (!buf.subarray(0, PREFACE.length).equals(PREFACE)) throw h2Error('PROTOCOL_ERROR', 'no preface');
@@ -376,7 +385,10 @@ export class H2Session {
           else this.send(frame32(RST_STREAM, err.stream, err.code));
         }
       }
-      if (pos < buf.length && !this.destroyed) this.#rest = buf.subarray(pos);
+      if (pos < buf.length && !this.destroyed) {
+        const rest = buf.subarray(pos);
+        this.#keep(rest, rest.length < 9 ? 9 : 9 + ((rest[0]! << 16) | (rest[1]! << 8) | rest[2]!));
+      }
     } catch (err) {
       if (err instanceof H2ProtocolError) this.#fail(err);
       else {
@@ -386,6 +398,13 @@ export class H2Session {
         this.destroy();
       }
     }
+  }
+
+  /** Keeps the start of a frame (or of the preface) until `need` bytes of it have come. */
+  #keep(part: Buffer, need: number): void {
+    this.#rest = [part];
+    this.#restBytes = part.length;
+    this.#need = need;
   }
 
   #frame(type: number, flags: number, id: number, payload: Buffer): void {
