@@ -69,3 +69,13 @@ export function frame32(type: number, stream: number, value: number): Buffer {
   buf.writeUInt32BE(value, 9);
   return buf;
 }
+
+/** A SETTINGS frame with these [identifier, value] pairs (RFC 9113 §6.5.1). */
+export function settingsFrame(entries: readonly (readonly [number, number])[]): Buffer {
+  const payload = Buffer.allocUnsafe(6 * entries.length);
+  entries.forEach(([key, value], i) => {
+    payload.writeUInt16BE(key, 6 * i);
+    payload.writeUInt32BE(value, 6 * i + 2);
+  });
+  return frame(SETTINGS, 0, 0, payload);
+}

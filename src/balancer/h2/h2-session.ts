@@ -13,7 +13,6 @@ import {
   MAX_WINDOW,
   PADDED,
   PING,
-  PREFACE,
   PRIORITY,
   PRIORITY_FLAG,
   PUSH_PROMISE,
@@ -25,13 +24,15 @@ import {
   SETTINGS_MAX_CONCURRENT_STREAMS,
   SETTINGS_MAX_FRAME_SIZE,
   SETTINGS_MAX_HEADER_LIST_SIZE,
+  settingsFrame,
   WINDOW_UPDATE,
-  writeFrameHeader,
 } from './frame.ts';
+import { FrameReader } from './frame-reader.ts';
+import { FrameWriter } from './frame-writer.ts';
 import { H2_CODES, H2ProtocolError, h2Error } from './h2-error.ts';
 import { H2Stream } from './h2-stream.ts';
 import { HpackDecoder } from './hpack-decoder.ts';
-import { encodeResponse } from './hpack-encoder.ts';
+import { WindowCounter } from './window-counter.ts';
 
 /** The session's limits (the balancer's `http2` and `server` options). */
 export interface H2Limits {
@@ -63,12 +64,6 @@ const CONNECTION_WINDOW = 1024 * 1024;
 const MAX_BLOCK_FRAMES = 64;
 /** How many of the streams we reset are remembered, to ignore what the client still sends on them. */
 const RECENT_RESETS = 128;
-/** Writes gathered in one turn of the event loop are sent together below this size, else one by one. */
-const CONCAT_LIMIT = 64 * 1024;
-
-function flushSession(session: H2Session): void {
-  session.flush();
-}
 
 /**
  * The server side of one HTTP/2 connection (RFC 9113) over a TLS socket that negotiated `h2`: frames,
@@ -95,12 +90,11 @@ export class H2Session {
   localWindow = 65_535;
   /** The client's SETTINGS_INITIAL_WINDOW_SIZE. */
   peerWindow = 65_535;
-  peerMaxFrame = 16_384;
   /** What we may still send on the connection. */
   sendWindow = 65_535;
-  /** The socket took more than it could write at once: writers wait for 'drain'. */
-  congested = false;
   destroyed = false;
+  /** Frames to the client; all those of one turn of the event loop leave in one write. */
+  readonly out: FrameWriter;
   readonly #limits: H2Limits;
   readonly #hooks: H2Hooks;
   readonly #onStream: OnStream;
@@ -110,27 +104,16 @@ export class H2Session {
   readonly #drainWaiters = new Set<H2Stream>();
   /** Streams we reset lately: frames the client sent before it saw the reset are ignored (RFC 9113 §5.1). */
   readonly #reset = new Set<number>();
-  /** A SETTINGS_HEADER_TABLE_SIZE the client lowered, to confirm at the start of the next header block. */
-  #tableUpdate = -1;
-  /** The start of a frame split over reads, its size so far, and the bytes needed to go on. */
-  #rest: Buffer[] = [];
-  #restBytes = 0;
-  #need = 0;
-  #preface = false;
+  readonly #reader: FrameReader;
+  readonly #resets: WindowCounter;
+  readonly #glitches: WindowCounter;
   #settingsSeen = false;
   #lastId = 0;
   /** A header block waiting for its CONTINUATION frames. */
   #block: { id: number; end: boolean; parts: Buffer[]; size: number } | undefined;
   #recvWindow = CONNECTION_WINDOW;
   #unacked = 0;
-  #out: Buffer[] = [];
-  #outBytes = 0;
-  #flushing = false;
   #goaway = false;
-  #badCount = 0;
-  #badSince = 0;
-  #glitches = 0;
-  #glitchSince = 0;
 
   constructor(socket: TLSSocket, limits: H2Limits, hooks: H2Hooks, onStream: OnStream) {
     this.socket = socket;
@@ -138,6 +121,13 @@ export class H2Session {
     this.#limits = limits;
     this.#hooks = hooks;
     this.#onStream = onStream;
+    this.out = new FrameWriter(socket, () => {
+      if (socket.writableLength > limits.maxUnread)
+        this.#calm('flood', 'the client reads none of our frames');
+    });
+    this.#reader = new FrameReader((type, flags, id, payload) => this.#onFrame(type, flags, id, payload));
+    this.#resets = new WindowCounter(limits.maxResets, limits.resetWindow);
+    this.#glitches = new WindowCounter(limits.maxResets * 10, limits.resetWindow);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('drain', () => this.#onDrain());
@@ -147,16 +137,14 @@ export class H2Session {
     socket.setTimeout(limits.idleTimeout, () => {
       if (this.#streams.size === 0) this.close();
     });
-    const settings = Buffer.allocUnsafe(24);
-    settings.writeUInt16BE(SETTINGS_MAX_CONCURRENT_STREAMS, 0);
-    settings.writeUInt32BE(limits.maxConcurrentStreams, 2);
-    settings.writeUInt16BE(SETTINGS_INITIAL_WINDOW_SIZE, 6);
-    settings.writeUInt32BE(limits.initialWindowSize, 8);
-    settings.writeUInt16BE(SETTINGS_MAX_HEADER_LIST_SIZE, 12);
-    settings.writeUInt32BE(limits.maxHeaderListSize, 14);
-    settings.writeUInt16BE(SETTINGS_ENABLE_PUSH, 18);
-    settings.writeUInt32BE(0, 20);
-    this.send(frame(SETTINGS, 0, 0, settings));
+    this.send(
+      settingsFrame([
+        [SETTINGS_MAX_CONCURRENT_STREAMS, limits.maxConcurrentStreams],
+        [SETTINGS_INITIAL_WINDOW_SIZE, limits.initialWindowSize],
+        [SETTINGS_MAX_HEADER_LIST_SIZE, limits.maxHeaderListSize],
+        [SETTINGS_ENABLE_PUSH, 0],
+      ]),
+    );
     this.send(frame32(WINDOW_UPDATE, 0, CONNECTION_WINDOW - 65_535));
   }
 
@@ -167,72 +155,9 @@ export class H2Session {
 
   // --- Output. ---
 
-  /** Queues a frame; all frames queued in this turn of the event loop leave together. */
+  /** Queues a frame (see `out`). */
   send(buf: Buffer): void {
-    if (this.destroyed) return;
-    this.#out.push(buf);
-    this.#outBytes += buf.length;
-    if (!this.#flushing) {
-      this.#flushing = true;
-      setImmediate(flushSession, this);
-    }
-  }
-
-  flush(): void {
-    this.#flushing = false;
-    const out = this.#out;
-    if (out.length === 0 || this.destroyed) return;
-    const bytes = this.#outBytes;
-    this.#out = [];
-    this.#outBytes = 0;
-    const socket = this.socket;
-    let ok: boolean;
-    if (out.length === 1) ok = socket.write(out[0]!);
-    else if (bytes <= CONCAT_LIMIT) ok = socket.write(Buffer.concat(out, bytes));
-    else {
-      socket.cork();
-      ok = true;
-      for (const buf of out) ok = socket.write(buf);
-      socket.uncork();
-    }
-    if (!ok) {
-      this.congested = true;
-      if (socket.writableLength > this.#limits.maxUnread)
-        this.#calm('flood', 'the client reads none of our frames');
-    }
-  }
-
-  sendHeaders(id: number, status: number, fields: readonly string[]): void {
-    const block = encodeResponse(status, fields, 9, this.#tableUpdate);
-    this.#tableUpdate = -1;
-    const length = block.length - 9;
-    if (length <= this.peerMaxFrame) {
-      writeFrameHeader(block, 0, length, HEADERS, END_HEADERS, id);
-      this.send(block);
-      return;
-    }
-    const payload = block.subarray(9);
-    for (let at = 0; at < length; at += this.peerMaxFrame) {
-      const part = payload.subarray(at, Math.min(length, at + this.peerMaxFrame));
-      const last = at + this.peerMaxFrame >= length;
-      this.send(frame(at === 0 ? HEADERS : CONTINUATION, last ? END_HEADERS : 0, id, part));
-    }
-  }
-
-  sendData(id: number, chunk: Buffer | undefined, end: boolean): void {
-    const length = chunk?.length ?? 0;
-    if (length > 0 && length <= 1024) {
-      // A small body travels in the frame's own buffer: one piece less to gather.
-      const buf = Buffer.allocUnsafe(9 + length);
-      writeFrameHeader(buf, 0, length, DATA, end ? END_STREAM : 0, id);
-      chunk!.copy(buf, 9);
-      this.send(buf);
-      return;
-    }
-    const head = Buffer.allocUnsafe(9);
-    writeFrameHeader(head, 0, length, DATA, end ? END_STREAM : 0, id);
-    this.send(head);
-    if (length > 0) this.send(chunk!);
+    if (!this.destroyed) this.out.send(buf);
   }
 
   /** A stream has data that waits for a WINDOW_UPDATE. */
@@ -246,7 +171,7 @@ export class H2Session {
   }
 
   #onDrain(): void {
-    this.congested = false;
+    this.out.congested = false;
     const waiting = [...this.#drainWaiters];
     this.#drainWaiters.clear();
     for (const stream of waiting) stream.pump();
@@ -264,7 +189,7 @@ export class H2Session {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    this.#out = [];
+    this.out.close();
     for (const stream of [...this.#streams.values()]) stream.abort(H2_CODES.CANCEL);
     this.socket.destroy();
     this.#hooks.onClose(this);
@@ -281,7 +206,7 @@ export class H2Session {
 
   /** Flushes what is queued, then ends the socket (and destroys it if the client does not close its side). */
   #end(): void {
-    this.flush();
+    this.out.flush();
     this.socket.end();
     setTimeout(() => this.destroy(), 1000).unref();
   }
@@ -303,7 +228,7 @@ export class H2Session {
     }
     this.#hooks.onAbuse(this, kind, why);
     this.#sendGoaway(H2_CODES.ENHANCE_YOUR_CALM);
-    this.flush();
+    this.out.flush();
     setTimeout(() => this.destroy(), 1000).unref();
   }
 
@@ -316,79 +241,22 @@ export class H2Session {
     }
     this.#blocked.delete(stream);
     this.#drainWaiters.delete(stream);
-    if (stream.rstCode !== H2_CODES.NO_ERROR && !this.destroyed) {
-      const now = Date.now();
-      if (now - this.#badSince > this.#limits.resetWindow) {
-        this.#badSince = now;
-        this.#badCount = 0;
-      }
-      if (++this.#badCount > this.#limits.maxResets) this.#calm('rapid-reset', 'too many streams reset');
-    }
+    if (stream.rstCode !== H2_CODES.NO_ERROR && !this.destroyed && this.#resets.hit())
+      this.#calm('rapid-reset', 'too many streams reset');
     if (this.#goaway && this.#streams.size === 0 && !this.destroyed) this.#end();
   }
 
   /** A frame that costs us work and serves no request; too many per window is abuse. */
   #glitch(): void {
-    const now = Date.now();
-    if (now - this.#glitchSince > this.#limits.resetWindow) {
-      this.#glitchSince = now;
-      this.#glitches = 0;
-    }
-    if (++this.#glitches > this.#limits.maxResets * 10)
-      this.#calm('flood', 'too many empty or useless frames');
+    if (this.#glitches.hit()) this.#calm('flood', 'too many empty or useless frames');
   }
 
   // --- Input. ---
 
   #onData(chunk: Buffer): void {
     if (this.destroyed) return;
-    let buf = chunk;
-    if (this.#rest.length > 0) {
-      // A frame split over reads is joined once all of it is here: a client dripping a frame a byte per TLS
-      // record must not make us copy the growing piece again on every read.
-      this.#rest.push(chunk);
-      this.#restBytes += chunk.length;
-      if (this.#restBytes < this.#need) return;
-      buf = Buffer.concat(this.#rest, this.#restBytes);
-      this.#rest = [];
-      this.#restBytes = 0;
-    }
-    let pos = 0;
     try {
-      if (!this.#preface) {
-        if (buf.length < PREFACE.length) {
-          if (!PREFACE.subarray(0, buf.length).equals(buf)) throw h2Error('PROTOCOL_ERROR', 'no preface');
-          this.#keep(buf, PREFACE.length);
-          return;
-        }
-        if (!buf.subarray(0, PREFACE.length).equals(PREFACE)) throw h2Error('PROTOCOL_ERROR', 'no preface');
-        this.#preface = true;
-        pos = PREFACE.length;
-      }
-      while (buf.length - pos >= 9 && !this.destroyed) {
-        const length = (buf[pos]! << 16) | (buf[pos + 1]! << 8) | buf[pos + 2]!;
-        // Our SETTINGS_MAX_FRAME_SIZE is the default, 16,384.
-        if (length > 16_384) throw h2Error('FRAME_SIZE_ERROR', `frame of ${length} bytes`);
-        if (buf.length - pos - 9 < length) break;
-        const type = buf[pos + 3]!;
-        const flags = buf[pos + 4]!;
-        const id = buf.readUInt32BE(pos + 5) & 0x7fffffff;
-        const payload = buf.subarray(pos + 9, pos + 9 + length);
-        pos += 9 + length;
-        try {
-          this.#frame(type, flags, id, payload);
-        } catch (err) {
-          if (!(err instanceof H2ProtocolError) || err.stream === 0) throw err;
-          // A stream error: that stream is reset, the session goes on.
-          const stream = this.#streams.get(err.stream);
-          if (stream !== undefined) stream.close(err.code);
-          else this.send(frame32(RST_STREAM, err.stream, err.code));
-        }
-      }
-      if (pos < buf.length && !this.destroyed) {
-        const rest = buf.subarray(pos);
-        this.#keep(rest, rest.length < 9 ? 9 : 9 + ((rest[0]! << 16) | (rest[1]! << 8) | rest[2]!));
-      }
+      this.#reader.read(chunk);
     } catch (err) {
       if (err instanceof H2ProtocolError) this.#fail(err);
       else {
@@ -400,11 +268,17 @@ export class H2Session {
     }
   }
 
-  /** Keeps the start of a frame (or of the preface) until `need` bytes of it have come. */
-  #keep(part: Buffer, need: number): void {
-    this.#rest = [part];
-    this.#restBytes = part.length;
-    this.#need = need;
+  /** One frame from the reader; a stream error resets that stream and the session goes on. */
+  #onFrame(type: number, flags: number, id: number, payload: Buffer): boolean {
+    try {
+      this.#frame(type, flags, id, payload);
+    } catch (err) {
+      if (!(err instanceof H2ProtocolError) || err.stream === 0) throw err;
+      const stream = this.#streams.get(err.stream);
+      if (stream !== undefined) stream.close(err.code);
+      else this.send(frame32(RST_STREAM, err.stream, err.code));
+    }
+    return !this.destroyed;
   }
 
   #frame(type: number, flags: number, id: number, payload: Buffer): void {
@@ -583,7 +457,7 @@ export class H2Session {
       if (key === SETTINGS_ENABLE_PUSH && value > 1)
         throw h2Error('PROTOCOL_ERROR', 'ENABLE_PUSH not 0 or 1');
       // Our encoder keeps no table, but a client that shrinks its own expects to see the size confirmed.
-      if (key === SETTINGS_HEADER_TABLE_SIZE && value < 4096) this.#tableUpdate = value;
+      if (key === SETTINGS_HEADER_TABLE_SIZE && value < 4096) this.out.confirmTableSize(value);
       if (key === SETTINGS_INITIAL_WINDOW_SIZE) {
         if (value > MAX_WINDOW) throw h2Error('FLOW_CONTROL_ERROR', 'INITIAL_WINDOW_SIZE too large');
         const delta = value - this.peerWindow;
@@ -591,7 +465,7 @@ export class H2Session {
         for (const stream of this.#streams.values()) stream.adjustWindow(delta);
       } else if (key === SETTINGS_MAX_FRAME_SIZE) {
         if (value < 16_384 || value > 16_777_215) throw h2Error('PROTOCOL_ERROR', 'bad MAX_FRAME_SIZE');
-        this.peerMaxFrame = value;
+        this.out.maxFrame = value;
       }
     }
     this.send(frame(SETTINGS, ACK, 0));

@@ -165,7 +165,7 @@ export class H2Stream extends EventEmitter {
   respond(status: number, fields: readonly string[]): void {
     if (this.closed || this.headersSent) return;
     this.headersSent = true;
-    this.session.sendHeaders(this.id, status, fields);
+    this.session.out.sendHeaders(this.id, status, fields);
   }
 
   write(chunk: Buffer): boolean {
@@ -175,7 +175,7 @@ export class H2Stream extends EventEmitter {
       this.#outBytes += chunk.length;
       this.pump();
     }
-    if (this.#outBytes < HIGH_WATER && !this.session.congested) return true;
+    if (this.#outBytes < HIGH_WATER && !this.session.out.congested) return true;
     this.#wantDrain = true;
     this.session.waitDrain(this);
     return false;
@@ -203,7 +203,7 @@ export class H2Stream extends EventEmitter {
   pump(): void {
     const session = this.session;
     while (this.#outbox.length > 0) {
-      const room = Math.min(this.sendWindow, session.sendWindow, session.peerMaxFrame);
+      const room = Math.min(this.sendWindow, session.sendWindow, session.out.maxFrame);
       if (room <= 0) {
         session.block(this);
         break;
@@ -218,14 +218,14 @@ export class H2Stream extends EventEmitter {
       this.sendWindow -= chunk.length;
       session.sendWindow -= chunk.length;
       const last = this.#endQueued && this.#outbox.length === 0;
-      session.sendData(this.id, chunk, last);
+      session.out.sendData(this.id, chunk, last);
       if (last) this.#finish();
     }
     if (this.#endQueued && !this.#localEnded && this.#outbox.length === 0) {
-      session.sendData(this.id, undefined, true);
+      session.out.sendData(this.id, undefined, true);
       this.#finish();
     }
-    if (this.#wantDrain && this.#outBytes < HIGH_WATER && !session.congested) {
+    if (this.#wantDrain && this.#outBytes < HIGH_WATER && !session.out.congested) {
       this.#wantDrain = false;
       this.emit('drain');
     }
