@@ -36,7 +36,7 @@ export const CONNECTION_SPECIFIC = new Set([
  * joined into one (§8.2.3), and a body without Content-Length is declared chunked, which is how it goes
  * on to the clone over HTTP/1.1. It is checked as an HTTP/1.1 request (`httpVersionMinor` 1): Host is then
  * required and request hygiene applies unchanged. `refusal` names what HTTP/2 itself forbids. The body is
- * read from the stream; a stream the client resets (or nghttp2 resets, for a content-length that does not
+ * read from the stream; a stream the client resets (or the session resets, for a content-length that does not
  * match the DATA frames) never ends, so a truncated body never looks complete. `headers` is built only
  * when asked for (the access log reads it).
  *
