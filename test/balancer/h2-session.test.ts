@@ -13,6 +13,7 @@ import { frame, hpackLiterals, RawH2 } from './fixtures/raw-h2.ts';
 const DATA = 0x0;
 const HEADERS = 0x1;
 const RST_STREAM = 0x3;
+const SETTINGS = 0x4;
 const PING = 0x6;
 const GOAWAY = 0x7;
 const CONTINUATION = 0x9;
@@ -152,6 +153,36 @@ describe('H2Session: the balancer’s HTTP/2 server side', () => {
       assert.ok(res.body.equals(BIG), 'every byte in order');
     } finally {
       c.close();
+    }
+  });
+
+  test('a client window of 0 holds the answer back; a larger SETTINGS_INITIAL_WINDOW_SIZE lets it go, to the window', async () => {
+    const raw = await RawH2.open(port, pki.ca);
+    try {
+      const settings = (window: number): Buffer => {
+        const payload = Buffer.alloc(6);
+        payload.writeUInt16BE(0x4, 0);
+        payload.writeUInt32BE(window, 2);
+        return frame(SETTINGS, 0, 0, payload);
+      };
+      raw.send(
+        settings(0),
+        frame(HEADERS, END_STREAM | END_HEADERS, 1, hpackLiterals([...GET.slice(0, 3), [':path', '/big']])),
+      );
+      assert.ok(
+        await raw.waitFor((f) => f.type === HEADERS && f.stream === 1),
+        'the headers are not flow-controlled',
+      );
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const sent = (): number =>
+        raw.frames.filter((f) => f.type === DATA && f.stream === 1).reduce((n, f) => n + f.payload.length, 0);
+      assert.equal(sent(), 0, 'no DATA while the stream window is 0');
+      raw.send(settings(40_000));
+      await raw.waitFor(() => sent() >= 40_000, 2000);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(sent(), 40_000, 'exactly the new window, no more');
+    } finally {
+      raw.close();
     }
   });
 
