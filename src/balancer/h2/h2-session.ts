@@ -148,11 +148,6 @@ export class H2Session {
     this.send(frame32(WINDOW_UPDATE, 0, CONNECTION_WINDOW - 65_535));
   }
 
-  /** Streams open now. */
-  get streamCount(): number {
-    return this.#streams.size;
-  }
-
   // --- Output. ---
 
   /** Queues a frame (see `out`). */
